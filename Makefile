@@ -1,0 +1,34 @@
+# The two commands: `make demo` and `make test`. Each prepares what it needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint services install bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+services:
+	@scripts/services.sh
+
+demo: install services
+	@scripts/demo.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install services lint
+	$(BIN)/pytest
+
+bench: install services
+	$(BIN)/python bench/intake.py
+
+clean:
+	rm -rf var/*.db var/*.db-* .pytest_cache .mypy_cache

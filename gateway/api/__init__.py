@@ -1,0 +1,1 @@
+"""The partner-facing HTTP API."""

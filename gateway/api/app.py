@@ -1,0 +1,70 @@
+"""The FastAPI application: wiring of store, contracts, middleware, routes and problems."""
+
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+
+from gateway.api import health, problems, referrals
+from gateway.contracts import Contracts
+from gateway.logs import CORRELATION_HEADER, bind_correlation_id, new_correlation_id
+from gateway.settings import Settings, get_settings
+from gateway.store.db import make_engine, make_sessionmaker
+
+log = structlog.get_logger()
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A gateway API bound to the configured store and contracts."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="CaseBridge partner API",
+        version="1",
+        summary="Referrals and transfers between case-management systems, with their status.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.sessions = make_sessionmaker(app.state.engine)
+    app.state.contracts = Contracts(settings.contracts_dir)
+
+    @app.middleware("http")
+    async def correlate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        given = request.headers.get(CORRELATION_HEADER, "")
+        correlation_id = given if _CORRELATION_ID.match(given) else new_correlation_id()
+        bind_correlation_id(correlation_id)
+        request.state.correlation_id = correlation_id
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception as error:  # the one place unplanned errors become a 500
+            response = problems.unexpected(request, error)
+        response.headers.setdefault(CORRELATION_HEADER, correlation_id)
+        route = request.scope.get("route")
+        log.info("request_handled", method=request.method,
+                 route=getattr(route, "path", "unmatched"), status=response.status_code,
+                 ms=round((time.perf_counter() - started) * 1000, 1))
+        return response
+
+    problems.install(app)
+    app.include_router(referrals.router)
+    app.include_router(health.router)
+
+    @app.get("/v1/noop", include_in_schema=False)
+    def noop() -> dict[str, str]:
+        """The benchmark's baseline: the same server, no work."""
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,53 @@
+"""Typed dependencies: the request's database session, the calling partner, the contracts."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from gateway.contracts import Contracts
+from gateway.partners import authenticate
+from gateway.settings import Settings
+from gateway.store.models import Partner
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request: committed when the view returns, rolled back on error."""
+    with request.app.state.sessions() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_contracts(request: Request) -> Contracts:
+    contracts: Contracts = request.app.state.contracts
+    return contracts
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ContractsDep = Annotated[Contracts, Depends(get_contracts)]
+
+
+def get_partner(
+    session: SessionDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Partner:
+    """The partner system calling, from `Authorization: Bearer <key>` or `X-API-Key`."""
+    key = x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    return authenticate(session=session, api_key=key)
+
+
+PartnerDep = Annotated[Partner, Depends(get_partner)]

@@ -1,0 +1,109 @@
+"""Routes of /v1/referrals: submit, read, list, post status events."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from structlog.contextvars import bind_contextvars
+
+from gateway.api.body import json_body
+from gateway.api.deps import ContractsDep, PartnerDep, SessionDep, SettingsDep
+from gateway.api.schemas import ReferralOut, ReferralPage, ReferralSummary
+from gateway.errors import FieldError, MalformedRequest
+from gateway.lifecycle import Kind, State
+from gateway.logs import CORRELATION_HEADER
+from gateway.referrals import (
+    list_referrals,
+    record_status_event,
+    role_of,
+    submit_referral,
+    visible_referral,
+)
+
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+JsonBody = Annotated[Any, Depends(json_body)]
+log = structlog.get_logger()
+
+
+def _body_doc(contract: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object",
+        "description": f"A canonical {contract} document: GET /v1/contracts/{contract}",
+    }}}}}
+
+
+@router.post("", status_code=201, response_model=ReferralOut, openapi_extra=_body_doc("referral"),
+             summary="Submit a referral or transfer")
+def post_referral(
+    request: Request, response: Response, session: SessionDep, partner: PartnerDep,
+    contracts: ContractsDep, document: JsonBody,
+    idempotency_key: Annotated[str | None, Header(
+        max_length=200, description="Unique per referral; a retry reuses it")] = None,
+) -> ReferralOut:
+    """Submit a canonical referral (`kind: referral`) or transfer (`kind: transfer`).
+
+    The same Idempotency-Key with the same body returns the first result; with another body it
+    is refused with 409.
+    """
+    if not idempotency_key:
+        raise MalformedRequest("The Idempotency-Key header is required.", errors=[
+            FieldError("", "idempotency-key", "send a unique Idempotency-Key header")])
+    result = submit_referral(session=session, contracts=contracts, sender=partner,
+                             document=document, idempotency_key=idempotency_key,
+                             correlation_id=request.state.correlation_id)
+    referral = result.referral
+    session.commit()  # commit before answering: a 201 means it is stored
+    response.headers["Location"] = f"/v1/referrals/{referral.id}"
+    response.headers[CORRELATION_HEADER] = referral.correlation_id
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return ReferralOut.of(referral)
+
+
+@router.get("", response_model=ReferralPage, summary="List referrals you sent or received")
+def get_referrals(
+    session: SessionDep, partner: PartnerDep, settings: SettingsDep,
+    status: State | None = None, kind: Kind | None = None,
+    partner_id: Annotated[str | None, Query(alias="partner",
+                                            description="the other side's partner id")] = None,
+    updated_since: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> ReferralPage:
+    """Oldest change first, so a poller can follow `next_cursor` to the end."""
+    page = list_referrals(session=session, partner=partner, status=status, kind=kind,
+                          other_partner=partner_id, updated_since=updated_since, cursor=cursor,
+                          limit=min(limit, settings.page_size_max))
+    return ReferralPage(items=[ReferralSummary.of(r) for r in page.items],
+                        next_cursor=page.next_cursor)
+
+
+@router.get("/{referral_id}", response_model=ReferralOut, summary="Read one referral")
+def get_referral(referral_id: str, session: SessionDep, partner: PartnerDep) -> ReferralOut:
+    referral = visible_referral(session=session, partner=partner, referral_id=referral_id)
+    bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
+    log.info("referral_read", partner=partner.id)
+    return ReferralOut.of(referral)
+
+
+@router.post("/{referral_id}/events", response_model=ReferralOut,
+             openapi_extra=_body_doc("status-event"), summary="Change a referral's status")
+def post_event(
+    referral_id: str, response: Response, session: SessionDep, partner: PartnerDep,
+    contracts: ContractsDep, document: JsonBody,
+) -> ReferralOut:
+    """Post a status event; it is checked against the canonical lifecycle.
+
+    201 when the state changed, 200 when the event repeats the current state.
+    """
+    referral = visible_referral(session=session, partner=partner, referral_id=referral_id,
+                                for_update=True)
+    bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
+    event = record_status_event(session=session, contracts=contracts, referral=referral,
+                                actor=role_of(partner, referral), actor_partner=partner,
+                                document=document)
+    session.commit()
+    response.status_code = 201 if event else 200
+    response.headers[CORRELATION_HEADER] = referral.correlation_id
+    return ReferralOut.of(referral)

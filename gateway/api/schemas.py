@@ -1,0 +1,80 @@
+"""Response shapes of the API (requests are validated against contracts/ instead)."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from gateway.lifecycle import Actor, Kind, State, allowed_next
+from gateway.store.models import Referral, StatusEvent
+
+
+class StatusEventOut(BaseModel):
+    id: str
+    seq: int
+    from_state: str | None
+    to_state: str
+    actor: str
+    actor_partner: str | None
+    reason_code: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    details: dict[str, Any] = Field(description="reason text, note, outcome, native status")
+
+    @classmethod
+    def of(cls, event: StatusEvent) -> "StatusEventOut":
+        return cls(id=event.id, seq=event.seq, from_state=event.from_state,
+                   to_state=event.to_state, actor=event.actor,
+                   actor_partner=event.actor_partner_id, reason_code=event.reason_code,
+                   occurred_at=event.occurred_at, recorded_at=event.recorded_at,
+                   details=event.content)
+
+
+class ReferralSummary(BaseModel):
+    id: str
+    kind: str
+    subtype: str | None
+    status: str
+    sender: str
+    receiver: str
+    correlation_id: str
+    created_at: datetime
+    updated_at: datetime
+    due_at: datetime | None
+    next_states: dict[str, list[str]] = Field(
+        description="What may come next, by who may cause it (sender, receiver, gateway)")
+
+    @classmethod
+    def fields_of(cls, referral: Referral) -> dict[str, Any]:
+        kind, state = Kind(referral.kind), State(referral.status)
+        return dict(
+            id=referral.id, kind=referral.kind, subtype=referral.subtype, status=referral.status,
+            sender=referral.sender_id, receiver=referral.receiver_id,
+            correlation_id=referral.correlation_id, created_at=referral.created_at,
+            updated_at=referral.updated_at, due_at=referral.due_at,
+            next_states={a.value: [s.value for s in allowed_next(kind, state, a)] for a in Actor},
+        )
+
+    @classmethod
+    def of(cls, referral: Referral) -> "ReferralSummary":
+        return cls(**cls.fields_of(referral))
+
+
+class ReferralOut(ReferralSummary):
+    content: dict[str, Any] = Field(description="The canonical referral document (contracts/)")
+    events: list[StatusEventOut]
+
+    @classmethod
+    def of(cls, referral: Referral) -> "ReferralOut":
+        return cls(**cls.fields_of(referral), content=referral.content,
+                   events=[StatusEventOut.of(e) for e in referral.events])
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end")
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

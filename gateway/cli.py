@@ -1,0 +1,72 @@
+"""The `casebridge` command line."""
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from sqlalchemy import select
+
+from gateway.logs import configure_logging
+from gateway.partners import register_partner
+from gateway.settings import get_settings
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from gateway.store.models import Partner
+
+app = typer.Typer(help="CaseBridge: referrals and transfers between case-management systems.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
+partners_app = typer.Typer(help="Partner systems and their API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(partners_app, name="partners")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the partner API (OpenAPI at /docs and /openapi.json)."""
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    uvicorn.run("gateway.api.app:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers, log_config=None,
+                log_level=settings.log_level, access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the migrations to CASEBRIDGE_DATABASE_URL."""
+    upgrade(get_settings().database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@partners_app.command("add")
+def partners_add(
+    partner_id: Annotated[str, typer.Argument(help="Short id, e.g. primero-ssd")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    system: Annotated[str, typer.Option(help="progres, primero, ndelius or other")],
+    api_key: Annotated[str | None, typer.Option(
+        help="Use this key instead of a generated one (at least 24 characters)")] = None,
+) -> None:
+    """Register a partner system and print its API key (shown once, stored hashed)."""
+    if api_key is not None and len(api_key) < 24:
+        raise typer.BadParameter("an API key needs at least 24 characters", param_hint="--api-key")
+    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    with unit_of_work(sessions) as session:
+        if session.get(Partner, partner_id) is not None:
+            typer.echo(f"partner {partner_id} exists already", err=True)
+            raise typer.Exit(1)
+        _, key = register_partner(session=session, partner_id=partner_id, name=name,
+                                  system=system, api_key=api_key)
+    typer.echo(key)
+
+
+@partners_app.command("list")
+def partners_list() -> None:
+    """List the registered partner systems."""
+    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    with sessions() as session:
+        for partner in session.scalars(select(Partner).order_by(Partner.id)):
+            state = "active" if partner.active else "inactive"
+            typer.echo(f"{partner.id}\t{partner.system}\t{state}\t{partner.name}")

@@ -1,0 +1,115 @@
+"""The canonical contracts: load the JSON Schemas in contracts/ and validate documents.
+
+Errors name the offending field as a JSON Pointer and the rule broken, and never
+repeat the value that broke it (it may be personal data).
+"""
+
+import json
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
+
+from gateway.errors import FieldError
+
+ID_PREFIX = "https://casebridge.org/contracts/v1/"
+
+
+class Contracts:
+    """Every schema under one folder, addressable by short name (`referral`, `codes/sex`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.schemas: dict[str, dict[str, Any]] = {}
+        for path in sorted(folder.rglob("*.json")):
+            if "examples" in path.relative_to(folder).parts:
+                continue
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            self.schemas[path.relative_to(folder).with_suffix("").as_posix()] = schema
+
+    @cached_property
+    def registry(self) -> Registry[Any]:
+        resources = [(s["$id"], Resource.from_contents(s)) for s in self.schemas.values()]
+        return Registry().with_resources(resources)
+
+    @cached_property
+    def _validators(self) -> dict[str, Draft202012Validator]:
+        return {
+            name: Draft202012Validator(
+                schema, registry=self.registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+            )
+            for name, schema in self.schemas.items()
+        }
+
+    def validate(self, name: str, document: Any) -> list[FieldError]:
+        """Every rule `document` breaks in schema `name`, in document order."""
+        errors = [_field_error(e) for e in _leaves(self._validators[name].iter_errors(document))]
+        return sorted(set(errors), key=lambda e: (e.pointer, e.rule))
+
+    def codes(self, name: str) -> list[str]:
+        """The codes of a code list, e.g. `codes("service-type")`."""
+        return list(self.schemas[f"codes/{name}"]["enum"])
+
+
+def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:
+    """Replace an anyOf/oneOf failure by the errors of its best-matching branch."""
+    for error in errors:
+        if error.context:
+            best = best_match(error.context)
+            yield from _leaves([e for e in error.context if e.relative_schema_path[0] ==
+                                best.relative_schema_path[0]])
+        else:
+            yield error
+
+
+def pointer(parts: Iterable[str | int]) -> str:
+    """RFC 6901 JSON Pointer of a path."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _field_error(error: ValidationError) -> FieldError:
+    path = list(error.absolute_path)
+    rule = str(error.validator)
+    value: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
+    if rule == "required" and isinstance(instance, dict):
+        missing = next((p for p in value if p not in instance), value[0])
+        return FieldError(pointer([*path, missing]), rule, "is required")
+    if rule == "additionalProperties" and isinstance(instance, dict):
+        known = set(schema.get("properties", {}))
+        extra = next((k for k in instance if k not in known), "")
+        return FieldError(pointer([*path, extra]), rule, "is not a field of this contract")
+    return FieldError(pointer(path), rule, _describe(rule, value, schema))
+
+
+def _describe(rule: str, value: Any, schema: Any) -> str:
+    title = schema.get("title") if isinstance(schema, dict) else None
+    match rule:
+        case "enum":
+            shown = ", ".join(map(str, value[:12])) + (" …" if len(value) > 12 else "")
+            return f"must be a code of {title or 'the code list'}: {shown}"
+        case "const":
+            return f"must be {value!r}"
+        case "format":
+            return f"must be a valid {value}"
+        case "type":
+            return f"must be of type {value}"
+        case "pattern":
+            return f"must match the pattern {value}"
+        case "maxLength" | "minLength":
+            bound = "at most" if rule == "maxLength" else "at least"
+            return f"must have {bound} {value} characters"
+        case "maxItems" | "minItems":
+            bound = "at most" if rule == "maxItems" else "at least"
+            return f"must have {bound} {value} items"
+        case "minimum" | "maximum":
+            return f"must be {'at least' if rule == 'minimum' else 'at most'} {value}"
+        case "not":
+            return "is not allowed here"
+        case _:
+            return f"breaks the '{rule}' rule"

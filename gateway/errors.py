@@ -1,0 +1,136 @@
+"""The one error hierarchy of the gateway.
+
+Each error knows its HTTP status and problem type; the API turns them into RFC 9457
+problem+json in one handler (`gateway.api.problems`) and delivery turns them into
+retry or dead-letter decisions in one place. Messages never carry personal values.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBLEM_BASE = "https://casebridge.org/problems/"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One broken rule at one place of a document, named by a JSON Pointer."""
+
+    pointer: str
+    rule: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"pointer": self.pointer, "rule": self.rule, "detail": self.detail}
+
+
+@dataclass
+class CaseBridgeError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    detail: str
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal error"
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.detail
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+
+class ValidationProblem(CaseBridgeError):
+    """A document breaks its contract; `errors` names each field by JSON Pointer."""
+
+    def __init__(self, detail: str, errors: Sequence[FieldError]) -> None:
+        super().__init__(
+            detail=detail,
+            status=422,
+            slug="validation-error",
+            title="The document breaks its contract",
+            extensions={"errors": [e.as_dict() for e in errors]},
+        )
+        self.errors = list(errors)
+
+
+class MalformedRequest(CaseBridgeError):
+    """The request could not be read at all (bad JSON, missing header)."""
+
+    def __init__(self, detail: str, *, slug: str = "malformed-request", status: int = 400,
+                 errors: Sequence[FieldError] = ()) -> None:
+        extensions: dict[str, Any] = {"errors": [e.as_dict() for e in errors]} if errors else {}
+        super().__init__(detail=detail, status=status, slug=slug, title="Malformed request",
+                         extensions=extensions)
+
+
+class PayloadTooLarge(CaseBridgeError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            detail=f"The request body is larger than the limit of {limit} bytes.",
+            status=413, slug="payload-too-large", title="Payload too large",
+            extensions={"limit_bytes": limit},
+        )
+
+
+class UnsupportedMediaType(CaseBridgeError):
+    def __init__(self, got: str) -> None:
+        super().__init__(
+            detail=f"Content-Type must be application/json, not {got or 'missing'}.",
+            status=415, slug="unsupported-media-type", title="Unsupported media type",
+            extensions={"errors": [{"pointer": "", "rule": "content-type",
+                                    "detail": "send the body as application/json"}]},
+        )
+
+
+class NotAuthenticated(CaseBridgeError):
+    def __init__(self, detail: str = "A valid partner API key is required.") -> None:
+        super().__init__(detail=detail, status=401, slug="not-authenticated",
+                         title="Not authenticated")
+
+
+class Forbidden(CaseBridgeError):
+    def __init__(self, detail: str, errors: Sequence[FieldError] = ()) -> None:
+        extensions: dict[str, Any] = {"errors": [e.as_dict() for e in errors]} if errors else {}
+        super().__init__(detail=detail, status=403, slug="forbidden", title="Forbidden",
+                         extensions=extensions)
+
+
+class NotFound(CaseBridgeError):
+    def __init__(self, what: str) -> None:
+        super().__init__(detail=f"No {what} with that id is visible to you.", status=404,
+                         slug="not-found", title="Not found")
+
+
+class IdempotencyConflict(CaseBridgeError):
+    def __init__(self) -> None:
+        super().__init__(
+            detail="This Idempotency-Key was already used with a different request body.",
+            status=409, slug="idempotency-conflict", title="Idempotency-Key reused",
+            extensions={"errors": [{"pointer": "", "rule": "idempotency-key",
+                                    "detail": "use a new key for a new referral"}]},
+        )
+
+
+class LifecycleViolation(CaseBridgeError):
+    """A status event the canonical lifecycle does not allow from the current state."""
+
+    def __init__(self, *, current: str, requested: str, allowed: Sequence[str], why: str) -> None:
+        super().__init__(
+            detail=f"Cannot move from '{current}' to '{requested}': {why}",
+            status=409, slug="lifecycle-violation", title="Status change not allowed",
+            extensions={
+                "current_state": current,
+                "requested_state": requested,
+                "allowed_next_states": list(allowed),
+                "errors": [{"pointer": "/status", "rule": "lifecycle", "detail": why}],
+            },
+        )
+
+
+class ServiceUnavailable(CaseBridgeError):
+    def __init__(self, detail: str, checks: dict[str, str]) -> None:
+        super().__init__(detail=detail, status=503, slug="not-ready", title="Not ready",
+                         extensions={"checks": checks})

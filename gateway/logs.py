@@ -1,0 +1,55 @@
+"""Structured logging: JSON lines with a correlation id, never personal data.
+
+Log events are snake_case verbs with ids, partner, state and attempt only. The
+correlation id of the referral being handled is bound in a context variable, so
+every line written while handling it carries it.
+"""
+
+import logging
+import sys
+import uuid
+
+import structlog
+from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+def configure_logging(*, level: str = "info", json: bool = True) -> None:
+    """Route stdlib and structlog output through one JSON renderer on stdout."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    )
+    shared: list[structlog.typing.Processor] = [
+        merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's access log prints query strings; our own request log replaces it.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def new_correlation_id() -> str:
+    return str(uuid.uuid4())
+
+
+def bind_correlation_id(correlation_id: str) -> None:
+    """Start a fresh logging context carrying this correlation id."""
+    clear_contextvars()
+    bind_contextvars(correlation_id=correlation_id)

@@ -1,0 +1,1 @@
+"""Data protection: consent gate, agreements, need-to-know filter, encryption, audit."""

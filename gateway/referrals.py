@@ -1,0 +1,237 @@
+"""Referral and transfer services: submit, record status events, read and list.
+
+Plain functions with keyword-only arguments, called by the API, the CLI, workers and tests.
+"""
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.contracts import Contracts
+from gateway.errors import (
+    CaseBridgeError,
+    FieldError,
+    Forbidden,
+    IdempotencyConflict,
+    MalformedRequest,
+    NotFound,
+    ValidationProblem,
+)
+from gateway.lifecycle import INITIAL, Actor, Kind, State, check_transition
+from gateway.protection.consent import consent_gaps
+from gateway.store.models import OutboxMessage, Partner, Referral, StatusEvent, new_id, utcnow
+
+log = structlog.get_logger()
+
+
+def request_hash(document: Any) -> str:
+    """A stable hash of a JSON document, independent of key order and whitespace."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Submitted:
+    referral: Referral
+    replayed: bool
+
+
+def submit_referral(
+    *,
+    session: Session,
+    contracts: Contracts,
+    sender: Partner,
+    document: Any,
+    idempotency_key: str,
+    correlation_id: str,
+) -> Submitted:
+    """Validate a canonical referral or transfer, store it with its first event and outbox row."""
+    digest = request_hash(document)
+    earlier = _by_idempotency_key(session, sender.id, idempotency_key)
+    if earlier is not None:
+        if earlier.request_hash != digest:
+            raise IdempotencyConflict()
+        return Submitted(earlier, replayed=True)
+
+    errors = contracts.validate("referral", document)
+    if errors:
+        raise ValidationProblem("The referral breaks the referral contract.", errors)
+    if document["sender"]["partner"] != sender.id:
+        raise Forbidden("A partner may only submit referrals it sends.", [
+            FieldError("/sender/partner", "sender-is-caller",
+                       f"must be your own partner id '{sender.id}'")])
+    receiver = session.get(Partner, document["receiver"]["partner"])
+    if receiver is None or not receiver.active or receiver.id == sender.id:
+        raise ValidationProblem("The receiver is not a partner that can receive.", [
+            FieldError("/receiver/partner", "known-partner",
+                       "must be the id of another active partner")])
+    gaps = consent_gaps(document)
+    if gaps:
+        raise CaseBridgeError(
+            detail="The consent given does not cover this referral; nothing was stored.",
+            status=422, slug="consent-required", title="Consent does not cover this referral",
+            extensions={"errors": [g.as_dict() for g in gaps]},
+        )
+
+    now = utcnow()
+    referral = Referral(
+        id=new_id(), kind=document["kind"], subtype=document.get("subtype"),
+        sender_id=sender.id, receiver_id=receiver.id, status=INITIAL,
+        correlation_id=correlation_id, idempotency_key=idempotency_key, request_hash=digest,
+        content=document, created_at=now, updated_at=now,
+    )
+    event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
+                        actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
+                        recorded_at=now)
+    session.add_all([referral, event])
+    _enqueue(session, referral, event, message_type="deliver", target=receiver.id)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another request with the same key won the race: answer as it did.
+        session.rollback()
+        winner = _by_idempotency_key(session, sender.id, idempotency_key)
+        if winner is None:
+            raise
+        if winner.request_hash != digest:
+            raise IdempotencyConflict() from None
+        return Submitted(winner, replayed=True)
+    log.info("referral_submitted", referral_id=referral.id, kind=referral.kind,
+             sender=sender.id, receiver=receiver.id)
+    return Submitted(referral, replayed=False)
+
+
+def record_status_event(
+    *, session: Session, contracts: Contracts, referral: Referral, actor: Actor,
+    actor_partner: Partner | None, document: Any,
+) -> StatusEvent | None:
+    """Apply a status event checked against the lifecycle; None when it repeats the state."""
+    errors = contracts.validate("status-event", document)
+    if errors:
+        raise ValidationProblem("The status event breaks the status-event contract.", errors)
+    requested = State(document["status"])
+    current = State(referral.status)
+    if not check_transition(kind=Kind(referral.kind), current=current, requested=requested,
+                            actor=actor):
+        log.info("status_event_repeated", referral_id=referral.id, state=current)
+        return None
+    now = utcnow()
+    occurred = document.get("occurred_at")
+    event = StatusEvent(
+        id=new_id(), referral=referral, seq=len(referral.events) + 1, from_state=current,
+        to_state=requested,
+        actor=actor, actor_partner_id=actor_partner.id if actor_partner else None,
+        reason_code=(document.get("reason") or {}).get("code"),
+        content={k: v for k, v in document.items() if k not in ("status", "occurred_at")},
+        occurred_at=datetime.fromisoformat(occurred) if occurred else now, recorded_at=now,
+    )
+    referral.status = requested
+    referral.updated_at = now
+    session.add(event)
+    target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
+    _enqueue(session, referral, event, message_type="status", target=target)
+    session.flush()
+    log.info("status_changed", referral_id=referral.id, from_state=current, to_state=requested,
+             actor=actor)
+    return event
+
+
+def visible_referral(
+    *, session: Session, partner: Partner, referral_id: str, for_update: bool = False
+) -> Referral:
+    """A referral the partner sent or received, or NotFound (never reveal others exist)."""
+    query = (select(Referral).where(Referral.id == referral_id, _visible_to(partner))
+             .options(selectinload(Referral.events)))
+    if for_update:
+        query = query.with_for_update()
+    referral = session.scalar(query)
+    if referral is None:
+        raise NotFound("referral")
+    return referral
+
+
+def role_of(partner: Partner, referral: Referral) -> Actor:
+    return Actor.SENDER if partner.id == referral.sender_id else Actor.RECEIVER
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Referral]
+    next_cursor: str | None
+
+
+def list_referrals(
+    *, session: Session, partner: Partner, status: str | None = None, kind: str | None = None,
+    other_partner: str | None = None, updated_since: datetime | None = None,
+    cursor: str | None = None, limit: int = 50,
+) -> Page:
+    """Referrals visible to `partner`, oldest change first, paged by an opaque cursor."""
+    query = select(Referral).where(_visible_to(partner))
+    if status:
+        query = query.where(Referral.status == status)
+    if kind:
+        query = query.where(Referral.kind == kind)
+    if other_partner:
+        query = query.where(or_(Referral.sender_id == other_partner,
+                                Referral.receiver_id == other_partner))
+    if updated_since:
+        query = query.where(Referral.updated_at >= updated_since)
+    if cursor:
+        after_time, after_id = _decode_cursor(cursor)
+        query = query.where(or_(Referral.updated_at > after_time,
+                                and_(Referral.updated_at == after_time, Referral.id > after_id)))
+    rows = list(session.scalars(query.order_by(Referral.updated_at, Referral.id).limit(limit + 1)))
+    more = len(rows) > limit
+    items = rows[:limit]
+    next_cursor = _encode_cursor(items[-1]) if more else None
+    return Page(items, next_cursor)
+
+
+def _visible_to(partner: Partner) -> ColumnElement[bool]:
+    return or_(Referral.sender_id == partner.id, Referral.receiver_id == partner.id)
+
+
+def _by_idempotency_key(session: Session, sender_id: str, key: str) -> Referral | None:
+    return session.scalar(select(Referral).where(Referral.sender_id == sender_id,
+                                                 Referral.idempotency_key == key)
+                          .options(selectinload(Referral.events)))
+
+
+def _enqueue(session: Session, referral: Referral, event: StatusEvent, *, message_type: str,
+             target: str) -> None:
+    """Write the outbox row announcing `event` to `target`: ids and metadata only."""
+    routing_key = f"{message_type}.{target}"
+    session.add(OutboxMessage(
+        referral=referral, status_event=event, message_type=message_type,
+        routing_key=routing_key,
+        envelope={"message_id": new_id(), "type": message_type, "referral_id": referral.id,
+                  "status_event_id": event.id, "kind": referral.kind,
+                  "sender": referral.sender_id, "receiver": referral.receiver_id,
+                  "target": target, "state": event.to_state,
+                  "correlation_id": referral.correlation_id},
+    ))
+
+
+def _encode_cursor(referral: Referral) -> str:
+    raw = json.dumps([referral.updated_at.isoformat(), referral.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, referral_id = json.loads(raw)
+        return datetime.fromisoformat(when), str(referral_id)
+    except (ValueError, TypeError) as error:
+        raise MalformedRequest("The cursor is not one this API gave out.", errors=[
+            FieldError("/cursor", "cursor", "pass next_cursor from the previous page unchanged")
+        ]) from error

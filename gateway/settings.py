@@ -1,0 +1,44 @@
+"""Configuration from CASEBRIDGE_* environment variables (and an optional .env file)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway import ROOT
+
+
+class Settings(BaseSettings):
+    """Every setting the gateway reads; the README's configuration table lists them."""
+
+    model_config = SettingsConfigDict(env_prefix="CASEBRIDGE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{ROOT / 'var' / 'casebridge.db'}",
+        description="SQLAlchemy URL of the store: sqlite:///path or postgresql+psycopg://…",
+    )
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/%2F",
+        description="RabbitMQ connection URL.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=8000, description="Port the API listens on.")
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    log_json: bool = Field(default=True, description="JSON log lines (false: console rendering).")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, description="Largest request body the API accepts, in bytes."
+    )
+    contracts_dir: Path = Field(
+        default=ROOT / "contracts", description="Folder of the canonical JSON Schemas."
+    )
+    page_size_max: int = Field(default=200, description="Largest page a list request may ask for.")
+    readiness_timeout: float = Field(
+        default=2.0, description="Seconds /readyz waits for the database and the broker."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,162 @@
+"""Tables of the store. Personal data lives only in `Referral.content` and `StatusEvent.content`."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Partner(Base):
+    """A partner system connected to the gateway (one proGres, Primero or nDelius instance)."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    system: Mapped[str] = mapped_column(String(30))
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Referral(Base):
+    """A referral or transfer, whatever its state; `content` is the canonical document."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        UniqueConstraint("sender_id", "idempotency_key", name="uq_referrals_idempotency"),
+        Index("ix_referrals_updated", "updated_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    subtype: Mapped[str | None] = mapped_column(String(30))
+    sender_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    receiver_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    correlation_id: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime | None]
+
+    events: Mapped[list["StatusEvent"]] = relationship(
+        back_populates="referral", order_by="StatusEvent.seq", cascade="all, delete-orphan"
+    )
+
+
+class StatusEvent(Base):
+    """One change of a referral's state: who, when, from, to, why."""
+
+    __tablename__ = "status_events"
+    __table_args__ = (UniqueConstraint("referral_id", "seq", name="uq_status_events_seq"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(20))
+    actor_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    reason_code: Mapped[str | None] = mapped_column(String(50))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    referral: Mapped[Referral] = relationship(back_populates="events")
+
+
+class Delivery(Base):
+    """One attempt to hand a referral or a status event to a partner system, and its outcome."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
+    status_event_id: Mapped[str | None] = mapped_column(ForeignKey("status_events.id"))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(30), index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """A broker message written in the same transaction as the change it announces.
+
+    The envelope holds ids and metadata only; the relay publishes it and sets
+    `published_at` after the broker confirms.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "published_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
+    status_event_id: Mapped[str | None] = mapped_column(ForeignKey("status_events.id"))
+    message_type: Mapped[str] = mapped_column(String(30))
+    routing_key: Mapped[str] = mapped_column(String(100))
+    envelope: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    referral: Mapped[Referral] = relationship()
+    status_event: Mapped[StatusEvent | None] = relationship()

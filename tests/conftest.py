@@ -1,0 +1,167 @@
+"""Fixtures shared by every test: settings, fictional people, databases, a live gateway."""
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from gateway.api.app import create_app
+from gateway.settings import Settings
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from gateway.partners import register_partner
+
+PG_ADMIN_URL = os.environ.get("CASEBRIDGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    name = f"casebridge_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The store's URL, migrated to head: every integration test runs on both databases."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'casebridge.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, log_json=True)
+
+
+class LiveServer:
+    """A real uvicorn serving the gateway on 127.0.0.1 in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+                                log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(settings) as server:
+        yield server
+
+
+Partner = tuple[str, str]  # (partner id, api key)
+
+
+@pytest.fixture
+def new_partner(settings: Settings) -> Callable[..., Partner]:
+    """Register a partner with a unique id in the store; returns (id, api key)."""
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+
+    def make(system: str = "primero") -> Partner:
+        partner_id = f"{system}-{uuid.uuid4().hex[:10]}"
+        with unit_of_work(sessions) as session:
+            _, key = register_partner(session=session, partner_id=partner_id,
+                                      name=f"Test {system}", system=system)
+        return partner_id, key
+
+    return make
+
+
+@pytest.fixture
+def client_for(gateway: LiveServer) -> Iterator[Callable[[str], httpx.Client]]:
+    """An HTTP client authenticated as a partner."""
+    clients: list[httpx.Client] = []
+
+    def make(api_key: str) -> httpx.Client:
+        client = httpx.Client(base_url=gateway.url, timeout=10,
+                              headers={"Authorization": f"Bearer {api_key}"})
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def make_referral() -> Callable[..., dict[str, Any]]:
+    """A valid canonical referral about a fictional child, from `sender` to `receiver`."""
+
+    def make(sender: str, receiver: str, *, kind: str = "referral", **changes: Any) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "kind": kind,
+            "sender": {"partner": sender, "unit": "CP unit Juba"},
+            "receiver": {"partner": receiver},
+            "external_reference": f"REF-{uuid.uuid4().hex[:8]}",
+            "subject": {
+                "identifiers": [{"system": "primero_case", "value": f"CP-{uuid.uuid4().hex[:6]}"}],
+                "given_name": "Zawadi",
+                "family_name": "Fictionalson",
+                "birth_date": "2014-03-09",
+                "sex": "female",
+                "is_minor": True,
+            },
+            "case": {"reference": "CASE-0001", "module": "child_protection", "risk_level": "high"},
+            "source_record": {"type": "bia", "reference": "BIA-2026-0042"},
+            "reason": "Needs family tracing after separation at the border.",
+            "consent": {
+                "given_by": "caregiver",
+                "form": "written",
+                "date": "2026-11-01",
+                "scope": {"purposes": [kind], "receivers": [receiver],
+                          "data_categories": ["identity", "demographics", "protection"]},
+                "child_assent": True,
+                "bia_reference": "BIA-2026-0042",
+            },
+        }
+        if kind == "referral":
+            document["services"] = [{"type": "family_tracing_reunification", "urgency": "urgent"}]
+        else:
+            document["transfer"] = {"include_related": ["child_protection"]}
+        document.update(changes)
+        return document
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
