@@ -8,6 +8,7 @@ every line written while handling it carries it.
 import logging
 import sys
 import uuid
+from typing import TextIO
 
 import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
@@ -15,8 +16,11 @@ from structlog.contextvars import bind_contextvars, clear_contextvars, merge_con
 CORRELATION_HEADER = "X-Correlation-ID"
 
 
-def configure_logging(*, level: str = "info", json: bool = True) -> None:
-    """Route stdlib and structlog output through one JSON renderer on stdout."""
+def configure_logging(
+    *, level: str = "info", json: bool = True, stream: TextIO | None = None
+) -> None:
+    """Route stdlib and structlog output through one JSON renderer on `stream` (stdout)."""
+    stream = stream or sys.stdout
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
@@ -30,10 +34,10 @@ def configure_logging(*, level: str = "info", json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])

@@ -15,11 +15,12 @@ import pytest
 import uvicorn
 
 from gateway.api.app import create_app
+from gateway.partners import register_partner
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
-from gateway.partners import register_partner
 
-PG_ADMIN_URL = os.environ.get("CASEBRIDGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get("CASEBRIDGE_TEST_PG_ADMIN",
+                              "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def free_port() -> int:
@@ -34,7 +35,8 @@ def pg_url() -> Iterator[str]:
     name = f"casebridge_test_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    yield f"{server}/{name}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -125,7 +127,8 @@ def client_for(gateway: LiveServer) -> Iterator[Callable[[str], httpx.Client]]:
 def make_referral() -> Callable[..., dict[str, Any]]:
     """A valid canonical referral about a fictional child, from `sender` to `receiver`."""
 
-    def make(sender: str, receiver: str, *, kind: str = "referral", **changes: Any) -> dict[str, Any]:
+    def make(sender: str, receiver: str, *, kind: str = "referral",
+             **changes: Any) -> dict[str, Any]:
         document: dict[str, Any] = {
             "kind": kind,
             "sender": {"partner": sender, "unit": "CP unit Juba"},
