@@ -1,0 +1,29 @@
+# CaseBridge gateway image. Configure with CASEBRIDGE_* variables (see README).
+# Run migrations once per release: docker run … casebridge db upgrade
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    CASEBRIDGE_HOST=0.0.0.0 \
+    CASEBRIDGE_PORT=8000 \
+    CASEBRIDGE_DATABASE_URL=sqlite:////app/var/casebridge.db \
+    CASEBRIDGE_CONTRACTS_DIR=/app/contracts
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY adapters ./adapters
+COPY sandboxes ./sandboxes
+RUN pip install . && useradd --system --home /app casebridge && mkdir -p /app/var \
+    && chown casebridge /app/var
+# Read at run time from beside the package: the canonical schemas and the mappings.
+COPY contracts ./contracts
+COPY mappings ./mappings
+
+USER casebridge
+VOLUME ["/app/var"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
+CMD ["casebridge", "serve"]
