@@ -1,0 +1,1 @@
+"""One adapter per partner system: speaks its native API and nothing else."""

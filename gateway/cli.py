@@ -1,11 +1,14 @@
 """The `casebridge` command line."""
 
+import importlib
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 from sqlalchemy import select
 
+from gateway import ROOT
 from gateway.logs import configure_logging
 from gateway.partners import register_partner
 from gateway.settings import get_settings
@@ -32,6 +35,41 @@ def serve(
     uvicorn.run("gateway.api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, log_config=None,
                 log_level=settings.log_level, access_log=False)
+
+
+@app.command()
+def sandbox(
+    name: Annotated[str, typer.Argument(help="progres, primero or ndelius")],
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 9000,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    database: Annotated[Path | None, typer.Option(
+        help="SQLite file of the sandbox (default var/sandbox-NAME-PORT.db)")] = None,
+    seed_data: Annotated[bool, typer.Option(help="Seed fictional demo people and cases")] = True,
+    latency_ms: Annotated[int, typer.Option(help="Added to every answer")] = 0,
+    failure_rate: Annotated[float, typer.Option(help="Share of requests answered 500")] = 0.0,
+    drop_rate: Annotated[float, typer.Option(help="Share of connections cut mid-answer")] = 0.0,
+    lost_response_rate: Annotated[float, typer.Option(
+        help="Share of requests that take effect but whose answer is cut off")] = 0.0,
+    throttle_rate: Annotated[float, typer.Option(help="Share of requests answered 429")] = 0.0,
+    retry_after: Annotated[int, typer.Option(help="Retry-After seconds on a 429")] = 1,
+) -> None:
+    """Run a stand-in partner system (a real HTTP server with its own store)."""
+    from sandboxes import SANDBOXES
+    from sandboxes.faults import Faults
+
+    if name not in SANDBOXES:
+        raise typer.BadParameter(f"choose one of {', '.join(SANDBOXES)}", param_hint="NAME")
+    module = importlib.import_module(SANDBOXES[name])
+    faults = Faults(latency_ms=latency_ms, failure_rate=failure_rate, drop_rate=drop_rate,
+                    lost_response_rate=lost_response_rate, throttle_rate=throttle_rate,
+                    retry_after=retry_after)
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    path = database or ROOT / "var" / f"sandbox-{name}-{port}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sandbox_app = module.create_app(database=path, seed=seed_data, faults=faults)
+    uvicorn.run(sandbox_app, host=host, port=port, log_config=None, access_log=False,
+                log_level=settings.log_level)
 
 
 @db_app.command("upgrade")

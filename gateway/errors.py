@@ -134,3 +134,32 @@ class ServiceUnavailable(CaseBridgeError):
     def __init__(self, detail: str, checks: dict[str, str]) -> None:
         super().__init__(detail=detail, status=503, slug="not-ready", title="Not ready",
                          extensions={"checks": checks})
+
+
+class DeliveryError(CaseBridgeError):
+    """A partner system did not take a request; the subclass says whether to try again."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying: timeout, dropped connection, 5xx, 429 (with the partner's Retry-After)."""
+
+    def __init__(self, detail: str, *, retry_after: float | None = None,
+                 partner_status: int | None = None) -> None:
+        super().__init__(detail=detail, status=502, slug="partner-unavailable",
+                         title="Partner system unavailable",
+                         extensions={"retry_after": retry_after, "partner_status": partner_status})
+        self.retry_after = retry_after
+        self.partner_status = partner_status
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help: the partner refused the request (4xx other than 429, validation)."""
+
+    def __init__(self, detail: str, *, partner_status: int | None = None,
+                 partner_code: str | None = None) -> None:
+        super().__init__(detail=detail, status=502, slug="partner-refused",
+                         title="Partner system refused the request",
+                         extensions={"partner_status": partner_status,
+                                     "partner_code": partner_code})
+        self.partner_status = partner_status
+        self.partner_code = partner_code

@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from gateway.api.app import create_app
 from gateway.partners import register_partner
@@ -58,14 +59,15 @@ def settings(database_url: str) -> Settings:
 
 
 class LiveServer:
-    """A real uvicorn serving the gateway on 127.0.0.1 in a thread."""
+    """A real uvicorn serving an app (the gateway by default) on 127.0.0.1 in a thread."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, app: "Settings | FastAPI") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                log_level="warning", access_log=False)
+        if isinstance(app, Settings):
+            app = create_app(app)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                log_level="critical", access_log=False, log_config=None)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -1,0 +1,70 @@
+"""The one small interface the gateway calls on every partner system.
+
+An adapter speaks its system's native API (auth and token refresh, paging, rate limits,
+native errors) and nothing else: no business rules, no mapping. It takes and returns
+*native records* — plain dicts in the shape the system's mapping files describe — and
+classifies every failure as `TransientDeliveryError` (retry) or `PermanentDeliveryError`
+(dead-letter). Every create is idempotent: the gateway's referral id is written into
+the partner's record (an external reference field) and looked up before creating, so a
+retry never makes a second record.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+ChangeKind = Literal["referral", "transfer", "status"]
+
+
+@dataclass(frozen=True)
+class NativeChange:
+    """Something that happened at the partner since the last poll.
+
+    `kind` is `referral` or `transfer` for a new outgoing record raised at the partner, or
+    `status` for a status change of a record exchanged through the gateway.
+    `referral_id` is the gateway's id when the record carries one (status changes of
+    records the gateway created), else None (a new outgoing record).
+    """
+
+    kind: ChangeKind
+    native_id: str
+    record: dict[str, Any]
+    referral_id: str | None = None
+    changed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """One poll's findings and the cursor to pass to the next poll."""
+
+    changes: list[NativeChange] = field(default_factory=list)
+    cursor: str | None = None
+
+
+class PartnerAdapter(Protocol):
+    """What the gateway needs from a partner system."""
+
+    system: str
+
+    def discover(self, *, cursor: str | None) -> Discovery:
+        """New outgoing referrals/transfers and status changes since `cursor` (None: from now)."""
+        ...
+
+    def create(self, *, referral_id: str, kind: str, record: dict[str, Any]) -> str:
+        """Create the referral or transfer at the partner, or find the one made before.
+
+        Returns the partner's native id. Calling it twice with the same `referral_id`
+        returns the same native id and creates nothing new.
+        """
+        ...
+
+    def update_status(self, *, native_id: str, referral_id: str, status: dict[str, Any]) -> None:
+        """Set the status of a record at the partner; `status` is the native status record."""
+        ...
+
+    def read(self, *, native_id: str) -> dict[str, Any]:
+        """The native record as the partner holds it now."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
