@@ -36,6 +36,20 @@ class Settings(BaseSettings):
     readiness_timeout: float = Field(
         default=2.0, description="Seconds /readyz waits for the database and the broker."
     )
+    retry_delays: list[int] = Field(
+        default=[10, 60, 600, 3600],
+        description="The retry ladder: seconds before each new attempt of a failed delivery.",
+    )
+    delivery_limit: int = Field(
+        default=5, description="Redeliveries after which the broker dead-letters a message."
+    )
+    relay_batch: int = Field(default=200, description="Outbox rows the relay publishes at once.")
+    relay_interval: float = Field(
+        default=0.5, description="Seconds the relay waits when the outbox is empty."
+    )
+    worker_prefetch: int = Field(
+        default=10, description="Unacknowledged messages a worker holds at most."
+    )
 
 
 @lru_cache

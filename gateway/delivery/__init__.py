@@ -1,0 +1,1 @@
+"""Reliable delivery over RabbitMQ: outbox relay, topology, workers, retry, dead letters."""

@@ -1,0 +1,79 @@
+"""The outbox relay: publish outbox rows with publisher confirms, mark them only after.
+
+A crash between the broker's confirm and our commit publishes a row twice; workers are
+idempotent, so that costs a little work and never a second record.
+"""
+
+import threading
+
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import UnroutableError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.delivery import broker, topology
+from gateway.settings import Settings
+from gateway.store.db import unit_of_work
+from gateway.store.models import OutboxMessage, Partner, utcnow
+
+log = structlog.get_logger()
+
+
+def partner_ids(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(Partner.id).order_by(Partner.id)))
+
+
+def relay_once(*, sessions: sessionmaker[Session], channel: BlockingChannel, batch: int,
+               settings: Settings) -> int:
+    """Publish up to `batch` pending outbox rows; returns how many were published."""
+    with unit_of_work(sessions) as session:
+        rows = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+            .order_by(OutboxMessage.id).limit(batch).with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            row.publish_attempts += 1
+            _publish(channel, row, settings)
+            row.published_at = utcnow()
+            # Commit per row: a confirmed publish must not be forgotten if a later one fails.
+            session.commit()
+            log.info("outbox_published", referral_id=row.referral_id, routing_key=row.routing_key,
+                     correlation_id=row.envelope.get("correlation_id"))
+        return len(rows)
+
+
+def _publish(channel: BlockingChannel, row: OutboxMessage, settings: Settings) -> None:
+    body, props = broker.encode(row.envelope), broker.properties(row.envelope, attempt=1)
+    try:
+        # mandatory: a message no queue takes is returned to us instead of vanishing.
+        channel.basic_publish(topology.EXCHANGE, row.routing_key, body, props, mandatory=True)
+    except UnroutableError:
+        # A partner registered after this relay started: declare its queues, publish again.
+        target = row.envelope["target"]
+        topology.declare(channel, partner_ids=[target], delays=settings.retry_delays,
+                         delivery_limit=settings.delivery_limit)
+        channel.basic_publish(topology.EXCHANGE, row.routing_key, body, props, mandatory=True)
+
+
+def run_relay(*, settings: Settings, sessions: sessionmaker[Session],
+              stop: threading.Event) -> None:
+    """Relay until `stop` is set, reconnecting to the broker and riding out database outages."""
+    for attempt in broker.reconnecting("relay"):
+        with attempt, broker.open_channel(settings, partner_ids=partner_ids(sessions)) as channel:
+            log.info("relay_started")
+            while not stop.is_set():
+                try:
+                    published = relay_once(sessions=sessions, channel=channel,
+                                           batch=settings.relay_batch, settings=settings)
+                except OperationalError as error:
+                    log.warning("database_unavailable", process="relay",
+                                error_type=type(error).__name__)
+                    stop.wait(1.0)
+                    continue
+                if not published:
+                    channel.connection.process_data_events(time_limit=0)  # heartbeats
+                    stop.wait(settings.relay_interval)
+            return
