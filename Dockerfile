@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CASEBRIDGE_HOST=0.0.0.0 \
     CASEBRIDGE_PORT=8000 \
     CASEBRIDGE_DATABASE_URL=sqlite:////app/var/casebridge.db \
-    CASEBRIDGE_CONTRACTS_DIR=/app/contracts
+    CASEBRIDGE_CONTRACTS_DIR=/app/contracts \
+    CASEBRIDGE_MAPPINGS_DIR=/app/mappings
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

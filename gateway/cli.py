@@ -1,6 +1,9 @@
 """The `casebridge` command line."""
 
 import importlib
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +13,7 @@ from sqlalchemy import select
 
 from gateway import ROOT
 from gateway.logs import configure_logging
+from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
 from gateway.settings import get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
@@ -21,6 +25,7 @@ db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
 partners_app = typer.Typer(help="Partner systems and their API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(partners_app, name="partners")
+app.add_typer(mapping_app, name="mappings")
 
 
 @app.command()
@@ -70,6 +75,41 @@ def sandbox(
     sandbox_app = module.create_app(database=path, seed=seed_data, faults=faults)
     uvicorn.run(sandbox_app, host=host, port=port, log_config=None, access_log=False,
                 log_level=settings.log_level)
+
+
+@app.command()
+def relay() -> None:
+    """Publish the outbox to RabbitMQ (with confirms) until stopped."""
+    from gateway.delivery.relay import run_relay
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    _until_signal(lambda stop: run_relay(settings=settings, sessions=sessions, stop=stop))
+
+
+@app.command()
+def worker() -> None:
+    """Deliver referrals and status changes to partner systems until stopped."""
+    from gateway.contracts import Contracts
+    from gateway.delivery.consumer import run_worker
+    from gateway.mapping.translator import MappingTranslator
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    contracts = Contracts(settings.contracts_dir)
+    translator = MappingTranslator(settings.mappings_dir, contracts=contracts)
+    _until_signal(lambda stop: run_worker(settings=settings, sessions=sessions,
+                                          contracts=contracts, translator=translator, stop=stop))
+
+
+def _until_signal(run: Callable[[threading.Event], None]) -> None:
+    """Run a loop that stops cleanly on SIGTERM or Ctrl-C."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run(stop)
 
 
 @db_app.command("upgrade")

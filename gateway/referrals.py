@@ -93,7 +93,7 @@ def submit_referral(
                         actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
                         recorded_at=now)
     session.add_all([referral, event])
-    _enqueue(session, referral, event, message_type="deliver", target=receiver.id)
+    enqueue(session, referral, event, message_type="deliver", target=receiver.id)
     try:
         session.flush()
     except IntegrityError:
@@ -138,7 +138,7 @@ def record_status_event(
     referral.updated_at = now
     session.add(event)
     target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
-    _enqueue(session, referral, event, message_type="status", target=target)
+    enqueue(session, referral, event, message_type="status", target=target)
     session.flush()
     log.info("status_changed", referral_id=referral.id, from_state=current, to_state=requested,
              actor=actor)
@@ -206,8 +206,8 @@ def _by_idempotency_key(session: Session, sender_id: str, key: str) -> Referral 
                           .options(selectinload(Referral.events)))
 
 
-def _enqueue(session: Session, referral: Referral, event: StatusEvent, *, message_type: str,
-             target: str) -> None:
+def enqueue(session: Session, referral: Referral, event: StatusEvent, *, message_type: str,
+            target: str) -> None:
     """Write the outbox row announcing `event` to `target`: ids and metadata only."""
     routing_key = f"{message_type}.{target}"
     session.add(OutboxMessage(

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     contracts_dir: Path = Field(
         default=ROOT / "contracts", description="Folder of the canonical JSON Schemas."
     )
+    mappings_dir: Path = Field(
+        default=ROOT / "mappings", description="Folder of the mapping files, one folder a system."
+    )
     page_size_max: int = Field(default=200, description="Largest page a list request may ask for.")
     readiness_timeout: float = Field(
         default=2.0, description="Seconds /readyz waits for the database and the broker."

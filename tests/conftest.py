@@ -33,13 +33,23 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped at the end."""
+    url = fresh_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+def fresh_pg_database() -> str:
+    """Create an empty PostgreSQL database; returns its SQLAlchemy URL."""
     name = f"casebridge_test_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    yield f"{server}/{name}"
+    return f"{server}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -51,6 +61,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         url = request.getfixturevalue("pg_url")
     upgrade(url)
     return url
+
+
+@pytest.fixture(scope="module")
+def isolated_database_url(database_url: str, tmp_path_factory: pytest.TempPathFactory
+                          ) -> Iterator[str]:
+    """A store of the same kind as `database_url`, for this test module alone.
+
+    Tests that run relays and workers use it, so that they never pick up the outbox
+    rows and partners of other tests.
+    """
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path_factory.mktemp('isolated') / 'casebridge.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = fresh_pg_database()
+    upgrade(url)
+    yield url
+    drop_pg_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Connections to RabbitMQ that come back by themselves after the broker or network fails."""
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -10,7 +11,7 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from sqlalchemy.exc import OperationalError
-from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential
 
 from gateway.delivery import topology
 from gateway.settings import Settings
@@ -42,19 +43,20 @@ def open_channel(settings: Settings, *, partner_ids: list[str]) -> Iterator[Bloc
         yield channel
     finally:
         if connection.is_open:
-            with suppress(CONNECTION_ERRORS):
+            with suppress(*CONNECTION_ERRORS):
                 connection.close()
 
 
-def reconnecting(what: str) -> Retrying:
-    """Retry a connect-and-run loop forever with capped exponential backoff."""
+def reconnecting(what: str, stop: threading.Event) -> Retrying:
+    """Retry a connect-and-run loop with capped exponential backoff until `stop` is set."""
 
     def before_sleep(state: Any) -> None:
         error = state.outcome.exception() if state.outcome else None
         log.warning("broker_connection_lost", process=what, attempt=state.attempt_number,
                     error_type=type(error).__name__)
 
-    return Retrying(retry=retry_if_exception_type(CONNECTION_ERRORS), stop=stop_never,
+    return Retrying(retry=retry_if_exception_type(CONNECTION_ERRORS),
+                    stop=stop_when_event_set(stop),
                     wait=wait_exponential(multiplier=0.2, max=5), before_sleep=before_sleep,
                     reraise=True)
 

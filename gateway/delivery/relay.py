@@ -61,7 +61,7 @@ def _publish(channel: BlockingChannel, row: OutboxMessage, settings: Settings) -
 def run_relay(*, settings: Settings, sessions: sessionmaker[Session],
               stop: threading.Event) -> None:
     """Relay until `stop` is set, reconnecting to the broker and riding out database outages."""
-    for attempt in broker.reconnecting("relay"):
+    for attempt in broker.reconnecting("relay", stop):
         with attempt, broker.open_channel(settings, partner_ids=partner_ids(sessions)) as channel:
             log.info("relay_started")
             while not stop.is_set():

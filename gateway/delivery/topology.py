@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import ChannelClosedByBroker
+
+log = structlog.get_logger()
+PRECONDITION_FAILED = 406
 
 EXCHANGE = "casebridge"
 DEAD_EXCHANGE = "casebridge.dead"
@@ -67,11 +72,26 @@ def declare(channel: BlockingChannel, *, partner_ids: Sequence[str], delays: Seq
     for partner_id in partner_ids:
         for message_type in MESSAGE_TYPES:
             name = queue_name(message_type, partner_id)
-            channel.queue_declare(name, durable=True,
-                                  arguments=partner_queue_arguments(delivery_limit))
+            _declare_partner_queue(channel, name, delivery_limit)
             channel.queue_bind(name, EXCHANGE, routing_key=name)
             names.append(name)
     return names
+
+
+def _declare_partner_queue(channel: BlockingChannel, name: str, delivery_limit: int) -> None:
+    """Declare on a channel of its own: a queue that exists with other arguments (say, an
+    earlier delivery limit) closes that channel only, and is kept and used as it is."""
+    own = channel.connection.channel()
+    try:
+        own.queue_declare(name, durable=True, arguments=partner_queue_arguments(delivery_limit))
+    except ChannelClosedByBroker as error:
+        if error.reply_code != PRECONDITION_FAILED:
+            raise
+        log.warning("queue_arguments_differ", queue=name,
+                    hint="change a live queue's arguments with a RabbitMQ policy")
+    finally:
+        if own.is_open:
+            own.close()
 
 
 def retry_step_for(attempt: int, retry_after: float | None, steps: Sequence[RetryStep]

@@ -71,6 +71,9 @@ class Partner(Base):
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How the gateway reaches the partner's own system through its adapter: base_url and
+    # credentials. None for a partner that only calls the API and polls for status.
+    connection: Mapped[dict[str, Any] | None]
 
 
 class Referral(Base):
@@ -160,3 +163,56 @@ class OutboxMessage(Base):
 
     referral: Mapped[Referral] = relationship()
     status_event: Mapped[StatusEvent | None] = relationship()
+
+
+class PartnerRecord(Base):
+    """The partner system's own id of a referral exchanged through the gateway."""
+
+    __tablename__ = "partner_records"
+    __table_args__ = (
+        UniqueConstraint("referral_id", "partner_id", name="uq_partner_records_referral"),
+        UniqueConstraint("partner_id", "native_id", name="uq_partner_records_native"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    native_id: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PartnerCursor(Base):
+    """Where the last poll of a partner system stopped."""
+
+    __tablename__ = "partner_cursors"
+
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(500))
+    polled_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeadLetter(Base):
+    """A message that could not be delivered, with why: visible to operators, re-drivable.
+
+    `reason` is a short code (partner_refused, mapping_error, retries_exhausted,
+    delivery_limit, unknown_referral, inbound_rejected …); `detail` names rules, fields and
+    partner answers, never personal values.
+    """
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    referral_id: Mapped[str | None] = mapped_column(ForeignKey("referrals.id"), index=True)
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(10), default="outbound")
+    message_type: Mapped[str | None] = mapped_column(String(30))
+    routing_key: Mapped[str | None] = mapped_column(String(100))
+    envelope: Mapped[dict[str, Any] | None]
+    reason: Mapped[str] = mapped_column(String(50), index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    dead_at: Mapped[datetime] = mapped_column(default=utcnow)
+    redriven_at: Mapped[datetime | None]
+    redriven_by: Mapped[str | None] = mapped_column(String(100))

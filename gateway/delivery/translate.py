@@ -1,0 +1,25 @@
+"""The seam between delivery and the mapping engine: canonical ⇄ native, records and statuses."""
+
+from typing import Any, Protocol
+
+
+class Translator(Protocol):
+    """Translate with a partner system's mapping files; raises MappingError naming the rule."""
+
+    def outbound(self, system: str, kind: str, canonical: dict[str, Any]
+                 ) -> tuple[dict[str, Any], str]:
+        """The native record for a canonical referral or transfer, and the mapping's hash."""
+        ...
+
+    def status_out(self, system: str, kind: str, event: dict[str, Any]) -> dict[str, Any]:
+        """The native status record for a canonical status event."""
+        ...
+
+    def inbound(self, system: str, kind: str, native: dict[str, Any]
+                ) -> tuple[dict[str, Any], str]:
+        """The canonical referral or transfer for a native record, and the mapping's hash."""
+        ...
+
+    def status_in(self, system: str, kind: str, native: dict[str, Any]) -> dict[str, Any]:
+        """The canonical status event for a native status change."""
+        ...

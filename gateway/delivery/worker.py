@@ -1,0 +1,230 @@
+"""Workers: take one message, deliver it to the partner's system, record, commit, then ack.
+
+Each message is handled in three short steps — read what is needed, call the partner's
+adapter outside any database transaction, write the outcome — and then settled in one
+place (`settle`): ack when done, re-publish to the retry ladder when the partner failed
+transiently, dead-letter when retrying cannot help. A crash anywhere before the ack means
+the broker redelivers; the adapters' idempotent create turns that into no second record.
+Nothing lives in worker memory that another worker needs (only adapter connections).
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from structlog.contextvars import bind_contextvars, clear_contextvars
+
+from adapters.base import PartnerAdapter
+from adapters.registry import build_adapter
+from gateway.contracts import Contracts
+from gateway.delivery import broker, topology
+from gateway.delivery.broker import CONNECTION_ERRORS
+from gateway.delivery.translate import Translator
+from gateway.errors import (
+    MappingError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from gateway.lifecycle import Actor, State
+from gateway.referrals import record_status_event
+from gateway.store.db import unit_of_work
+from gateway.store.models import Delivery, Partner, PartnerRecord, Referral, StatusEvent, utcnow
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Done:
+    note: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    detail: str
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
+class Dead:
+    reason: str
+    detail: str
+
+
+Outcome = Done | Retry | Dead
+
+
+class Deliverer:
+    """Delivers one envelope; the same object serves every message of a worker."""
+
+    def __init__(self, *, sessions: sessionmaker[Session], contracts: Contracts,
+                 translator: Translator) -> None:
+        self.sessions = sessions
+        self.contracts = contracts
+        self.translator = translator
+        self._adapters: dict[tuple[str, str], PartnerAdapter] = {}
+
+    def adapter_for(self, partner: Partner) -> PartnerAdapter | None:
+        """The partner's adapter, or None for a partner that polls the API itself."""
+        if not partner.connection:
+            return None
+        key = (partner.id, json.dumps(partner.connection, sort_keys=True))
+        if key not in self._adapters:
+            self._adapters[key] = build_adapter(partner.system, partner.connection)
+        return self._adapters[key]
+
+    def handle(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+        try:
+            if envelope.get("type") == "deliver":
+                return self._deliver(envelope, attempt)
+            if envelope.get("type") == "status":
+                return self._send_status(envelope, attempt)
+            return Dead("poison", "the envelope has no known type")
+        except TransientDeliveryError as error:
+            self._record(envelope, attempt, "transient_failure", error.detail)
+            return Retry(error.detail, error.retry_after)
+        except PermanentDeliveryError as error:
+            self._record(envelope, attempt, "permanent_failure", error.detail)
+            return Dead("partner_refused", error.detail)
+        except MappingError as error:
+            self._record(envelope, attempt, "mapping_error", error.detail)
+            return Dead("mapping_error", error.detail)
+
+    def _deliver(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+        with self.sessions() as session:
+            referral = session.get(Referral, envelope["referral_id"])
+            if referral is None:
+                return Dead("unknown_referral", "no referral with the envelope's id")
+            if referral.status != State.SUBMITTED:
+                return Done(f"already {referral.status}: nothing to deliver")
+            receiver = session.get(Partner, referral.receiver_id)
+            assert receiver is not None  # a foreign key guarantees it
+            adapter = self.adapter_for(receiver)
+            kind, content, system = referral.kind, referral.content, receiver.system
+        native_id = None
+        if adapter is not None:
+            native, _mapping_hash = self.translator.outbound(system, kind, content)
+            native_id = adapter.create(referral_id=envelope["referral_id"], kind=kind,
+                                       record=native)
+        with unit_of_work(self.sessions) as session:
+            referral = session.get(Referral, envelope["referral_id"], with_for_update=True)
+            assert referral is not None
+            if native_id is not None and session.scalar(select(PartnerRecord.id).where(
+                    PartnerRecord.referral_id == referral.id,
+                    PartnerRecord.partner_id == referral.receiver_id)) is None:
+                session.add(PartnerRecord(referral_id=referral.id,
+                                          partner_id=referral.receiver_id,
+                                          native_id=native_id, role="receiver"))
+            session.add(_delivery(envelope, attempt, "delivered",
+                                  f"stored at the partner as {native_id}" if native_id
+                                  else "available to the partner through the API"))
+            if referral.status == State.SUBMITTED:
+                record_status_event(session=session, contracts=self.contracts,
+                                    referral=referral, actor=Actor.GATEWAY, actor_partner=None,
+                                    document={"status": "delivered"})
+        return Done("delivered")
+
+    def _send_status(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+        with self.sessions() as session:
+            event = session.get(StatusEvent, envelope["status_event_id"])
+            target = session.get(Partner, envelope["target"])
+            if event is None or target is None:
+                return Dead("unknown_referral", "no status event or partner with these ids")
+            adapter = self.adapter_for(target)
+            if adapter is None:
+                return Done("the partner reads status through the API")
+            native_id = session.scalar(select(PartnerRecord.native_id).where(
+                PartnerRecord.referral_id == event.referral_id,
+                PartnerRecord.partner_id == target.id))
+            if native_id is None:
+                return Dead("no_partner_record",
+                            "the partner holds no record of this referral to update")
+            document = {"status": event.to_state, **event.content}
+            kind, system = event.referral.kind, target.system
+        native_status = self.translator.status_out(system, kind, document)
+        adapter.update_status(native_id=native_id, referral_id=envelope["referral_id"],
+                              status=native_status)
+        self._record(envelope, attempt, "delivered", f"status {envelope.get('state')} set")
+        return Done("status delivered")
+
+    def _record(self, envelope: dict[str, Any], attempt: int, outcome: str, detail: str) -> None:
+        with unit_of_work(self.sessions) as session:
+            if session.get(Referral, envelope.get("referral_id", "")) is not None:
+                session.add(_delivery(envelope, attempt, outcome, detail))
+
+
+def _delivery(envelope: dict[str, Any], attempt: int, outcome: str, detail: str) -> Delivery:
+    return Delivery(referral_id=envelope["referral_id"],
+                    status_event_id=envelope.get("status_event_id")
+                    if envelope.get("type") == "status" else None,
+                    partner_id=envelope["target"], attempt=attempt, outcome=outcome,
+                    detail=detail, finished_at=utcnow())
+
+
+def settle(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
+           envelope: dict[str, Any] | None, attempt: int, outcome: Outcome,
+           steps: list[topology.RetryStep]) -> None:
+    """The one place where a message is acknowledged, retried or dead-lettered."""
+    if isinstance(outcome, Retry):
+        step = topology.retry_step_for(attempt, outcome.retry_after, steps)
+        if step is None:
+            outcome = Dead("retries_exhausted", f"{attempt} attempts failed; last: "
+                                                f"{outcome.detail}")
+        else:
+            assert envelope is not None
+            channel.basic_publish(step.name, method.routing_key, broker.encode(envelope),
+                                  broker.properties(envelope, attempt=attempt + 1))
+            log.info("delivery_retry_scheduled", attempt=attempt, delay_s=step.seconds)
+    if isinstance(outcome, Dead):
+        headers = {"x-casebridge-reason": outcome.reason, "x-casebridge-detail": outcome.detail,
+                   "x-casebridge-routing-key": method.routing_key}
+        body = broker.encode(envelope) if envelope is not None else b"{}"
+        message_id = props.message_id or f"poison-{method.delivery_tag}"
+        channel.basic_publish(topology.DEAD_EXCHANGE, method.routing_key, body,
+                              broker.properties({"message_id": message_id, **(envelope or {})},
+                                                attempt=attempt, headers=headers))
+        log.warning("delivery_dead_lettered", reason=outcome.reason, attempt=attempt)
+    if isinstance(outcome, Done):
+        log.info("delivery_done", note=outcome.note, attempt=attempt)
+    channel.basic_ack(method.delivery_tag)
+
+
+def parse(body: bytes) -> dict[str, Any] | None:
+    """The envelope, or None when the body is not one (a poison message)."""
+    try:
+        envelope = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    required = {"message_id", "type", "referral_id", "target"}
+    return envelope if isinstance(envelope, dict) and required <= envelope.keys() else None
+
+
+def on_message(deliverer: Deliverer, steps: list[topology.RetryStep], channel: BlockingChannel,
+               method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
+    """Consumer callback for deliver.* and status.* queues."""
+    clear_contextvars()
+    attempt = int((props.headers or {}).get("x-attempt", 1))
+    envelope = parse(body)
+    if envelope is None:
+        settle(channel, method, props, None, attempt,
+               Dead("poison", "the message body is not a CaseBridge envelope"), steps)
+        return
+    bind_contextvars(correlation_id=envelope.get("correlation_id"),
+                     referral_id=envelope["referral_id"], target=envelope["target"],
+                     message_type=envelope["type"])
+    try:
+        outcome = deliverer.handle(envelope, attempt)
+    except CONNECTION_ERRORS:
+        raise  # the worker reconnects; the broker redelivers the unacknowledged message
+    except Exception as error:
+        # A fault nobody classified (a bug, a broken partner connection): give the message
+        # back. If it keeps failing, the quorum queue's delivery limit dead-letters it as
+        # poison, where an operator sees it. Only the type is logged, never the message.
+        log.error("delivery_crashed", error_type=type(error).__name__, attempt=attempt)
+        channel.basic_nack(method.delivery_tag, requeue=True)
+        return
+    settle(channel, method, props, envelope, attempt, outcome, steps)

@@ -1,0 +1,178 @@
+"""Relay, workers and dead letters together, over the real RabbitMQ and both databases."""
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pika
+import pytest
+from sqlalchemy import select
+
+from gateway.contracts import Contracts
+from gateway.delivery import dead_letters, relay, topology
+from gateway.delivery.consumer import run_worker
+from gateway.partners import register_partner
+from gateway.referrals import submit_referral
+from gateway.settings import Settings
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import DeadLetter, Delivery, Partner, Referral
+
+
+class NoTranslation:
+    """API-only partners need no mapping; any call here is a test failure."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected translation: {name}")
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def delivery_settings(settings: Settings, isolated_database_url: str) -> Settings:
+    return settings.model_copy(update={"database_url": isolated_database_url,
+                                       "delivery_limit": 2, "retry_delays": [1, 2],
+                                       "relay_interval": 0.1})
+
+
+@pytest.fixture
+def sessions(delivery_settings):
+    return make_sessionmaker(make_engine(delivery_settings.database_url))
+
+
+@pytest.fixture
+def partners(sessions) -> Iterator[Callable[..., str]]:
+    made: list[str] = []
+
+    def make(connection: dict[str, Any] | None = None, system: str = "other") -> str:
+        partner_id = f"flow-{uuid.uuid4().hex[:10]}"
+        with unit_of_work(sessions) as session:
+            partner, _ = register_partner(session=session, partner_id=partner_id,
+                                          name=partner_id, system=system)
+            partner.connection = connection
+        made.append(partner_id)
+        return partner_id
+
+    yield make
+    connection = pika.BlockingConnection(pika.URLParameters(Settings().amqp_url))
+    channel = connection.channel()
+    for partner_id in made:
+        for message_type in topology.MESSAGE_TYPES:
+            channel.queue_delete(topology.queue_name(message_type, partner_id))
+    connection.close()
+
+
+@pytest.fixture
+def running(delivery_settings, sessions) -> Iterator[None]:
+    """A relay and a worker in threads, as `casebridge relay` and `casebridge worker` run."""
+    stop = threading.Event()
+    contracts = Contracts(delivery_settings.contracts_dir)
+    threads = [
+        threading.Thread(target=relay.run_relay, daemon=True, kwargs=dict(
+            settings=delivery_settings, sessions=sessions, stop=stop)),
+        threading.Thread(target=run_worker, daemon=True, kwargs=dict(
+            settings=delivery_settings, sessions=sessions, contracts=contracts,
+            translator=NoTranslation(), stop=stop)),
+    ]
+    for thread in threads:
+        thread.start()
+    yield
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def submit(sessions, settings, sender_id, receiver_id, make_referral) -> str:
+    with unit_of_work(sessions) as session:
+        sender = session.get(Partner, sender_id)
+        return submit_referral(
+            session=session, contracts=Contracts(settings.contracts_dir), sender=sender,
+            document=make_referral(sender_id, receiver_id), idempotency_key=uuid.uuid4().hex,
+            correlation_id=uuid.uuid4().hex).referral.id
+
+
+def status_of(sessions, referral_id: str) -> str:
+    with sessions() as session:
+        return session.get(Referral, referral_id).status
+
+
+def test_referral_to_an_api_partner_is_marked_delivered(
+    running, sessions, delivery_settings, partners, make_referral
+) -> None:
+    sender, receiver = partners(), partners()
+    referral_id = submit(sessions, delivery_settings, sender, receiver, make_referral)
+    wait_for(lambda: status_of(sessions, referral_id) == "delivered")
+    with sessions() as session:
+        outcomes = session.scalars(select(Delivery.outcome).where(
+            Delivery.referral_id == referral_id)).all()
+    assert outcomes == ["delivered"]
+
+
+def test_a_poison_body_is_dead_lettered_and_visible(
+    running, sessions, delivery_settings, partners
+) -> None:
+    receiver = partners()
+    wait_for(lambda: _queue_exists(f"deliver.{receiver}"))
+    connection = pika.BlockingConnection(pika.URLParameters(delivery_settings.amqp_url))
+    message_id = f"poison-{uuid.uuid4().hex}"
+    connection.channel().basic_publish(topology.EXCHANGE, f"deliver.{receiver}",
+                                       b"\xff not json", pika.BasicProperties(
+                                           message_id=message_id))
+    connection.close()
+    letter = wait_for(lambda: _letter(sessions, message_id))
+    assert letter.reason == "poison" and "not a CaseBridge envelope" in letter.detail
+
+
+def test_a_crashing_delivery_becomes_a_dead_letter_and_is_redriven_once_fixed(
+    running, sessions, delivery_settings, partners, make_referral
+) -> None:
+    sender = partners()
+    # A connection to a system no adapter speaks: every attempt crashes in the worker.
+    receiver = partners(connection={"base_url": "http://127.0.0.1:9"}, system="unknown")
+    referral_id = submit(sessions, delivery_settings, sender, receiver, make_referral)
+    wait_for(lambda: status_of(sessions, referral_id) == "failed", timeout=30)
+    with sessions() as session:
+        letter = session.scalars(select(DeadLetter).where(
+            DeadLetter.referral_id == referral_id)).one()
+    assert letter.reason == "delivery_limit"
+    assert "delivery limit" in letter.detail
+
+    with unit_of_work(sessions) as session:
+        session.get(Partner, receiver).connection = None  # the operator fixes the partner
+    with unit_of_work(sessions) as session:
+        letters = dead_letters.find(session=session, ids=[letter.id])
+        assert dead_letters.redrive(session=session, contracts=Contracts(
+            delivery_settings.contracts_dir), letters=letters, actor="test-operator") == [
+            letter.id]
+    wait_for(lambda: status_of(sessions, referral_id) == "delivered")
+    with sessions() as session:
+        history = [e.to_state for e in session.get(Referral, referral_id).events]
+        redriven = session.get(DeadLetter, letter.id)
+    assert history == ["submitted", "failed", "submitted", "delivered"]
+    assert redriven.redriven_by == "test-operator"
+
+
+def _letter(sessions, message_id: str) -> DeadLetter | None:
+    with sessions() as session:
+        return session.scalar(select(DeadLetter).where(DeadLetter.message_id == message_id))
+
+
+def _queue_exists(name: str) -> bool:
+    connection = pika.BlockingConnection(pika.URLParameters(Settings().amqp_url))
+    try:
+        connection.channel().queue_declare(name, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
