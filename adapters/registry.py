@@ -1,6 +1,7 @@
 """Which adapter speaks to which partner system, built from the partner's connection."""
 
 import importlib
+import json
 from typing import Any
 
 from adapters.base import PartnerAdapter
@@ -25,3 +26,20 @@ def build_adapter(system: str, connection: dict[str, Any]) -> PartnerAdapter:
     adapter: PartnerAdapter = adapter_class(connection["base_url"],
                                             **connection.get("credentials", {}))
     return adapter
+
+
+class AdapterPool:
+    """One adapter per partner connection, built on first use and kept for reuse."""
+
+    def __init__(self) -> None:
+        self._adapters: dict[tuple[str, str], PartnerAdapter] = {}
+
+    def for_partner(self, partner_id: str, system: str,
+                    connection: dict[str, Any] | None) -> PartnerAdapter | None:
+        """The partner's adapter, or None for a partner that calls the API itself."""
+        if not connection:
+            return None
+        key = (partner_id, json.dumps(connection, sort_keys=True))
+        if key not in self._adapters:
+            self._adapters[key] = build_adapter(system, connection)
+        return self._adapters[key]

@@ -163,3 +163,19 @@ class PermanentDeliveryError(DeliveryError):
                                      "partner_code": partner_code})
         self.partner_status = partner_status
         self.partner_code = partner_code
+
+
+class MappingError(CaseBridgeError):
+    """A mapping could not translate a record (or could not be found or loaded).
+
+    The message and `extensions` name the mapping file, line, rule and field path, never the
+    value that failed, so delivery can dead-letter the record with this reason.
+    """
+
+    def __init__(self, detail: str, *, file: str = "", line: int = 0, rule: str = "",
+                 path: str = "", **extra: Any) -> None:
+        super().__init__(
+            detail=detail, status=422, slug="mapping-error",
+            title="The record cannot be translated",
+            extensions={"file": file, "line": line, "rule": rule, "path": path, **extra},
+        )

@@ -1,9 +1,6 @@
 """Fixtures shared by every test: settings, fictional people, databases, a live gateway."""
 
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,22 +9,14 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from gateway.api.app import create_app
 from gateway.partners import register_partner
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from servers import LiveServer
 
 PG_ADMIN_URL = os.environ.get("CASEBRIDGE_TEST_PG_ADMIN",
                               "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -85,33 +74,6 @@ def isolated_database_url(database_url: str, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, log_json=True)
-
-
-class LiveServer:
-    """A real uvicorn serving an app (the gateway by default) on 127.0.0.1 in a thread."""
-
-    def __init__(self, app: "Settings | FastAPI") -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        if isinstance(app, Settings):
-            app = create_app(app)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                log_level="critical", access_log=False, log_config=None)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -199,3 +161,22 @@ def make_referral() -> Callable[..., dict[str, Any]]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli() -> Callable[..., Any]:
+    """Run `casebridge …` in-process with these CASEBRIDGE_* variables."""
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+    from gateway.settings import get_settings
+
+    def invoke(*args: str, **env: str) -> Any:
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, list(args), env={
+                f"CASEBRIDGE_{k.upper()}": v for k, v in env.items()})
+        finally:
+            get_settings.cache_clear()
+
+    return invoke

@@ -5,9 +5,9 @@ import json
 
 import httpx
 
-from conftest import LiveServer, free_port
 from gateway.logs import configure_logging
 from gateway.settings import Settings
+from servers import LiveServer, free_port
 
 
 def test_healthz_answers(gateway) -> None:

@@ -4,8 +4,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from conftest import LiveServer
 from sandboxes import faults
+from servers import LiveServer
 
 
 def tiny_app(initial: faults.Faults | None = None) -> FastAPI:

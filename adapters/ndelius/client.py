@@ -1,0 +1,188 @@
+"""HTTP to one nDelius: HMPPS Auth tokens, failure classification, Spring paging.
+
+Every failure leaves here as a `TransientDeliveryError` (timeouts, cut connections, 5xx,
+408, 429 with the partner's Retry-After, unreadable answers) or a
+`PermanentDeliveryError` (any other 4xx, with the partner's `errorCode`). Messages name
+the operation, the status, the partner's error code and gateway or NSI ids — never a
+request path (it may hold a CRN) nor the partner's own message (it may quote values).
+"""
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+
+Json = dict[str, Any]
+TOKEN_PATH = "/auth/oauth/token"
+_SAFE_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class NdeliusClient:
+    """An authenticated JSON client for one nDelius base URL; safe to share between threads."""
+
+    def __init__(self, base_url: str, *, client_id: str, client_secret: str, timeout: float,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport,
+                                  headers={"Accept": "application/json"})
+        self._credentials = (client_id, client_secret)
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- tokens ------------------------------------------------------------------------------
+    def _bearer(self) -> str:
+        with self._token_lock:
+            if self._token is None or time.monotonic() >= self._token_expires:
+                self._token, self._token_expires = self._fetch_token()
+            return self._token
+
+    def _forget(self, token: str) -> None:
+        with self._token_lock:
+            if self._token == token:
+                self._token = None
+
+    def _fetch_token(self) -> tuple[str, float]:
+        """A client-credentials token and the monotonic time to renew it at."""
+        operation = "token"
+        try:
+            response = self._http.post(TOKEN_PATH, params={"grant_type": "client_credentials"},
+                                       auth=self._credentials)
+        except httpx.TransportError as error:
+            raise _transport_failure(operation, error, "") from None
+        if response.status_code != 200:
+            raise classify(operation, response, "")
+        body = _json(operation, response, "")
+        token, lifetime = body.get("access_token"), body.get("expires_in")
+        if not isinstance(token, str) or not isinstance(lifetime, int | float):
+            raise TransientDeliveryError(f"ndelius {operation} answered without a token",
+                                         partner_status=response.status_code)
+        # Renew a little before expiry, so a token never dies in flight.
+        return token, time.monotonic() + lifetime - min(30.0, lifetime / 10)
+
+    # --- requests ----------------------------------------------------------------------------
+    def request(self, operation: str, method: str, path: str, *, about: str = "",
+                params: Mapping[str, Any] | None = None, json: Json | None = None,
+                allow: tuple[int, ...] = ()) -> httpx.Response:
+        """Send one authenticated request; a 2xx or a status in `allow` is returned, any other
+        answer raised as a delivery error. A 401 renews the token and tries once more."""
+        for attempt in (1, 2):
+            token = self._bearer()
+            try:
+                response = self._http.request(method, path, params=params, json=json,
+                                              headers={"Authorization": f"Bearer {token}"})
+            except httpx.TransportError as error:
+                raise _transport_failure(operation, error, about) from None
+            if response.status_code == 401 and attempt == 1:
+                self._forget(token)
+                continue
+            if response.is_success or response.status_code in allow:
+                return response
+            raise classify(operation, response, about)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_json(self, operation: str, path: str, *, about: str = "",
+                 params: Mapping[str, Any] | None = None) -> Json:
+        return _json(operation, self.request(operation, "GET", path, about=about,
+                                             params=params), about)
+
+    def pages(self, operation: str, path: str, *, params: Mapping[str, Any], size: int = 100,
+              max_pages: int = 100, about: str = "") -> Iterator[Json]:
+        """Every item of a Spring-paged list (`content`, `last`), page by page."""
+        for page in range(max_pages):
+            body = self.get_json(operation, path, about=about,
+                                 params={**params, "page": page, "size": size})
+            content = body.get("content")
+            if not isinstance(content, list):
+                raise unexpected(operation, about)
+            for item in content:
+                if not isinstance(item, dict):
+                    raise unexpected(operation, about)
+                yield item
+            if body.get("last", True) or not content:
+                return
+
+
+def json_body(operation: str, response: httpx.Response, about: str = "") -> Json:
+    """The answer's JSON object, or a transient error when it cannot be read."""
+    return _json(operation, response, about)
+
+
+def _json(operation: str, response: httpx.Response, about: str) -> Json:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise unexpected(operation, about, response.status_code)
+    return body
+
+
+def unexpected(operation: str, about: str = "",
+               status: int | None = None) -> TransientDeliveryError:
+    return TransientDeliveryError(_message(operation, "answered an unreadable body", about),
+                                  partner_status=status)
+
+
+def classify(operation: str, response: httpx.Response,
+             about: str) -> TransientDeliveryError | PermanentDeliveryError:
+    """The delivery error for a non-2xx answer."""
+    status = response.status_code
+    code = partner_code(response)
+    said = f"answered {status}" + (f" ({code})" if code else "")
+    if status == 429 or status == 408 or status >= 500:
+        return TransientDeliveryError(_message(operation, said, about),
+                                      retry_after=retry_after(response.headers.get("retry-after")),
+                                      partner_status=status)
+    return PermanentDeliveryError(_message(operation, said, about), partner_status=status,
+                                  partner_code=code)
+
+
+def partner_code(response: httpx.Response) -> str | None:
+    """The HMPPS `errorCode` (or OAuth `error`) of an error answer, if it is a plain code."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    code = body.get("errorCode", body.get("error"))
+    if isinstance(code, int):
+        code = str(code)
+    return code if isinstance(code, str) and _SAFE_CODE.match(code) else None
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _transport_failure(operation: str, error: httpx.TransportError,
+                       about: str) -> TransientDeliveryError:
+    # The class name only: httpx messages can quote the URL, and a URL can hold a CRN.
+    return TransientDeliveryError(_message(operation, f"failed: {type(error).__name__}", about))
+
+
+def _message(operation: str, what: str, about: str) -> str:
+    return f"ndelius {operation} {what}" + (f" [{about}]" if about else "")

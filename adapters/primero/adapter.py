@@ -1,0 +1,361 @@
+"""The Primero v2 adapter: referrals and transfers as Primero transitions of a case.
+
+Native records (what the mapping files in `mappings/primero/` read and write):
+
+- **create** input, and **read** / **discover** output: the case and its transition,
+  the transition under the key of its kind (`"referral"` or `"transfer"`): ::
+
+    {"case": {...Primero case fields: module_id, name_first, name_last, sex,
+              date_of_birth, age, protection_concerns, risk_level,
+              consent_for_services, disclosure_other_orgs, consent_reporting,
+              services_section: [{unique_id?, service_type, service_response_type, ...}],
+              ...},
+     "referral" | "transfer": {transitioned_to?, transitioned_to_agency?,
+                               transitioned_to_remote?, remote?, service?,
+                               service_record_id?, notes?, consent_overridden?,
+                               consent_individual_transfer?, authorized_role_unique_id?}}
+
+  On create the transition part may be left out. The adapter sets `case.id` (a UUID
+  derived from the gateway's referral id) and `case.casebridge_referral_id`; a services
+  row without `unique_id` gets a derived one; a transition without `transitioned_to`
+  (and not `remote`) goes to the deployment's `intake_user`; a referral without
+  `service_record_id` is linked to the first services row whose `service_type` equals
+  its `service`, or, without `service`, to the first row. What read and discover
+  return holds the full case and the full transition as Primero shows them (`id`,
+  `type` Referral or Transfer, `status`, `transitioned_by`, `transitioned_to`,
+  `transitioned_by_user_agency`, `transitioned_to_agency`, `created_at`,
+  `responded_at`, `rejected_reason`, `rejection_note`, …; the case with `owned_by`,
+  `previously_owned_by`, `transfer_status`, `assigned_user_names`, `last_updated_at`).
+
+- **update_status** input: ``{"status": "accepted" | "rejected" | "done" | "revoked" |
+  "in_progress", "rejected_reason"?: str, "rejection_note"?: str}``. `done` (with
+  `rejection_note`, Primero's name for the provider's notes) exists for referrals only;
+  a referral is revoked by DELETE, a transfer by PATCH; `in_progress` is where every
+  transition starts and leaves nothing to tell Primero (no call is made). Primero
+  answers a move its state machine forbids with 200 and the transition unchanged; the
+  adapter raises that as a `PermanentDeliveryError` (`partner_code`
+  `transition_not_allowed`).
+
+- **native id**: ``"<case uuid>/referrals/<transition uuid>"`` or
+  ``"<case uuid>/transfers/<transition uuid>"`` — the transition's path under
+  `/api/v2/cases/`.
+
+- **External reference**: the case field `casebridge_referral_id`. A case that arrives
+  through CaseBridge belongs to one referral or transfer, so create looks it up there
+  (`GET /cases?casebridge_referral_id=…`) and, on the case, for a transition of the
+  kind made by the adapter's own user before making either.
+
+- **discover** reports, for each case changed since the cursor
+  (`last_updated_at=<cursor>..`, ordered by `last_updated_at`): `referral` / `transfer`
+  for a transition raised in this Primero to the gateway's user (or, with
+  `include_remote`, any `remote: true` one), once; and `status` for every such
+  transition, and every transition the adapter made on a case carrying a
+  `casebridge_referral_id` (then `referral_id` is that id), whose status is not
+  `in_progress`. Primero keeps no change time per transition, so a status is reported
+  whenever its case changed: the gateway treats a repeated status as idempotent. The
+  cursor is opaque JSON: the newest `last_updated_at` seen and what was already
+  reported in the last `cursor_overlap` seconds, so that equal timestamps and late
+  commits are neither missed nor reported twice.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+
+from adapters.base import ChangeKind, Discovery, NativeChange
+from adapters.primero.client import PrimeroClient, data_of, json_of, record, records
+from gateway.errors import PermanentDeliveryError
+
+log = structlog.get_logger()
+
+EXTERNAL_REFERENCE = "casebridge_referral_id"
+CASE_NAMESPACE = uuid.UUID("9f1c7a52-3a0e-4c59-8d7e-6a2b1f4c0d11")
+_PATHS = {"referral": "referrals", "transfer": "transfers"}
+_TYPES = {"referrals": "Referral", "transfers": "Transfer"}
+_KINDS: dict[str, ChangeKind] = {"Referral": "referral", "Transfer": "transfer"}
+_STATUSES = {"referrals": ("accepted", "rejected", "done", "revoked"),
+             "transfers": ("accepted", "rejected", "revoked")}
+# A repeated update finds the transition at or past the status asked for.
+_REACHED = {"accepted": ("accepted", "done")}
+_EPOCH = "1970-01-01T00:00:00.000Z"
+
+
+class PrimeroAdapter:
+    """Referrals and transfers as transitions of a case in one Primero v2 instance."""
+
+    system = "primero"
+
+    def __init__(self, base_url: str, *, user: str, password: str, timeout: float = 10.0,
+                 per: int = 100, transport: httpx.BaseTransport | None = None,
+                 gateway_user: str | None = None, intake_user: str | None = None,
+                 include_remote: bool = True, cursor_overlap: float = 2.0) -> None:
+        """Connect as `user`; `gateway_user` (default `user`) is the Primero account that
+        stands for CaseBridge as a recipient, `intake_user` the local user who receives
+        what arrives through CaseBridge when the record names nobody."""
+        self._intake_user = intake_user
+        self._client = PrimeroClient(base_url, user=user, password=password, timeout=timeout,
+                                     transport=transport)
+        self._per = max(1, min(per, 1000))
+        self._gateway_user = gateway_user or user
+        self._include_remote = include_remote
+        self._overlap = timedelta(seconds=cursor_overlap)
+
+    def close(self) -> None:
+        """Release connections."""
+        self._client.close()
+
+    # create, read, update
+
+    def create(self, *, referral_id: str, kind: str, record: dict[str, Any]) -> str:
+        """Make the case and its referral or transfer, or find the ones made before."""
+        path = _PATHS.get(kind)
+        if path is None:
+            raise PermanentDeliveryError(f"Primero has no transition for kind {kind!r}",
+                                         partner_code="unsupported_kind")
+        case = self._case_for(referral_id)
+        if case is None:
+            case = self._make_case(referral_id, dict(record.get("case") or {}))
+        made = self._transition_by_adapter(case["id"], _TYPES[path])
+        if made is not None:
+            log.info("primero_record_found", referral_id=referral_id, case_id=case["id"],
+                     transition_id=made["id"])
+            return _native_id(case["id"], path, made["id"])
+        params = self._completed(dict(record.get(kind) or {}), case, kind)
+        response = self._client.request("POST", f"/cases/{case['id']}/{path}",
+                                        body={"data": params})
+        made = _record(data_of(response, f"POST /cases/{case['id']}/{path}"), path)
+        log.info("primero_record_created", referral_id=referral_id, case_id=case["id"],
+                 transition_id=made["id"])
+        return _native_id(case["id"], path, made["id"])
+
+    def read(self, *, native_id: str) -> dict[str, Any]:
+        """The case and the transition as Primero holds them now."""
+        case_id, path, transition_id = _parse_native_id(native_id)
+        case = record(self._client.get_data(f"/cases/{case_id}"), f"GET /cases/{case_id}")
+        kind = _KINDS[_TYPES[path]]
+        return {"case": case, kind: self._transition(case_id, path, transition_id)}
+
+    def update_status(self, *, native_id: str, referral_id: str, status: dict[str, Any]) -> None:
+        """Accept, reject, complete or revoke the transition."""
+        case_id, path, transition_id = _parse_native_id(native_id)
+        target = status.get("status")
+        if target == "in_progress":
+            return
+        if target not in _STATUSES[path]:
+            raise PermanentDeliveryError(
+                f"Primero {_TYPES[path]} has no status {target!r} to set",
+                partner_code="unsupported_status")
+        where = f"/cases/{case_id}/{path}/{transition_id}"
+        if path == "referrals" and target == "revoked":
+            response = self._client.request("DELETE", where)
+        else:
+            body = {k: status[k] for k in ("status", "rejected_reason", "rejection_note")
+                    if status.get(k) is not None}
+            response = self._client.request("PATCH", where, body={"data": body})
+        now = record(data_of(response, f"PATCH {where}"), f"PATCH {where}").get("status")
+        if now not in _REACHED.get(str(target), (target,)):
+            raise PermanentDeliveryError(
+                f"Primero kept {_TYPES[path]} {transition_id} {now}: it does not allow "
+                f"{target} from there", partner_status=response.status_code,
+                partner_code="transition_not_allowed")
+        log.info("primero_status_set", referral_id=referral_id, transition_id=transition_id,
+                 status=target)
+
+    def _completed(self, params: dict[str, Any], case: dict[str, Any], kind: str
+                   ) -> dict[str, Any]:
+        """The transition with the recipient and, for a referral, the services row filled."""
+        if not params.get("transitioned_to") and not params.get("remote") and self._intake_user:
+            params["transitioned_to"] = self._intake_user
+        if kind != "referral" or params.get("service_record_id"):
+            return params
+        rows = [r for r in case.get("services_section") or [] if isinstance(r, dict)]
+        wanted = params.get("service")
+        for row in rows:
+            if wanted is None or row.get("service_type") == wanted:
+                return {**params, "service": row.get("service_type"),
+                        "service_record_id": row.get("unique_id")}
+        return params
+
+    # discover
+
+    def discover(self, *, cursor: str | None) -> Discovery:
+        """Outgoing referrals and transfers, and status changes, since `cursor`."""
+        state = _Cursor.parse(cursor) if cursor else None
+        report = state is not None
+        if state is None:
+            state = _Cursor(since=self._newest_change())
+        changes: list[NativeChange] = []
+        low = _format(_parse(state.since) - self._overlap)
+        newest = state.since
+        query_from, page = low, 1
+        while True:
+            rows = self._changed_cases(query_from, page)
+            for case in rows:
+                stamp = str(case.get("last_updated_at") or _EPOCH)
+                if state.cases.get(case["id"]) == stamp:
+                    continue
+                if not report and _parse(stamp) > _parse(state.since):
+                    continue  # changed after "now": the next poll reports it
+                state.cases[case["id"]] = stamp
+                newest = max(newest, stamp, key=_parse)
+                found = self._changes_of(case, low, state)
+                if report:
+                    changes += found
+            if len(rows) < self._per:
+                break
+            last = str(rows[-1].get("last_updated_at") or _EPOCH)
+            if _parse(last) == _parse(query_from):
+                page += 1  # a whole page at one instant: move on by page number
+            else:
+                query_from, page = last, 1
+        return Discovery(changes=changes, cursor=state.advanced(newest, self._overlap))
+
+    def _changed_cases(self, since: str, page: int) -> list[dict[str, Any]]:
+        params: dict[str, str | int] = {
+            "last_updated_at": f"{since}..", "order_by": "last_updated_at", "order": "asc",
+            "page": page, "per": self._per}
+        response = self._client.request("GET", "/cases", params=params)
+        return records(json_of(response, "GET /cases").get("data"), "GET /cases")
+
+    def _newest_change(self) -> str:
+        rows = records(self._client.get_data(
+            "/cases", {"order_by": "last_updated_at", "order": "desc", "per": 1}), "GET /cases")
+        return str(rows[0].get("last_updated_at") or _EPOCH) if rows else _EPOCH
+
+    def _changes_of(self, case: dict[str, Any], low: str, state: "_Cursor"
+                    ) -> list[NativeChange]:
+        changes: list[NativeChange] = []
+        where = f"/cases/{case['id']}/transitions"
+        for transition in records(self._client.get_data(where, {"types": "Referral,Transfer"}),
+                                  f"GET {where}"):
+            kind = _KINDS.get(str(transition.get("type")))
+            if kind is None:
+                continue
+            outgoing = self._is_outgoing(transition)
+            reference = case.get(EXTERNAL_REFERENCE)
+            incoming = bool(reference) and transition.get("transitioned_by") == self._client.user
+            if not (outgoing or incoming):
+                continue
+            native_id = _native_id(case["id"], _PATHS[kind], transition["id"])
+            native = {"case": case, kind: transition}
+            created = str(transition.get("created_at") or _EPOCH)
+            if (outgoing and transition["id"] not in state.raised
+                    and _parse(created) >= _parse(low)):
+                state.raised[transition["id"]] = created
+                changes.append(NativeChange(kind=kind, native_id=native_id, record=native,
+                                            changed_at=created))
+            if transition.get("status") != "in_progress":
+                changes.append(NativeChange(
+                    kind="status", native_id=native_id, record=native,
+                    referral_id=str(reference) if incoming else None,
+                    changed_at=str(transition.get("responded_at")
+                                   or case.get("last_updated_at"))))
+        return changes
+
+    def _is_outgoing(self, transition: dict[str, Any]) -> bool:
+        if transition.get("transitioned_by") == self._client.user:
+            return False
+        if transition.get("transitioned_to") == self._gateway_user:
+            return True
+        return self._include_remote and transition.get("remote") is True
+
+    # look-ups
+
+    def _case_for(self, referral_id: str) -> dict[str, Any] | None:
+        """The case made for this referral id, the oldest if there were ever two."""
+        found = [case for page in self._client.pages(
+                     "/cases", {EXTERNAL_REFERENCE: referral_id, "order_by": "created_at",
+                                "order": "asc"}, per=self._per)
+                 for case in page if case.get(EXTERNAL_REFERENCE) == referral_id]
+        return found[0] if found else None
+
+    def _make_case(self, referral_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        case_id = str(uuid.uuid5(CASE_NAMESPACE, referral_id))
+        fields.update(id=case_id, **{EXTERNAL_REFERENCE: referral_id})
+        rows = fields.get("services_section")
+        if isinstance(rows, list):
+            fields["services_section"] = [
+                {**row, "unique_id": row.get("unique_id")
+                 or str(uuid.uuid5(CASE_NAMESPACE, f"{referral_id}/service/{n}"))}
+                for n, row in enumerate(rows) if isinstance(row, dict)]
+        # 409: the case was made by an earlier attempt whose answer never came back.
+        self._client.request("POST", "/cases", body={"data": fields},
+                             accept=frozenset({409}))
+        return fields
+
+    def _transition_by_adapter(self, case_id: str, kind: str) -> dict[str, Any] | None:
+        where = f"/cases/{case_id}/transitions"
+        mine = [t for t in records(self._client.get_data(where, {"types": kind}), f"GET {where}")
+                if t.get("type") == kind and t.get("transitioned_by") == self._client.user]
+        return min(mine, key=lambda t: str(t.get("created_at"))) if mine else None
+
+    def _transition(self, case_id: str, path: str, transition_id: str) -> dict[str, Any]:
+        where = f"/cases/{case_id}/{path}"
+        for transition in records(self._client.get_data(where), f"GET {where}"):
+            if transition.get("id") == transition_id:
+                return transition
+        raise PermanentDeliveryError(f"Primero has no {_TYPES[path]} {transition_id} on case "
+                                     f"{case_id}", partner_status=404, partner_code="Not Found")
+
+
+@dataclass
+class _Cursor:
+    """Where discovery stands: the newest change seen and what was seen near it."""
+
+    since: str
+    cases: dict[str, str] = field(default_factory=dict)   # case id → last_updated_at seen
+    raised: dict[str, str] = field(default_factory=dict)  # transition id → created_at
+
+    @classmethod
+    def parse(cls, cursor: str) -> "_Cursor":
+        if not cursor.startswith("{"):
+            _parse(cursor)
+            return cls(since=cursor)  # a bare timestamp, e.g. set by an operator
+        state = json.loads(cursor)
+        return cls(since=state["since"], cases=dict(state.get("cases", {})),
+                   raised=dict(state.get("raised", {})))
+
+    def advanced(self, newest: str, overlap: timedelta) -> str:
+        """The next cursor: `newest`, keeping only what lies within the overlap of it."""
+        keep = _parse(newest) - overlap
+        return json.dumps({
+            "since": newest,
+            "cases": {k: v for k, v in self.cases.items() if _parse(v) >= keep},
+            "raised": {k: v for k, v in self.raised.items() if _parse(v) >= keep},
+        }, separators=(",", ":"))
+
+
+def _parse(stamp: str) -> datetime:
+    moment = datetime.fromisoformat(stamp)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _format(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _native_id(case_id: str, path: str, transition_id: str) -> str:
+    return f"{case_id}/{path}/{transition_id}"
+
+
+def _parse_native_id(native_id: str) -> tuple[str, str, str]:
+    parts = native_id.split("/")
+    if len(parts) != 3 or parts[1] not in _STATUSES or not all(parts):
+        raise PermanentDeliveryError("Not a Primero native id: expected "
+                                     "<case uuid>/referrals|transfers/<transition uuid>",
+                                     partner_code="invalid_native_id")
+    return parts[0], parts[1], parts[2]
+
+
+def _record(value: Any, path: str) -> dict[str, Any]:
+    made = record(value, f"POST {path}")
+    if not isinstance(made.get("id"), str):
+        raise PermanentDeliveryError(f"Primero answered POST {path} without an id",
+                                     partner_code="no_id")
+    return made

@@ -1,0 +1,1 @@
+"""The proGres v4 (Dataverse Web API) adapter: `adapter.ProgresAdapter`."""

@@ -1,0 +1,216 @@
+"""HTTP to a proGres v4 (Dataverse) Web API: tokens, paging and failure classification.
+
+Every failure leaves as `TransientDeliveryError` (timeout, dropped connection, 5xx, 429
+with the partner's Retry-After, a stale etag) or `PermanentDeliveryError` (other 4xx, with
+the Dataverse error code as `partner_code`). Messages name only the operation, entity set,
+record id, HTTP status and error code — never a value from a record, so they can be
+logged and shown on the console.
+"""
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import structlog
+
+from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+
+log = structlog.get_logger()
+
+API_PATH = "/api/data/v9.2"
+ANNOTATIONS = 'odata.include-annotations="*"'
+DUPLICATE = "0x80040237"
+NOT_FOUND = "0x80040217"
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def partner_code(response: httpx.Response) -> str | None:
+    """The error code of a Dataverse (`{"error": {"code"}}`) or OAuth (`{"error"}`) answer."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        return str(error["code"])
+    return error if isinstance(error, str) else None
+
+
+def classify(response: httpx.Response, operation: str) -> None:
+    """Raise the delivery error a non-2xx answer stands for; return on success."""
+    status = response.status_code
+    if status < 400:
+        return
+    code = partner_code(response)
+    detail = f"proGres answered {status}{f' ({code})' if code else ''} to {operation}"
+    if status == 429 or status >= 500:
+        raise TransientDeliveryError(detail, retry_after=retry_after(
+            response.headers.get("retry-after")), partner_status=status)
+    if status == 412:  # the row changed under us: read it again and retry
+        raise TransientDeliveryError(detail, partner_status=status)
+    raise PermanentDeliveryError(detail, partner_status=status, partner_code=code)
+
+
+def json_of(response: httpx.Response, operation: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise TransientDeliveryError(f"proGres sent an unreadable answer to {operation}",
+                                     partner_status=response.status_code) from None
+
+
+class ProgresClient:
+    """An authenticated Dataverse Web API session (client-credentials bearer tokens)."""
+
+    def __init__(self, base_url: str, *, client_id: str, client_secret: str,
+                 token_url: str | None = None, scope: str | None = None,
+                 timeout: float = 10.0, page_size: int = 500,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api = self.base_url + API_PATH
+        self.token_url = token_url or f"{self.base_url}/oauth2/v2.0/token"
+        self.scope = scope or f"{self.base_url}/.default"
+        self.page_size = page_size
+        self._credentials = {"grant_type": "client_credentials", "client_id": client_id,
+                             "client_secret": client_secret, "scope": self.scope}
+        self._http = httpx.Client(timeout=timeout, transport=transport, headers={
+            "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"})
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _access_token(self) -> str:
+        with self._lock:
+            if self._token is not None and time.monotonic() < self._expires_at:
+                return self._token
+            operation = "the token request"
+            try:
+                response = self._http.post(self.token_url, data=self._credentials)
+            except httpx.TimeoutException:
+                raise TransientDeliveryError(f"proGres did not answer {operation} in time")\
+                    from None
+            except httpx.TransportError:
+                raise TransientDeliveryError(f"the connection to proGres broke during "
+                                             f"{operation}") from None
+            classify(response, operation)
+            body = json_of(response, operation)
+            try:
+                token, lifetime = str(body["access_token"]), float(body["expires_in"])
+            except (KeyError, TypeError, ValueError):
+                raise TransientDeliveryError(f"proGres sent an unreadable answer to "
+                                             f"{operation}") from None
+            # Renew a little before expiry so a request never leaves with a dying token.
+            self._expires_at = time.monotonic() + lifetime - min(60.0, lifetime * 0.1)
+            self._token = token
+            log.info("progres_token_fetched", expires_in=lifetime)
+            return token
+
+    def _forget(self, token: str) -> None:
+        with self._lock:
+            if self._token == token:
+                self._token = None
+
+    def request(self, method: str, url: str, operation: str, *,
+                params: Mapping[str, str] | None = None, json_body: Any = None,
+                headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """Send one call; on a 401 fetch a new token and send it once more."""
+        for attempt in (1, 2):
+            token = self._access_token()
+            try:
+                response = self._http.request(
+                    method, url, params=params,
+                    content=None if json_body is None else json.dumps(json_body),
+                    headers={"Authorization": f"Bearer {token}",
+                             **({"Content-Type": "application/json"} if json_body is not None
+                                else {}),
+                             **(headers or {})})
+            except httpx.TimeoutException:
+                raise TransientDeliveryError(f"proGres did not answer {operation} in time")\
+                    from None
+            except httpx.TransportError:
+                raise TransientDeliveryError(f"the connection to proGres broke during "
+                                             f"{operation}") from None
+            if response.status_code == 401 and attempt == 1:
+                log.info("progres_token_refused", operation=operation)
+                self._forget(token)
+                continue
+            if response.status_code == 429:
+                log.warning("progres_throttled", operation=operation,
+                            retry_after=response.headers.get("retry-after"))
+            classify(response, operation)
+            return response
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, operation: str, *, params: Mapping[str, str] | None = None,
+            annotations: bool = True) -> Any:
+        """One GET under `/api/data/v9.2/`, its JSON body."""
+        headers = {"Prefer": ANNOTATIONS} if annotations else {}
+        response = self.request("GET", f"{self.api}/{path}", operation, params=params,
+                                headers=headers)
+        return json_of(response, operation)
+
+    def rows(self, entity_set: str, operation: str, *,
+             params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The rows of one page of a query (for look-ups that fit in one page)."""
+        body = self.get(entity_set, operation, params=params, annotations=False)
+        rows = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise TransientDeliveryError(f"proGres sent an unreadable answer to {operation}")
+        return rows
+
+    def get_all(self, entity_set: str, operation: str, *,
+                params: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+        """Every row of a query, page after page (`Prefer: odata.maxpagesize`, nextLink)."""
+        url: str = f"{self.api}/{entity_set}"
+        query: Mapping[str, str] | None = params
+        headers = {"Prefer": f"odata.maxpagesize={self.page_size}, {ANNOTATIONS}"}
+        while True:
+            response = self.request("GET", url, operation, params=query, headers=headers)
+            body = json_of(response, operation)
+            rows = body.get("value") if isinstance(body, dict) else None
+            if not isinstance(rows, list):
+                raise TransientDeliveryError(f"proGres sent an unreadable answer to {operation}",
+                                             partner_status=response.status_code)
+            yield from rows
+            next_link = body.get("@odata.nextLink")
+            if not next_link:
+                return
+            url, query = str(next_link), None  # followed unchanged: the skip token is opaque
+
+    def create(self, entity_set: str, body: dict[str, Any], operation: str) -> str:
+        """POST a row; its GUID, from the `OData-EntityId` header."""
+        response = self.request("POST", f"{self.api}/{entity_set}", operation, json_body=body)
+        entity_id = response.headers.get("odata-entityid", "")
+        if "(" not in entity_id or not entity_id.endswith(")"):
+            raise TransientDeliveryError(f"proGres did not name the record made by {operation}",
+                                         partner_status=response.status_code)
+        return str(entity_id).rsplit("(", 1)[1][:-1]
+
+    def update(self, path: str, body: dict[str, Any], operation: str, *,
+               if_match: str = "*") -> None:
+        """PATCH a row; `If-Match` keeps PATCH from creating a missing row (an upsert)."""
+        self.request("PATCH", f"{self.api}/{path}", operation, json_body=body,
+                     headers={"If-Match": if_match})

@@ -1,0 +1,202 @@
+"""The sandbox's own SQLite store: users, agencies, login tokens, cases and transitions.
+
+Like Primero, a case is one JSON document (Primero keeps it in a JSONB `data` column) and
+a transition is one row of an STI table (`type` = Referral, Transfer, Assign). Writes run
+one at a time under a lock: a read-modify-write of a case and its transition must not
+interleave with another request's (uvicorn runs the sync endpoints in a thread pool).
+WAL lets readers go on while a write is under way.
+"""
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users", metadata,
+    Column("user_name", String, primary_key=True),
+    Column("data", JSON, nullable=False),
+)
+agencies = Table(
+    "agencies", metadata,
+    Column("unique_id", String, primary_key=True),
+    Column("data", JSON, nullable=False),
+)
+tokens = Table(
+    "tokens", metadata,
+    Column("token", String, primary_key=True),
+    Column("user_name", String, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+cases = Table(
+    "cases", metadata,
+    Column("id", String, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+transitions = Table(
+    "transitions", metadata,
+    Column("id", String, primary_key=True),
+    Column("record_id", String, nullable=False, index=True),
+    Column("data", JSON, nullable=False),
+)
+
+
+def now_iso() -> str:
+    """The current time as Primero writes it: ISO-8601 UTC with milliseconds and a Z."""
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    """`moment` as `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def hash_password(password: str) -> str:
+    """A salted-enough digest for fictional sandbox accounts (never real credentials)."""
+    return hashlib.sha256(f"primero-sandbox:{password}".encode()).hexdigest()
+
+
+class Store:
+    """Tables of one sandbox instance, in one SQLite file."""
+
+    def __init__(self, database: Path) -> None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(
+            f"sqlite:///{database}", connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(self.engine, "connect", _tune_sqlite)
+        metadata.create_all(self.engine)
+        self._write_lock = threading.RLock()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads."""
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One transaction, alone among writers: committed on success, else rolled back."""
+        with self._write_lock, self.engine.begin() as connection:
+            yield connection
+
+    def is_empty(self) -> bool:
+        with self.reading() as db:
+            return db.execute(select(users.c.user_name).limit(1)).first() is None
+
+    # users, agencies and tokens
+
+    def user(self, db: Connection, user_name: str) -> dict[str, Any] | None:
+        row = db.execute(select(users.c.data).where(users.c.user_name == user_name)).first()
+        return dict(row.data) if row else None
+
+    def all_users(self, db: Connection) -> list[dict[str, Any]]:
+        return [dict(r.data) for r in db.execute(select(users.c.data)
+                                                 .order_by(users.c.user_name))]
+
+    def put_user(self, db: Connection, user: dict[str, Any]) -> None:
+        if self.user(db, user["user_name"]) is None:
+            db.execute(insert(users).values(user_name=user["user_name"], data=user))
+        else:
+            db.execute(update(users).where(users.c.user_name == user["user_name"])
+                       .values(data=user))
+
+    def all_agencies(self, db: Connection) -> list[dict[str, Any]]:
+        return [dict(r.data) for r in db.execute(select(agencies.c.data)
+                                                 .order_by(agencies.c.unique_id))]
+
+    def put_agency(self, db: Connection, agency: dict[str, Any]) -> None:
+        db.execute(insert(agencies).values(unique_id=agency["unique_id"], data=agency))
+
+    def add_token(self, db: Connection, token: str, user_name: str, ttl: float) -> None:
+        db.execute(insert(tokens).values(token=token, user_name=user_name,
+                                         expires_at=time.time() + ttl))
+
+    def token_user(self, db: Connection, token: str) -> str | None:
+        """The user a live token belongs to, or None when unknown or expired."""
+        row = db.execute(select(tokens.c.user_name, tokens.c.expires_at)
+                         .where(tokens.c.token == token)).first()
+        if row is None or row.expires_at < time.time():
+            return None
+        return str(row.user_name)
+
+    def drop_token(self, db: Connection, token: str) -> None:
+        db.execute(tokens.delete().where(tokens.c.token == token))
+
+    def expire_tokens(self, db: Connection) -> int:
+        return db.execute(update(tokens).values(expires_at=0.0)).rowcount
+
+    # cases
+
+    def case(self, db: Connection, case_id: str) -> dict[str, Any] | None:
+        row = db.execute(select(cases.c.data).where(cases.c.id == case_id)).first()
+        return _copy(row.data) if row else None
+
+    def all_cases(self, db: Connection) -> list[dict[str, Any]]:
+        return [_copy(r.data) for r in db.execute(select(cases.c.data).order_by(cases.c.seq))]
+
+    def insert_case(self, db: Connection, case: dict[str, Any]) -> None:
+        seq = db.execute(select(cases.c.seq).order_by(cases.c.seq.desc()).limit(1)).scalar()
+        db.execute(insert(cases).values(id=case["id"], seq=(seq or 0) + 1, data=case))
+
+    def save_case(self, db: Connection, case: dict[str, Any]) -> None:
+        db.execute(update(cases).where(cases.c.id == case["id"]).values(data=case))
+
+    # transitions
+
+    def transition(self, db: Connection, transition_id: str) -> dict[str, Any] | None:
+        row = db.execute(select(transitions.c.data)
+                         .where(transitions.c.id == transition_id)).first()
+        return _copy(row.data) if row else None
+
+    def transitions_of(self, db: Connection, record_id: str) -> list[dict[str, Any]]:
+        rows = db.execute(select(transitions.c.data)
+                          .where(transitions.c.record_id == record_id))
+        return sorted((_copy(r.data) for r in rows), key=lambda t: (t["created_at"], t["id"]))
+
+    def insert_transition(self, db: Connection, transition: dict[str, Any]) -> None:
+        db.execute(insert(transitions).values(id=transition["id"],
+                                              record_id=transition["record_id"],
+                                              data=transition))
+
+    def save_transition(self, db: Connection, transition: dict[str, Any]) -> None:
+        db.execute(update(transitions).where(transitions.c.id == transition["id"])
+                   .values(data=transition))
+
+
+def _copy(data: Any) -> dict[str, Any]:
+    """The row's document; the JSON column decodes a fresh object on every fetch."""
+    document: dict[str, Any] = data
+    return document
+
+
+def _tune_sqlite(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

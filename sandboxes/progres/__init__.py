@@ -1,0 +1,14 @@
+"""A stand-in of UNHCR proGres v4: a Dataverse-style OData v4 Web API over its own SQLite store.
+
+What it reproduces, and from which source, is in `shared/reference/progres-ndelius.md`
+§1, §2 and §7; every table, column and option value marked [GUESS] there is a guess
+here too. The parts:
+
+- `schema`  — the tables (entity sets), their columns, option sets and status machines;
+- `odata`   — the query language (`$select`, `$filter`, `$orderby`, `$top`, skip tokens);
+- `store`   — the SQLite store (one SQL table per entity set, safe under concurrent requests);
+- `rules`   — proGres workflow rules run on every write (numbering, status transitions);
+- `auth`    — a fake Microsoft Entra ID token endpoint and bearer-token checks;
+- `seed`    — obviously fictional demo people, groups, cases, referrals and transfers;
+- `app`     — the HTTP surface: `create_app(database=…, seed=…, faults=…)`.
+"""

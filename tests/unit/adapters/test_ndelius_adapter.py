@@ -1,0 +1,368 @@
+"""The nDelius adapter against a mocked nDelius (respx): auth, paging, failures, shapes."""
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from adapters.base import Discovery
+from adapters.ndelius import NdeliusAdapter
+from adapters.ndelius import client as client_module
+from adapters.ndelius.client import NdeliusClient
+from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+
+BASE = "http://ndelius.test"
+CRN, SURNAME, BIRTH = "X070001", "Fictionalson", "1988-04-12"
+
+
+@pytest.fixture
+def delius() -> Iterator[respx.MockRouter]:
+    """A mocked nDelius whose token endpoint hands out t1, t2, … (20-minute lifetime)."""
+    issued = iter(range(1, 1000))
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.post("/auth/oauth/token").mock(side_effect=lambda _: httpx.Response(200, json={
+            "access_token": f"t{next(issued)}", "token_type": "bearer", "expires_in": 1200}))
+        yield router
+
+
+@pytest.fixture
+def adapter() -> Iterator[NdeliusAdapter]:
+    made = NdeliusAdapter(BASE, client_id="casebridge", client_secret="s3cret")
+    yield made
+    made.close()
+
+
+def error(status: int, code: str, message: str = "Refused", **headers: str) -> httpx.Response:
+    return httpx.Response(status, headers=headers, json={
+        "status": status, "errorCode": code, "userMessage": message,
+        "developerMessage": message, "moreInfo": None})
+
+
+def nsi(nsi_id: int = 42, *, reference: str | None = "ref-1", history: list[Any] | None = None,
+        status: str = "REQ") -> dict[str, Any]:
+    return {"nsiId": nsi_id, "offenderCrn": CRN, "type": {"code": "TRF01"},
+            "status": {"code": status}, "externalReference": reference,
+            "manager": {"provider": {"code": "N03"}, "team": {"code": "N03AOM"},
+                        "staff": {"code": "N03AOM1"}},
+            "statusHistory": history or [], "transferForm": {"receivingPdu": "N03A"},
+            "actions": [{"id": 1, "description": "Complete the address assessment"}]}
+
+
+def person() -> dict[str, Any]:
+    return {"crn": CRN, "name": {"forename": "Ashley", "surname": SURNAME}, "dateOfBirth": BIRTH}
+
+
+def record(subtype: str | None = None) -> dict[str, Any]:
+    return {"subtype": subtype,
+            "person": {**person(), "gender": "M", "manager": {"team": "N07AOM"}},
+            "nsi": {"intendedProvider": "N03", "notes": f"{SURNAME} moves to Cardiff"},
+            "transfer_form": {"receivingPdu": "N03A", "reason": "FAM"}}
+
+
+def page(*items: dict[str, Any], last: bool = True) -> httpx.Response:
+    return httpx.Response(200, json={"content": list(items), "last": last,
+                                     "totalElements": len(items)})
+
+
+def event(sequence: int, event_type: str, **info: Any) -> dict[str, Any]:
+    envelope = {"eventType": event_type, "version": 1, "occurredAt": "2026-11-23T10:00:00Z",
+                "description": "d", "detailUrl": f"{BASE}/nsi/{info.get('nsiId')}",
+                "personReference": {"identifiers": [{"type": "CRN", "value": CRN}]},
+                "additionalInformation": {"nsiType": "TRF01", "raisedByProvider": "N07",
+                                          "intendedProvider": "N03", "externalReference": None,
+                                          "updatedBy": "N07AOM2", **info}}
+    return {"sequence": sequence, "Message": json.dumps(envelope),
+            "MessageAttributes": {"eventType": {"Type": "String", "Value": event_type}}}
+
+
+def feed(*events: dict[str, Any], cursor: str, more: bool = False) -> httpx.Response:
+    return httpx.Response(200, json={"content": list(events), "cursor": cursor,
+                                     "latest": cursor, "hasMore": more})
+
+
+# --- tokens ----------------------------------------------------------------------------------
+def test_one_token_serves_many_requests(delius: respx.MockRouter,
+                                        adapter: NdeliusAdapter) -> None:
+    reads = delius.get("/nsi/42").mock(return_value=httpx.Response(200, json=nsi()))
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    adapter.read(native_id="42")
+    adapter.read(native_id="42")
+    assert delius.routes[0].call_count == 1
+    assert reads.calls.last.request.headers["authorization"] == "Bearer t1"
+    token_request = delius.routes[0].calls.last.request
+    assert token_request.url.params["grant_type"] == "client_credentials"
+    assert token_request.headers["authorization"].startswith("Basic ")
+
+
+def test_a_401_renews_the_token_and_retries_once(delius: respx.MockRouter,
+                                                 adapter: NdeliusAdapter) -> None:
+    reads = delius.get("/nsi/42").mock(side_effect=[error(401, "UNAUTHORIZED"),
+                                                    httpx.Response(200, json=nsi())])
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    assert adapter.read(native_id="42")["nsi"]["nsiId"] == 42
+    assert [c.request.headers["authorization"] for c in reads.calls] == ["Bearer t1",
+                                                                        "Bearer t2"]
+
+
+def test_a_second_401_is_permanent(delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    reads = delius.get("/nsi/42").mock(return_value=error(401, "UNAUTHORIZED"))
+    with pytest.raises(PermanentDeliveryError) as refused:
+        adapter.read(native_id="42")
+    assert refused.value.partner_status == 401 and reads.call_count == 2
+    assert delius.routes[0].call_count == 2
+
+
+def test_a_token_is_renewed_before_it_expires(delius: respx.MockRouter,
+                                              adapter: NdeliusAdapter,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(client_module.time, "monotonic", lambda: clock[0])
+    delius.routes[0].mock(side_effect=lambda _: httpx.Response(200, json={
+        "access_token": f"short{clock[0]}", "token_type": "bearer", "expires_in": 60}))
+    reads = delius.get("/nsi/42").mock(return_value=httpx.Response(200, json=nsi()))
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    adapter.read(native_id="42")
+    clock[0] += 55  # within the 60 s lifetime, but inside the renewal margin
+    adapter.read(native_id="42")
+    assert [c.request.headers["authorization"] for c in reads.calls] == [
+        "Bearer short1000.0", "Bearer short1055.0"]
+
+
+def test_token_endpoint_failures_are_classified(delius: respx.MockRouter,
+                                                adapter: NdeliusAdapter) -> None:
+    delius.routes[0].mock(side_effect=[
+        httpx.Response(503), httpx.Response(401, json={"error": "unauthorized",
+                                                        "error_description": "Bad creds"})])
+    with pytest.raises(TransientDeliveryError):
+        adapter.read(native_id="42")
+    with pytest.raises(PermanentDeliveryError) as refused:
+        adapter.read(native_id="42")
+    assert (refused.value.partner_status, refused.value.partner_code) == (401, "unauthorized")
+
+
+# --- paging ----------------------------------------------------------------------------------
+def test_spring_pages_are_followed_to_the_last(delius: respx.MockRouter) -> None:
+    listing = delius.get("/nsi").mock(side_effect=[
+        page({"nsiId": 1}, {"nsiId": 2}, last=False), page({"nsiId": 3}, last=False),
+        page({"nsiId": 4})])
+    client = NdeliusClient(BASE, client_id="casebridge", client_secret="s3cret", timeout=5)
+    items = list(client.pages("nsi.find", "/nsi", params={"status": "REQ"}, size=2))
+    client.close()
+    assert [i["nsiId"] for i in items] == [1, 2, 3, 4]
+    assert [c.request.url.params["page"] for c in listing.calls] == ["0", "1", "2"]
+    assert {c.request.url.params["status"] for c in listing.calls} == {"REQ"}
+
+
+def test_discover_follows_the_feed_across_pages(delius: respx.MockRouter) -> None:
+    adapter = NdeliusAdapter(BASE, client_id="casebridge", client_secret="s3cret", page_size=1)
+    events = delius.get("/events").mock(side_effect=[
+        feed(event(7, "probation-case.nsi.created", nsiId=42), cursor="7", more=True),
+        feed(event(9, "probation-case.nsi.created", nsiId=43), cursor="9")])
+    delius.get("/nsi/42").mock(return_value=httpx.Response(200, json=nsi(42, reference=None)))
+    delius.get("/nsi/43").mock(return_value=httpx.Response(200, json=nsi(43, reference=None)))
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    found = adapter.discover(cursor="5")
+    adapter.close()
+    assert [c.native_id for c in found.changes] == ["42", "43"] and found.cursor == "9"
+    assert [c.request.url.params["after"] for c in events.calls] == ["5", "7"]
+    assert events.calls[0].request.url.params.get_list("eventType") == [
+        "probation-case.nsi.created", "probation-case.nsi.status-changed"]
+
+
+# --- failures --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("header", "expected"), [("7", 7.0), ("0", 0.0), (None, None),
+                                                  ("soon", None)])
+def test_429_is_transient_with_the_partners_retry_after(
+        delius: respx.MockRouter, adapter: NdeliusAdapter, header: str | None,
+        expected: float | None) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    delius.get("/nsi/42").mock(return_value=error(429, "TOO_MANY_REQUESTS", **headers))
+    with pytest.raises(TransientDeliveryError) as throttled:
+        adapter.read(native_id="42")
+    assert throttled.value.retry_after == expected
+    assert throttled.value.partner_status == 429
+
+
+def test_retry_after_may_be_an_http_date(delius: respx.MockRouter,
+                                         adapter: NdeliusAdapter) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    delius.get("/nsi/42").mock(return_value=error(429, "TOO_MANY_REQUESTS", **{
+        "Retry-After": when}))
+    with pytest.raises(TransientDeliveryError) as throttled:
+        adapter.read(native_id="42")
+    assert throttled.value.retry_after is not None and 25 <= throttled.value.retry_after <= 30
+
+
+@pytest.mark.parametrize("failure", [
+    error(500, "INTERNAL_SERVER_ERROR"), error(503, "SERVICE_UNAVAILABLE"),
+    httpx.ReadTimeout("timed out"), httpx.ConnectError("refused"),
+    httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+    httpx.Response(200, text="<html>gateway</html>")])
+def test_server_errors_timeouts_and_cut_connections_are_transient(
+        delius: respx.MockRouter, adapter: NdeliusAdapter, failure: Any) -> None:
+    delius.get("/nsi/42").mock(side_effect=[failure])
+    with pytest.raises(TransientDeliveryError):
+        adapter.read(native_id="42")
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, "VALIDATION_FAILURE"),
+                                              (422, "UNKNOWN_PDU"), (404, "NOT_FOUND"),
+                                              (409, "INVALID_STATUS_TRANSITION"),
+                                              (403, "FORBIDDEN")])
+def test_other_refusals_are_permanent_with_the_partner_code(
+        delius: respx.MockRouter, adapter: NdeliusAdapter, status: int, code: str) -> None:
+    delius.put("/nsi/42/status").mock(return_value=error(status, code))
+    with pytest.raises(PermanentDeliveryError) as refused:
+        adapter.update_status(native_id="42", referral_id="ref-1", status={"status": "ACC"})
+    assert (refused.value.partner_status, refused.value.partner_code) == (status, code)
+    assert code in str(refused.value) and "ref-1" in str(refused.value)
+
+
+def test_error_messages_carry_no_record_values(delius: respx.MockRouter,
+                                               adapter: NdeliusAdapter) -> None:
+    quoting = f"Person with crn of {CRN} ({SURNAME}, born {BIRTH}) is not valid"
+    delius.get("/nsi").mock(return_value=page())
+    delius.get(f"/person/{CRN}").mock(side_effect=[
+        httpx.ReadTimeout(f"timed out reading {BASE}/person/{CRN}"),
+        error(422, "INVALID_CODE", quoting), httpx.Response(200, json=person())])
+    delius.post("/nsi").mock(return_value=error(400, f"{CRN} bad", quoting))
+    failures: list[Exception] = []
+    for _ in range(3):
+        with pytest.raises((TransientDeliveryError, PermanentDeliveryError)) as failed:
+            adapter.create(referral_id="ref-1", kind="transfer", record=record())
+        failures.append(failed.value)
+    assert [type(f) for f in failures] == [TransientDeliveryError, PermanentDeliveryError,
+                                           PermanentDeliveryError]
+    assert failures[2].partner_code is None  # a code that is not a plain code is dropped
+    for failure in failures:
+        text = f"{failure} {failure.extensions}"
+        assert "ref-1" in text
+        for value in (CRN, SURNAME, BIRTH, "Cardiff"):
+            assert value not in text
+
+
+# --- create, update, read, discover ----------------------------------------------------------
+def test_create_posts_the_nsi_with_the_referral_as_external_reference(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    delius.get("/nsi").mock(return_value=page())
+    delius.get(f"/person/{CRN}").mock(return_value=error(404, "NOT_FOUND"))
+    people = delius.post("/person").mock(return_value=httpx.Response(201, json=person()))
+    created = delius.post("/nsi").mock(return_value=httpx.Response(201, json=nsi(77)))
+    assert adapter.create(referral_id="ref-1", kind="transfer",
+                          record=record("temporary_move")) == "77"
+    body = json.loads(created.calls.last.request.content)
+    assert (body["type"], body["offenderCrn"], body["externalReference"]) == (
+        "TMV01", CRN, "ref-1")
+    assert body["transferForm"]["receivingPdu"] == "N03A" and "subtype" not in body
+    assert json.loads(people.calls.last.request.content)["crn"] == CRN
+
+
+def test_create_finds_the_nsi_made_by_an_attempt_whose_answer_was_lost(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    finds = delius.get("/nsi").mock(side_effect=[page(), page(nsi(77))])
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    created = delius.post("/nsi").mock(side_effect=[httpx.RemoteProtocolError("cut")])
+    with pytest.raises(TransientDeliveryError):
+        adapter.create(referral_id="ref-1", kind="transfer", record=record())
+    assert adapter.create(referral_id="ref-1", kind="transfer", record=record()) == "77"
+    assert created.call_count == 1
+    assert finds.calls.last.request.url.params["externalReference"] == "ref-1"
+
+
+def test_create_after_a_duplicate_refusal_returns_the_existing_nsi(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    delius.get("/nsi").mock(side_effect=[page(), page(nsi(77))])
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    delius.post("/nsi").mock(return_value=error(409, "DUPLICATE_EXTERNAL_REFERENCE"))
+    assert adapter.create(referral_id="ref-1", kind="transfer", record=record()) == "77"
+
+
+def test_create_refuses_a_record_it_cannot_send(adapter: NdeliusAdapter,
+                                               delius: respx.MockRouter) -> None:
+    delius.get("/nsi").mock(return_value=page())
+    with pytest.raises(PermanentDeliveryError):
+        adapter.create(referral_id="ref-1", kind="referral", record=record())
+    with pytest.raises(PermanentDeliveryError):
+        adapter.create(referral_id="ref-1", kind="transfer", record={"nsi": {}})
+
+
+def test_update_status_stamps_an_unstamped_nsi_once(delius: respx.MockRouter,
+                                                    adapter: NdeliusAdapter) -> None:
+    changes = delius.put("/nsi/42/status").mock(side_effect=[
+        httpx.Response(200, json=nsi(reference=None)), httpx.Response(200, json=nsi())])
+    stamp = delius.patch("/nsi/42").mock(return_value=httpx.Response(200, json=nsi()))
+    status = {"status": "COMP", "outcome": "TRFC", "notes": None,
+              "manager": {"team": "N03AOM", "staff": "N03AOM1"}}
+    adapter.update_status(native_id="42", referral_id="ref-1", status=status)
+    adapter.update_status(native_id="42", referral_id="ref-1", status=status)
+    assert json.loads(changes.calls.last.request.content) == {
+        "status": "COMP", "outcome": "TRFC", "manager": {"team": "N03AOM", "staff": "N03AOM1"}}
+    assert stamp.call_count == 1
+    assert json.loads(stamp.calls.last.request.content) == {"externalReference": "ref-1"}
+    with pytest.raises(PermanentDeliveryError):
+        adapter.update_status(native_id="42", referral_id="ref-1", status={"outcome": "TRFC"})
+
+
+def test_read_gives_person_nsi_transfer_form_and_actions(delius: respx.MockRouter,
+                                                         adapter: NdeliusAdapter) -> None:
+    delius.get("/nsi/42").mock(return_value=httpx.Response(200, json=nsi()))
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    found = adapter.read(native_id="42")
+    assert set(found) == {"person", "nsi", "transfer_form", "actions"}
+    assert "transferForm" not in found["nsi"] and found["transfer_form"]["receivingPdu"] == "N03A"
+
+
+def test_discover_from_now_starts_at_the_newest_event(delius: respx.MockRouter,
+                                                      adapter: NdeliusAdapter) -> None:
+    delius.get("/events").mock(return_value=httpx.Response(200, json={
+        "content": [event(1, "probation-case.nsi.created", nsiId=1)], "cursor": "1",
+        "latest": "230", "hasMore": True}))
+    assert adapter.discover(cursor=None) == Discovery(changes=[], cursor="230")
+
+
+def test_discover_tells_outgoing_transfers_from_status_changes(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    history = [{"id": 5, "status": {"code": "ACC"}, "statusDate": "2026-11-23T10:00:00Z",
+                "outcome": None, "notes": "Accepted"},
+               {"id": 6, "status": {"code": "CHAL"}, "statusDate": "2026-11-23T11:00:00Z",
+                "outcome": {"code": "CHRISK"}, "notes": "Risk"}]
+    delius.get("/events").mock(return_value=feed(
+        event(1, "probation-case.nsi.created", nsiId=10),                    # outgoing
+        event(2, "probation-case.nsi.created", nsiId=11, externalReference="ref-9"),
+        event(3, "probation-case.nsi.created", nsiId=12, intendedProvider="N07"),  # internal
+        event(4, "probation-case.nsi.status-changed", nsiId=11, externalReference="ref-9",
+              previousStatus="REQ", statusHistoryId=5, updatedBy="casebridge"),  # our own
+        event(5, "probation-case.nsi.status-changed", nsiId=11, externalReference="ref-9",
+              previousStatus="ACC", statusHistoryId=6),
+        event(6, "probation-case.nsi.status-changed", nsiId=13, nsiType="APR01",
+              externalReference="ref-8", statusHistoryId=1),
+        cursor="6"))
+    delius.get("/nsi/10").mock(return_value=httpx.Response(200, json=nsi(10, reference=None)))
+    delius.get("/nsi/11").mock(return_value=httpx.Response(200, json=nsi(
+        11, reference="ref-9", history=history, status="CHAL")))
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    found = adapter.discover(cursor="0")
+    assert found.cursor == "6"
+    assert [(c.kind, c.native_id, c.referral_id) for c in found.changes] == [
+        ("transfer", "10", None), ("status", "11", "ref-9")]
+    transfer, status = found.changes
+    assert set(transfer.record) == {"person", "nsi", "transfer_form", "actions"}
+    assert status.record == {
+        "status": "CHAL", "previousStatus": "ACC", "statusDate": "2026-11-23T11:00:00Z",
+        "outcome": "CHRISK", "notes": "Risk", "nsiType": "TRF01", "externalReference": "ref-9",
+        "manager": {"provider": "N03", "team": "N03AOM", "staff": "N03AOM1"}}
+    assert status.changed_at == "2026-11-23T10:00:00Z"
+
+
+def test_discover_keeps_to_its_own_provider_when_told_which(delius: respx.MockRouter) -> None:
+    adapter = NdeliusAdapter(BASE, client_id="casebridge", client_secret="s3cret",
+                             provider="N03")
+    delius.get("/events").mock(return_value=feed(
+        event(1, "probation-case.nsi.created", nsiId=10), cursor="1"))
+    assert adapter.discover(cursor="0").changes == []
+    adapter.close()

@@ -1,0 +1,161 @@
+"""A running gateway reloads changed mapping files, refuses broken ones, keeps the last good."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from mapping_testkit import ROOT, line_of
+from structlog.testing import capture_logs
+
+from gateway.contracts import Contracts
+from gateway.errors import MappingError
+from gateway.mapping.registry import MappingRegistry
+from gateway.mapping.translator import MappingTranslator
+
+SHIPPED = ROOT / "mappings" / "primero"
+
+
+@pytest.fixture
+def mappings(tmp_path: Path) -> Path:
+    """A copy of the shipped Primero mappings that a test may change."""
+    shutil.copytree(SHIPPED, tmp_path / "primero")
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Change a file and move its modification time on, as an editor saving it would."""
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def test_every_shipped_mapping_is_put_in_force(mappings: Path, contracts: Contracts) -> None:
+    registry = MappingRegistry(mappings, contracts)
+    assert len(registry.refresh()) == 3
+    names = {(m.system, m.name) for m in registry.loaded()}
+    assert names == {("primero", "case-to-referral"), ("primero", "referral-to-case"),
+                     ("primero", "status")}
+    assert registry.get("primero", "status").content_hash.startswith("sha256:")
+    assert registry.refresh() == [] and registry.refusals == []
+
+
+def test_a_changed_good_file_is_picked_up_with_a_new_hash(mappings: Path,
+                                                         contracts: Contracts) -> None:
+    registry = MappingRegistry(mappings, contracts)
+    registry.refresh()
+    before = registry.get("primero", "status")
+    edit(mappings / "primero" / "status.yaml", "      - {native: revoked, canonical: withdrawn}",
+         "      - {native: revoked, canonical: withdrawn}\n"
+         "      - {native: cancelled, canonical: withdrawn, only: inbound}")
+    [changed] = registry.refresh()
+    assert changed.endswith("primero/status.yaml")
+    after = registry.get("primero", "status")
+    assert after.content_hash != before.content_hash
+    assert after.inbound({"referral": {"status": "cancelled"}})["status"] == "withdrawn"
+
+
+def test_a_changed_code_list_changes_the_hash_of_the_mappings_using_it(
+        mappings: Path, contracts: Contracts) -> None:
+    registry = MappingRegistry(mappings, contracts)
+    registry.refresh()
+    inbound_hash = registry.get("primero", "case-to-referral").content_hash
+    status_hash = registry.get("primero", "status").content_hash
+    edit(mappings / "primero" / "codes" / "sex.yaml", "  - {native: male, canonical: male}",
+         "  - {native: male, canonical: male}\n  - {native: m, canonical: male, only: inbound}")
+    registry.refresh()
+    assert registry.get("primero", "case-to-referral").content_hash != inbound_hash
+    assert registry.get("primero", "status").content_hash == status_hash
+
+
+def test_a_broken_change_is_refused_logged_and_the_last_good_stays(
+        mappings: Path, contracts: Contracts) -> None:
+    registry = MappingRegistry(mappings, contracts)
+    registry.refresh()
+    good = registry.get("primero", "status")
+    with capture_logs() as logs:
+        edit(mappings / "primero" / "status.yaml", "      code: transition-status\n",
+             "      code: transition-statuses\n")
+        assert registry.refresh() == []
+    assert registry.get("primero", "status") is good
+    assert good.inbound({"referral": {"status": "done"}})["status"] == "completed"
+    [refusal] = registry.refusals
+    assert (refusal.system, refusal.name) == ("primero", "status")
+    assert refusal.file.endswith("primero/status.yaml") and len(refusal.problems) == 1
+    line = line_of((mappings / "primero" / "status.yaml").read_text(), "transition-statuses")
+    assert f"status.yaml:{line}:7: unknown-code-list: there is no code list " in (
+        refusal.problems[0])
+    [event] = [e for e in logs if e["event"] == "mapping_refused"]
+    assert event["log_level"] == "warning" and event["problem_count"] == 1
+    assert event["file"].endswith("primero/status.yaml")
+    assert event["in_force"] == good.content_hash
+
+
+def test_a_refusal_is_recorded_once_and_a_fixed_file_is_taken(mappings: Path,
+                                                              contracts: Contracts) -> None:
+    registry = MappingRegistry(mappings, contracts)
+    registry.refresh()
+    path = mappings / "primero" / "status.yaml"
+    edit(path, "contract: status-event", "contract: status-events")
+    registry.refresh()
+    edit(path, "description:", "description:")  # saved again, still broken
+    registry.refresh()
+    assert len(registry.refusals) == 1
+    edit(path, "contract: status-events", "contract: status-event")
+    registry.refresh()
+    assert len(registry.refusals) == 1
+    assert registry.get("primero", "status").inbound({"referral": {"status": "accepted"}}) == {
+        "status": "accepted", "source_status": "accepted"}
+
+
+def test_a_yaml_error_at_start_up_refuses_only_that_file(mappings: Path,
+                                                         contracts: Contracts) -> None:
+    (mappings / "primero" / "status.yaml").write_text("inbound: [rules\n")
+    registry = MappingRegistry(mappings, contracts)
+    registry.refresh()
+    assert {m.name for m in registry.loaded()} == {"case-to-referral", "referral-to-case"}
+    assert [r.problems[0].split(": ")[1] for r in registry.refusals] == ["yaml-syntax"]
+    with pytest.raises(MappingError, match="no mapping primero/status is in force"):
+        registry.get("primero", "status")
+
+
+def test_a_removed_file_leaves_force(mappings: Path, contracts: Contracts) -> None:
+    registry = MappingRegistry(mappings, contracts)
+    registry.refresh()
+    (mappings / "primero" / "status.yaml").unlink()
+    registry.refresh()
+    with pytest.raises(MappingError):
+        registry.get("primero", "status")
+
+
+def test_the_translator_picks_the_mapping_by_system_contract_and_direction(
+        mappings: Path, contracts: Contracts) -> None:
+    now = [0.0]
+    translator = MappingTranslator(mappings, contracts=contracts, refresh_seconds=5,
+                                   clock=lambda: now[0])
+    event = translator.status_in("primero", "referral", {"referral": {"status": "in_progress"}})
+    assert event == {"status": "delivered", "source_status": "in_progress"}
+    assert translator.status_out("primero", "referral", {"status": "completed"}) == {
+        "status": "done"}
+    example = translator.registry.get("primero", "case-to-referral").mapping.blocks[
+        "inbound"].examples[0]
+    canonical, content_hash = translator.inbound("primero", "referral", example.input)
+    assert canonical == example.output
+    assert content_hash == translator.registry.get("primero", "case-to-referral").content_hash
+    native, _ = translator.outbound("primero", "referral", canonical)
+    assert native["case"]["name_first"] == "Amani"
+    with pytest.raises(MappingError, match="no outbound mapping of progres"):
+        translator.outbound("progres", "referral", canonical)
+
+    edit(mappings / "primero" / "status.yaml", "{native: done, canonical: completed}",
+         "{native: done, canonical: completed}\n      - {native: closed, canonical: completed,"
+         " only: inbound}")
+    closed = {"referral": {"status": "closed"}}
+    with pytest.raises(MappingError, match="code list 'transition-status'"):
+        translator.status_in("primero", "referral", closed)  # the file was not looked at yet
+    now[0] = 10.0
+    assert translator.status_in("primero", "referral", closed)["status"] == "completed"
