@@ -104,6 +104,77 @@ def worker() -> None:
                                           contracts=contracts, translator=translator, stop=stop))
 
 
+@app.command()
+def poll(
+    once: Annotated[bool, typer.Option(help="Poll every partner once, then stop")] = False,
+) -> None:
+    """Bring in what partner systems raised or changed, every CASEBRIDGE_POLL_INTERVAL s."""
+    from gateway.contracts import Contracts
+    from gateway.delivery.poller import Poller, run_poller
+    from gateway.mapping.translator import MappingTranslator
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    contracts = Contracts(settings.contracts_dir)
+    poller = Poller(sessions=sessions, contracts=contracts,
+                    translator=MappingTranslator(settings.mappings_dir, contracts=contracts))
+    if once:
+        for partner_id in poller.partner_ids():
+            result = poller.poll(partner_id)
+            typer.echo(f"{partner_id}: {len(result.submitted)} new, "
+                       f"{result.status_events} status changes, {result.refused} refused")
+        return
+    _until_signal(lambda stop: run_poller(poller=poller, interval=settings.poll_interval,
+                                          stop=stop))
+
+
+@app.command("dead-letters")
+def dead_letters_list(
+    reason: Annotated[str | None, typer.Option(help="Only this reason")] = None,
+    partner: Annotated[str | None, typer.Option(help="Only this partner")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include re-driven ones")] = False,
+) -> None:
+    """List dead letters: id, when, partner, type, reason, attempts, detail."""
+    from gateway.delivery import dead_letters
+
+    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    with sessions() as session:
+        letters = dead_letters.find(session=session, reason=reason, partner=partner,
+                                    include_redriven=all_)
+        for letter in letters:
+            redriven = f" (re-driven by {letter.redriven_by})" if letter.redriven_at else ""
+            typer.echo(f"{letter.id}\t{letter.dead_at:%Y-%m-%d %H:%M:%S}\t{letter.partner_id}\t"
+                       f"{letter.direction}/{letter.message_type}\t{letter.reason}\t"
+                       f"{letter.attempts}\t{letter.detail}{redriven}")
+    if not letters:
+        typer.echo("no dead letters", err=True)
+
+
+@app.command()
+def redrive(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids")] = None,
+    reason: Annotated[str | None, typer.Option(help="Every dead letter with this reason")] = None,
+    partner: Annotated[str | None, typer.Option(help="Every dead letter of this partner")] = None,
+    actor: Annotated[str, typer.Option(help="Who re-drives (kept on the dead letter)")] = (
+        "cli"),
+) -> None:
+    """Send dead letters through delivery again, one by one or in bulk by filter."""
+    from gateway.contracts import Contracts
+    from gateway.delivery import dead_letters
+
+    if not ids and not reason and not partner:
+        raise typer.BadParameter("name dead letter ids, or filter by --reason or --partner")
+    settings = get_settings()
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with unit_of_work(sessions) as session:
+        letters = dead_letters.find(session=session, ids=ids or [], reason=reason,
+                                    partner=partner)
+        done = dead_letters.redrive(session=session, contracts=Contracts(settings.contracts_dir),
+                                    letters=letters, actor=actor)
+    typer.echo(f"re-driven: {len(done)} {' '.join(map(str, done))}".rstrip())
+
+
 def _until_signal(run: Callable[[threading.Event], None]) -> None:
     """Run a loop that stops cleanly on SIGTERM or Ctrl-C."""
     stop = threading.Event()

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     relay_interval: float = Field(
         default=0.5, description="Seconds the relay waits when the outbox is empty."
     )
+    poll_interval: float = Field(
+        default=30.0, description="Seconds between two polls of each partner system."
+    )
+    operator_key: str | None = Field(
+        default=None,
+        description="Bearer key of the operations API (/v1/ops/…); unset: that API is off.",
+    )
     worker_prefetch: int = Field(
         default=10, description="Unacknowledged messages a worker holds at most."
     )

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from gateway.api import health, problems, referrals
+from gateway.api import health, operations, problems, referrals
 from gateway.contracts import Contracts
 from gateway.logs import CORRELATION_HEADER, bind_correlation_id, new_correlation_id
 from gateway.settings import Settings, get_settings
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(referrals.router)
     app.include_router(health.router)
+    app.include_router(operations.router)
 
     @app.get("/v1/noop", include_in_schema=False)
     def noop() -> dict[str, str]:

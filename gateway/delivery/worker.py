@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from adapters.base import PartnerAdapter
-from adapters.registry import build_adapter
+from adapters.registry import AdapterPool
 from gateway.contracts import Contracts
 from gateway.delivery import broker, topology
 from gateway.delivery.broker import CONNECTION_ERRORS
@@ -62,20 +62,14 @@ class Deliverer:
     """Delivers one envelope; the same object serves every message of a worker."""
 
     def __init__(self, *, sessions: sessionmaker[Session], contracts: Contracts,
-                 translator: Translator) -> None:
+                 translator: Translator, adapters: AdapterPool | None = None) -> None:
         self.sessions = sessions
         self.contracts = contracts
         self.translator = translator
-        self._adapters: dict[tuple[str, str], PartnerAdapter] = {}
+        self.adapters = adapters or AdapterPool()
 
     def adapter_for(self, partner: Partner) -> PartnerAdapter | None:
-        """The partner's adapter, or None for a partner that polls the API itself."""
-        if not partner.connection:
-            return None
-        key = (partner.id, json.dumps(partner.connection, sort_keys=True))
-        if key not in self._adapters:
-            self._adapters[key] = build_adapter(partner.system, partner.connection)
-        return self._adapters[key]
+        return self.adapters.for_partner(partner.id, partner.system, partner.connection)
 
     def handle(self, envelope: dict[str, Any], attempt: int) -> Outcome:
         try:
@@ -105,9 +99,9 @@ class Deliverer:
             assert receiver is not None  # a foreign key guarantees it
             adapter = self.adapter_for(receiver)
             kind, content, system = referral.kind, referral.content, receiver.system
-        native_id = None
+        native_id = mapping_hash = None
         if adapter is not None:
-            native, _mapping_hash = self.translator.outbound(system, kind, content)
+            native, mapping_hash = self.translator.outbound(system, kind, content)
             native_id = adapter.create(referral_id=envelope["referral_id"], kind=kind,
                                        record=native)
         with unit_of_work(self.sessions) as session:
@@ -119,9 +113,11 @@ class Deliverer:
                 session.add(PartnerRecord(referral_id=referral.id,
                                           partner_id=referral.receiver_id,
                                           native_id=native_id, role="receiver"))
-            session.add(_delivery(envelope, attempt, "delivered",
-                                  f"stored at the partner as {native_id}" if native_id
-                                  else "available to the partner through the API"))
+            delivery = _delivery(envelope, attempt, "delivered",
+                                 f"stored at the partner as {native_id}" if native_id
+                                 else "available to the partner through the API")
+            delivery.mapping_hash = mapping_hash
+            session.add(delivery)
             if referral.status == State.SUBMITTED:
                 record_status_event(session=session, contracts=self.contracts,
                                     referral=referral, actor=Actor.GATEWAY, actor_partner=None,
@@ -224,7 +220,8 @@ def on_message(deliverer: Deliverer, steps: list[topology.RetryStep], channel: B
         # A fault nobody classified (a bug, a broken partner connection): give the message
         # back. If it keeps failing, the quorum queue's delivery limit dead-letters it as
         # poison, where an operator sees it. Only the type is logged, never the message.
-        log.error("delivery_crashed", error_type=type(error).__name__, attempt=attempt)
+        log.error("delivery_crashed", error_type=type(error).__name__, attempt=attempt,
+                  delivery_count=(props.headers or {}).get("x-delivery-count", 0))
         channel.basic_nack(method.delivery_tag, requeue=True)
         return
     settle(channel, method, props, envelope, attempt, outcome, steps)

@@ -95,6 +95,9 @@ class Referral(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
     content: Mapped[dict[str, Any]]
+    # Hash of the inbound mapping that produced `content` from the sender's native record;
+    # None when the sender posted canonical JSON to the API.
+    mapping_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None]
@@ -137,6 +140,8 @@ class Delivery(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
+    # Hash of the outbound mapping that produced what was sent.
+    mapping_hash: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 

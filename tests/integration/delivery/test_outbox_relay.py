@@ -18,8 +18,8 @@ from gateway.store.models import OutboxMessage
 
 
 @pytest.fixture
-def sessions(settings: Settings):
-    return make_sessionmaker(make_engine(settings.database_url))
+def sessions(isolated_database_url: str):
+    return make_sessionmaker(make_engine(isolated_database_url))
 
 
 @pytest.fixture
@@ -42,6 +42,7 @@ def partners(sessions) -> Iterator[tuple[str, str]]:
 def test_relay_publishes_each_outbox_row_once_confirmed_and_marks_it(
     settings, sessions, partners, make_referral
 ) -> None:
+    # Only this module's partners are in the isolated store, so the relay declares no others.
     sender_id, receiver_id = partners
     contracts = Contracts(settings.contracts_dir)
     referral_ids = []

@@ -6,18 +6,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pika
 import pytest
 from sqlalchemy import select
 
 from gateway.contracts import Contracts
-from gateway.delivery import dead_letters, relay, topology
+from gateway.delivery import relay, topology
 from gateway.delivery.consumer import run_worker
 from gateway.partners import register_partner
 from gateway.referrals import submit_referral
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import DeadLetter, Delivery, Partner, Referral
+from servers import LiveServer
 
 
 class NoTranslation:
@@ -133,7 +135,7 @@ def test_a_poison_body_is_dead_lettered_and_visible(
 
 
 def test_a_crashing_delivery_becomes_a_dead_letter_and_is_redriven_once_fixed(
-    running, sessions, delivery_settings, partners, make_referral
+    running, sessions, delivery_settings, partners, make_referral, cli
 ) -> None:
     sender = partners()
     # A connection to a system no adapter speaks: every attempt crashes in the worker.
@@ -146,19 +148,29 @@ def test_a_crashing_delivery_becomes_a_dead_letter_and_is_redriven_once_fixed(
     assert letter.reason == "delivery_limit"
     assert "delivery limit" in letter.detail
 
+    listed = cli("dead-letters", "--partner", receiver,
+                 database_url=delivery_settings.database_url)
+    assert f"{letter.id}\t" in listed.output and "delivery_limit" in listed.output
+
     with unit_of_work(sessions) as session:
         session.get(Partner, receiver).connection = None  # the operator fixes the partner
-    with unit_of_work(sessions) as session:
-        letters = dead_letters.find(session=session, ids=[letter.id])
-        assert dead_letters.redrive(session=session, contracts=Contracts(
-            delivery_settings.contracts_dir), letters=letters, actor="test-operator") == [
-            letter.id]
+    ops = delivery_settings.model_copy(update={"operator_key": "ops-key-for-tests-only"})
+    with LiveServer(ops) as server, httpx.Client(
+            base_url=server.url, headers={"Authorization": "Bearer ops-key-for-tests-only"}
+    ) as client:
+        shown = client.get("/v1/ops/dead-letters", params={"partner": receiver}).json()
+        assert [d["id"] for d in shown] == [letter.id]
+        assert shown[0]["reason"] == "delivery_limit"
+        assert client.post("/v1/ops/dead-letters/redrive", json={"ids": [letter.id]}).json() == {
+            "redriven": [letter.id]}
+        assert client.post("/v1/ops/dead-letters/redrive", json={}).status_code == 422
+        assert httpx.get(f"{server.url}/v1/ops/dead-letters").status_code == 401
     wait_for(lambda: status_of(sessions, referral_id) == "delivered")
     with sessions() as session:
         history = [e.to_state for e in session.get(Referral, referral_id).events]
         redriven = session.get(DeadLetter, letter.id)
     assert history == ["submitted", "failed", "submitted", "delivered"]
-    assert redriven.redriven_by == "test-operator"
+    assert redriven.redriven_by == "operator-api"
 
 
 def _letter(sessions, message_id: str) -> DeadLetter | None:

@@ -1,8 +1,8 @@
-"""delivery: connections, partner records, cursors, dead letters
+"""delivery: connections, partner records, cursors, dead letters, mapping hashes
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 08:17:58.588044
+Create Date: 2026-11-23 08:30:32.169062
 """
 
 from collections.abc import Sequence
@@ -81,13 +81,25 @@ def upgrade() -> None:
         sa.UniqueConstraint("partner_id", "native_id", name="uq_partner_records_native"),
         sa.UniqueConstraint("referral_id", "partner_id", name="uq_partner_records_referral"),
     )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("mapping_hash", sa.String(length=64), nullable=True))
+
     with op.batch_alter_table("partners", schema=None) as batch_op:
         batch_op.add_column(sa.Column("connection", sa.JSON(), nullable=True))
 
+    with op.batch_alter_table("referrals", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("mapping_hash", sa.String(length=64), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("referrals", schema=None) as batch_op:
+        batch_op.drop_column("mapping_hash")
+
     with op.batch_alter_table("partners", schema=None) as batch_op:
         batch_op.drop_column("connection")
+
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_column("mapping_hash")
 
     op.drop_table("partner_records")
     with op.batch_alter_table("dead_letters", schema=None) as batch_op:

@@ -1,0 +1,78 @@
+"""The operations API: see dead letters and re-drive them (operators, not partners)."""
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header
+from pydantic import BaseModel, Field
+
+from gateway.api.deps import ContractsDep, SessionDep, SettingsDep
+from gateway.delivery import dead_letters
+from gateway.errors import FieldError, Forbidden, NotAuthenticated, ValidationProblem
+from gateway.store.models import DeadLetter
+
+router = APIRouter(prefix="/v1/ops", tags=["operations"])
+
+
+def require_operator(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    """The operator key from `Authorization: Bearer`; the API is off when none is configured."""
+    if not settings.operator_key:
+        raise Forbidden("The operations API is off: set CASEBRIDGE_OPERATOR_KEY to use it.")
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), settings.operator_key.encode()):
+        raise NotAuthenticated("A valid operator key is required.")
+    return "operator-api"
+
+
+OperatorDep = Annotated[str, Depends(require_operator)]
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    referral_id: str | None
+    partner_id: str | None
+    direction: str
+    message_type: str | None
+    reason: str
+    detail: str | None
+    attempts: int
+    dead_at: datetime
+    redriven_at: datetime | None
+    redriven_by: str | None
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> "DeadLetterOut":
+        return cls.model_validate(letter, from_attributes=True)
+
+
+class RedriveRequest(BaseModel):
+    ids: list[int] = Field(default_factory=list, description="Dead letter ids")
+    reason: str | None = Field(default=None, description="Every dead letter with this reason")
+    partner: str | None = Field(default=None, description="Every dead letter of this partner")
+
+
+@router.get("/dead-letters", response_model=list[DeadLetterOut])
+def list_dead_letters(session: SessionDep, _: OperatorDep, reason: str | None = None,
+                      partner: str | None = None,
+                      include_redriven: bool = False) -> list[DeadLetterOut]:
+    """Dead letters with why they died, oldest first."""
+    return [DeadLetterOut.of(letter) for letter in dead_letters.find(
+        session=session, reason=reason, partner=partner, include_redriven=include_redriven)]
+
+
+@router.post("/dead-letters/redrive")
+def redrive_dead_letters(request: RedriveRequest, session: SessionDep, actor: OperatorDep,
+                         contracts: ContractsDep) -> dict[str, Any]:
+    """Send dead letters through delivery again, by id or in bulk by filter."""
+    if not (request.ids or request.reason or request.partner):
+        raise ValidationProblem("Say which dead letters to re-drive.", [
+            FieldError("/ids", "required", "give ids, or a reason or partner filter")])
+    letters = dead_letters.find(session=session, ids=request.ids, reason=request.reason,
+                                partner=request.partner)
+    done = dead_letters.redrive(session=session, contracts=contracts, letters=letters,
+                                actor=actor)
+    return {"redriven": done}
