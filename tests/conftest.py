@@ -1,6 +1,8 @@
 """Fixtures shared by every test: settings, fictional people, databases, a live gateway."""
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,8 +74,30 @@ def isolated_database_url(database_url: str, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, log_json=True)
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of this test run alone, deleted with all its queues at the end.
+
+    Falls back to the default virtual host where rabbitmqctl cannot be used.
+    """
+    default = Settings().amqp_url
+    vhost = f"casebridge-test-{uuid.uuid4().hex[:8]}"
+    ctl = shutil.which("rabbitmqctl")
+
+    def run(*args: str) -> bool:
+        return ctl is not None and subprocess.run(
+            [ctl, "-q", *args], capture_output=True, timeout=120).returncode == 0
+
+    if not run("add_vhost", vhost):
+        yield default
+        return
+    run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield default.rsplit("/", 1)[0] + "/" + vhost
+    run("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, amqp_url: str) -> Settings:
+    return Settings(database_url=database_url, amqp_url=amqp_url, log_json=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from gateway.contracts import Contracts
 from gateway.delivery import broker, relay, topology
 from gateway.partners import register_partner
 from gateway.referrals import submit_referral
-from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import OutboxMessage
 
@@ -23,7 +22,7 @@ def sessions(isolated_database_url: str):
 
 
 @pytest.fixture
-def partners(sessions) -> Iterator[tuple[str, str]]:
+def partners(sessions, amqp_url: str) -> Iterator[tuple[str, str]]:
     suffix = uuid.uuid4().hex[:8]
     ids = (f"relay-sender-{suffix}", f"relay-receiver-{suffix}")
     with unit_of_work(sessions) as session:
@@ -31,7 +30,7 @@ def partners(sessions) -> Iterator[tuple[str, str]]:
             register_partner(session=session, partner_id=partner_id, name=partner_id,
                              system="other")
     yield ids
-    connection = pika.BlockingConnection(pika.URLParameters(Settings().amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     for partner_id in ids:
         for message_type in topology.MESSAGE_TYPES:

@@ -52,7 +52,7 @@ def sessions(delivery_settings):
 
 
 @pytest.fixture
-def partners(sessions) -> Iterator[Callable[..., str]]:
+def partners(sessions, amqp_url: str) -> Iterator[Callable[..., str]]:
     made: list[str] = []
 
     def make(connection: dict[str, Any] | None = None, system: str = "other") -> str:
@@ -65,7 +65,7 @@ def partners(sessions) -> Iterator[Callable[..., str]]:
         return partner_id
 
     yield make
-    connection = pika.BlockingConnection(pika.URLParameters(Settings().amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     for partner_id in made:
         for message_type in topology.MESSAGE_TYPES:
@@ -123,7 +123,7 @@ def test_a_poison_body_is_dead_lettered_and_visible(
     running, sessions, delivery_settings, partners
 ) -> None:
     receiver = partners()
-    wait_for(lambda: _queue_exists(f"deliver.{receiver}"))
+    wait_for(lambda: _queue_exists(delivery_settings.amqp_url, f"deliver.{receiver}"))
     connection = pika.BlockingConnection(pika.URLParameters(delivery_settings.amqp_url))
     message_id = f"poison-{uuid.uuid4().hex}"
     connection.channel().basic_publish(topology.EXCHANGE, f"deliver.{receiver}",
@@ -178,8 +178,8 @@ def _letter(sessions, message_id: str) -> DeadLetter | None:
         return session.scalar(select(DeadLetter).where(DeadLetter.message_id == message_id))
 
 
-def _queue_exists(name: str) -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(Settings().amqp_url))
+def _queue_exists(amqp_url: str, name: str) -> bool:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         connection.channel().queue_declare(name, passive=True)
         return True
