@@ -211,6 +211,36 @@ def partners_add(
     typer.echo(key)
 
 
+@partners_app.command("connect")
+def partners_connect(
+    partner_id: Annotated[str, typer.Argument(help="A registered partner id")],
+    base_url: Annotated[str | None, typer.Option(help="Base URL of the partner's own system")
+                        ] = None,
+    credential: Annotated[list[str] | None, typer.Option(
+        help="key=value given to the adapter, e.g. client_id=…; repeat for each")] = None,
+    disconnect: Annotated[bool, typer.Option(
+        help="Remove the connection: the partner then calls the API itself")] = False,
+) -> None:
+    """Tell the gateway how to reach a partner's own system through its adapter."""
+    if not disconnect and not base_url:
+        raise typer.BadParameter("give --base-url, or --disconnect", param_hint="--base-url")
+    credentials = {}
+    for item in credential or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"'{key}' is not key=value", param_hint="--credential")
+        credentials[key] = value
+    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    with unit_of_work(sessions) as session:
+        partner = session.get(Partner, partner_id)
+        if partner is None:
+            typer.echo(f"no partner {partner_id}", err=True)
+            raise typer.Exit(1)
+        partner.connection = None if disconnect else {"base_url": base_url,
+                                                      "credentials": credentials}
+    typer.echo(f"{partner_id}: " + ("disconnected" if disconnect else f"connected to {base_url}"))
+
+
 @partners_app.command("list")
 def partners_list() -> None:
     """List the registered partner systems."""
@@ -218,4 +248,5 @@ def partners_list() -> None:
     with sessions() as session:
         for partner in session.scalars(select(Partner).order_by(Partner.id)):
             state = "active" if partner.active else "inactive"
-            typer.echo(f"{partner.id}\t{partner.system}\t{state}\t{partner.name}")
+            reach = (partner.connection or {}).get("base_url", "API")
+            typer.echo(f"{partner.id}\t{partner.system}\t{state}\t{reach}\t{partner.name}")

@@ -70,6 +70,26 @@ def allowed_next(kind: Kind, state: State, actor: Actor | None = None) -> list[S
     return [s for s, who in transitions(kind, state).items() if actor is None or who is actor]
 
 
+def catch_up(kind: Kind, current: State, requested: State, actor: Actor) -> list[State] | None:
+    """The shortest run of states after `current` ending in `requested`, each caused by `actor`.
+
+    A partner polled now and then may have moved several steps since the last poll (say
+    acknowledged, accepted and started the service); the gateway records the steps it
+    skipped rather than refusing the change. None when no such run exists.
+    """
+    paths: dict[State, list[State]] = {current: []}
+    frontier = [current]
+    while frontier:
+        step = []
+        for state in frontier:
+            for nxt, who in transitions(kind, state).items():
+                if who is actor and nxt not in paths:
+                    paths[nxt] = [*paths[state], nxt]
+                    step.append(nxt)
+        frontier = step
+    return paths.get(requested) if requested is not current else None
+
+
 def check_transition(*, kind: Kind, current: State, requested: State, actor: Actor) -> bool:
     """Decide a status change: True to apply it, False when it repeats the current state.
 

@@ -14,12 +14,15 @@ import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
 
 CORRELATION_HEADER = "X-Correlation-ID"
+_configured = False
 
 
 def configure_logging(
     *, level: str = "info", json: bool = True, stream: TextIO | None = None
 ) -> None:
     """Route stdlib and structlog output through one JSON renderer on `stream` (stdout)."""
+    global _configured
+    _configured = True
     stream = stream or sys.stdout
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
@@ -47,6 +50,12 @@ def configure_logging(
     root.setLevel(level.upper())
     # uvicorn's access log prints query strings; our own request log replaces it.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def ensure_logging(*, level: str, json: bool) -> None:
+    """Configure logging unless the process did already (the CLI, a test capturing logs)."""
+    if not _configured:
+        configure_logging(level=level, json=json)
 
 
 def new_correlation_id() -> str:

@@ -22,11 +22,12 @@ from gateway.errors import (
     FieldError,
     Forbidden,
     IdempotencyConflict,
+    LifecycleViolation,
     MalformedRequest,
     NotFound,
     ValidationProblem,
 )
-from gateway.lifecycle import INITIAL, Actor, Kind, State, check_transition
+from gateway.lifecycle import INITIAL, Actor, Kind, State, catch_up, check_transition
 from gateway.protection.consent import consent_gaps
 from gateway.store.models import OutboxMessage, Partner, Referral, StatusEvent, new_id, utcnow
 
@@ -112,36 +113,64 @@ def submit_referral(
 
 def record_status_event(
     *, session: Session, contracts: Contracts, referral: Referral, actor: Actor,
-    actor_partner: Partner | None, document: Any,
+    actor_partner: Partner | None, document: Any, polled: bool = False,
 ) -> StatusEvent | None:
-    """Apply a status event checked against the lifecycle; None when it repeats the state."""
+    """Apply a status event checked against the lifecycle; None when it changes nothing.
+
+    `polled` is for changes read from a partner's system: a state the referral has
+    already passed is an old report and changes nothing, and states the partner moved
+    through between two polls are recorded as inferred steps.
+    """
     errors = contracts.validate("status-event", document)
     if errors:
         raise ValidationProblem("The status event breaks the status-event contract.", errors)
-    requested = State(document["status"])
-    current = State(referral.status)
-    if not check_transition(kind=Kind(referral.kind), current=current, requested=requested,
-                            actor=actor):
+    requested, current, kind = State(document["status"]), State(referral.status), Kind(
+        referral.kind)
+    if polled and requested is not current and requested in {e.to_state for e in referral.events}:
+        log.info("status_event_stale", referral_id=referral.id, state=current, reported=requested)
+        return None
+    skipped: list[State] = []
+    try:
+        changed = check_transition(kind=kind, current=current, requested=requested, actor=actor)
+    except LifecycleViolation:
+        path = catch_up(kind, current, requested, actor) if polled else None
+        if path is None:
+            raise
+        skipped, changed = path[:-1], True
+    if not changed:
         log.info("status_event_repeated", referral_id=referral.id, state=current)
         return None
+    for state in skipped:
+        _append_event(session, referral, to_state=state, actor=actor, actor_partner=actor_partner,
+                      content={"inferred": True}, reason_code=None, occurred_at=None)
+    return _append_event(
+        session, referral, to_state=requested, actor=actor, actor_partner=actor_partner,
+        content={k: v for k, v in document.items() if k not in ("status", "occurred_at")},
+        reason_code=(document.get("reason") or {}).get("code"),
+        occurred_at=document.get("occurred_at"))
+
+
+def _append_event(session: Session, referral: Referral, *, to_state: State, actor: Actor,
+                  actor_partner: Partner | None, content: dict[str, Any],
+                  reason_code: str | None, occurred_at: str | None) -> StatusEvent:
+    """Store one state change and announce it to the other side through the outbox."""
     now = utcnow()
-    occurred = document.get("occurred_at")
+    current = referral.status
     event = StatusEvent(
         id=new_id(), referral=referral, seq=len(referral.events) + 1, from_state=current,
-        to_state=requested,
-        actor=actor, actor_partner_id=actor_partner.id if actor_partner else None,
-        reason_code=(document.get("reason") or {}).get("code"),
-        content={k: v for k, v in document.items() if k not in ("status", "occurred_at")},
-        occurred_at=datetime.fromisoformat(occurred) if occurred else now, recorded_at=now,
+        to_state=to_state, actor=actor, actor_partner_id=actor_partner.id if actor_partner
+        else None, reason_code=reason_code, content=content,
+        occurred_at=datetime.fromisoformat(occurred_at) if occurred_at else now,
+        recorded_at=now,
     )
-    referral.status = requested
+    referral.status = to_state
     referral.updated_at = now
     session.add(event)
     target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
     enqueue(session, referral, event, message_type="status", target=target)
     session.flush()
-    log.info("status_changed", referral_id=referral.id, from_state=current, to_state=requested,
-             actor=actor)
+    log.info("status_changed", referral_id=referral.id, from_state=current, to_state=to_state,
+             actor=actor, inferred=bool(content.get("inferred")))
     return event
 
 

@@ -10,7 +10,12 @@ from fastapi import FastAPI, Request, Response
 
 from gateway.api import health, operations, problems, referrals
 from gateway.contracts import Contracts
-from gateway.logs import CORRELATION_HEADER, bind_correlation_id, new_correlation_id
+from gateway.logs import (
+    CORRELATION_HEADER,
+    bind_correlation_id,
+    ensure_logging,
+    new_correlation_id,
+)
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker
 
@@ -21,6 +26,7 @@ _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A gateway API bound to the configured store and contracts."""
     settings = settings or get_settings()
+    ensure_logging(level=settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -23,12 +23,13 @@ def get_session(request: Request) -> Iterator[Session]:
             raise
 
 
-def get_settings(request: Request) -> Settings:
+# async: FastAPI would run a plain function on a worker thread for nothing.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_contracts(request: Request) -> Contracts:
+async def get_contracts(request: Request) -> Contracts:
     contracts: Contracts = request.app.state.contracts
     return contracts
 

@@ -123,7 +123,7 @@ class Poller:
             bind_contextvars(referral_id=referral.id, correlation_id=referral.correlation_id)
             event = record_status_event(session=session, contracts=self.contracts,
                                         referral=referral, actor=role_of(partner, referral),
-                                        actor_partner=partner, document=document)
+                                        actor_partner=partner, document=document, polled=True)
             return 1 if event is not None else 0
 
     def _refuse(self, partner_id: str, change: NativeChange, error: CaseBridgeError) -> None:

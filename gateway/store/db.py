@@ -1,5 +1,6 @@
 """Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,9 +10,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+WRITE_LOCK_TIMEOUT = 30.0
 
 
 def make_engine(url: str) -> Engine:
@@ -24,7 +26,7 @@ def make_engine(url: str) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # hide_parameters: a failing statement's message must never quote personal values.
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                           hide_parameters=True)
+                           hide_parameters=True, pool_size=20, max_overflow=20)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -39,7 +41,32 @@ def make_engine(url: str) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions on `engine`; on SQLite, writers of this process queue on one lock."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    if engine.dialect.name == "sqlite":
+        _serialize_writers(factory)
+    return factory
+
+
+def _serialize_writers(factory: sessionmaker[Session]) -> None:
+    """SQLite has one writer at a time, and a writer that finds the file locked sleeps and
+    retries with growing pauses (up to 100 ms). Queuing this process's writers on a lock,
+    taken at a session's first flush and given back when its transaction ends, hands the
+    file over as soon as it is free. Other processes still meet SQLite's busy timeout."""
+    lock = threading.Lock()
+
+    @event.listens_for(factory, "before_flush")
+    def _take(session: Session, *_: Any) -> None:
+        if not session.info.get("holds_write_lock"):
+            if not lock.acquire(timeout=WRITE_LOCK_TIMEOUT):
+                raise TimeoutError("no turn to write to the SQLite store")
+            session.info["holds_write_lock"] = True
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _give_back(session: Session, transaction: SessionTransaction) -> None:
+        # The outermost transaction ends on commit, rollback and close alike.
+        if transaction.parent is None and session.info.pop("holds_write_lock", False):
+            lock.release()
 
 
 @contextmanager

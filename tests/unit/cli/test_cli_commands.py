@@ -30,7 +30,18 @@ def test_db_upgrade_then_partner_add_stores_only_the_key_hash(tmp_path, monkeypa
                                     "--system", "primero"])
         assert again.exit_code == 1
         listed = runner.invoke(app, ["partners", "list"])
-        assert "primero-ssd\tprimero\tactive" in listed.output
+        assert "primero-ssd\tprimero\tactive\tAPI" in listed.output
+        connected = runner.invoke(app, ["partners", "connect", "primero-ssd", "--base-url",
+                                        "http://127.0.0.1:9101", "--credential", "user=casebridge",
+                                        "--credential", "password=sandbox-passw0rd"])
+        assert connected.exit_code == 0, connected.output
+        with make_sessionmaker(make_engine(url))() as session:
+            assert session.get(Partner, "primero-ssd").connection == {
+                "base_url": "http://127.0.0.1:9101",
+                "credentials": {"user": "casebridge", "password": "sandbox-passw0rd"}}
+        bad = runner.invoke(app, ["partners", "connect", "primero-ssd", "--base-url", "http://x",
+                                  "--credential", "novalue"])
+        assert bad.exit_code != 0
         short = runner.invoke(app, ["partners", "add", "p2", "--name", "x", "--system", "other",
                                     "--api-key", "short"])
         assert short.exit_code != 0

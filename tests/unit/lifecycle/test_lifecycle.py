@@ -14,6 +14,7 @@ from gateway.lifecycle import (
     Kind,
     State,
     allowed_next,
+    catch_up,
     check_transition,
     transitions,
 )
@@ -118,3 +119,25 @@ def test_transfer_challenge_is_answered_by_the_sender() -> None:
 
 def test_only_redrive_leaves_failed() -> None:
     assert transitions(Kind.REFERRAL, State.FAILED) == {State.SUBMITTED: Actor.GATEWAY}
+
+
+@given(kind=st.sampled_from(Kind), current=st.sampled_from(State),
+       requested=st.sampled_from(State), actor=st.sampled_from(Actor))
+def test_catch_up_is_a_valid_run_of_the_actors_own_steps(
+    kind: Kind, current: State, requested: State, actor: Actor
+) -> None:
+    path = catch_up(kind, current, requested, actor)
+    if path is None:
+        return
+    assert path[-1] is requested and path
+    state = current
+    for step in path:
+        assert transitions(kind, state).get(step) is actor
+        state = step
+
+
+def test_catch_up_fills_what_a_receiver_did_between_two_polls() -> None:
+    assert catch_up(Kind.REFERRAL, State.DELIVERED, State.IN_PROGRESS, Actor.RECEIVER) == [
+        State.ACCEPTED, State.IN_PROGRESS]
+    assert catch_up(Kind.REFERRAL, State.SUBMITTED, State.ACCEPTED, Actor.RECEIVER) is None
+    assert catch_up(Kind.REFERRAL, State.COMPLETED, State.ACCEPTED, Actor.RECEIVER) is None

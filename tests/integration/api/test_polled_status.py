@@ -1,0 +1,64 @@
+"""Status changes read from a partner's system: skipped states inferred, old reports ignored."""
+
+import uuid
+
+import pytest
+
+from gateway.contracts import Contracts
+from gateway.errors import LifecycleViolation
+from gateway.lifecycle import Actor
+from gateway.partners import register_partner
+from gateway.referrals import record_status_event, submit_referral
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import Partner, Referral
+
+
+@pytest.fixture
+def delivered_referral(settings, make_referral):
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    contracts = Contracts(settings.contracts_dir)
+    sender_id, receiver_id = (f"poll-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    with unit_of_work(sessions) as session:
+        for partner_id in (sender_id, receiver_id):
+            register_partner(session=session, partner_id=partner_id, name="x", system="other")
+        referral = submit_referral(
+            session=session, contracts=contracts, sender=session.get(Partner, sender_id),
+            document=make_referral(sender_id, receiver_id), idempotency_key="k",
+            correlation_id="corr-poll-test").referral
+        record_status_event(session=session, contracts=contracts, referral=referral,
+                            actor=Actor.GATEWAY, actor_partner=None,
+                            document={"status": "delivered"})
+    return sessions, contracts, referral.id, receiver_id
+
+
+def apply(sessions, contracts, referral_id, receiver_id, status, *, polled):
+    with unit_of_work(sessions) as session:
+        return record_status_event(
+            session=session, contracts=contracts, referral=session.get(Referral, referral_id),
+            actor=Actor.RECEIVER, actor_partner=session.get(Partner, receiver_id),
+            document={"status": status}, polled=polled)
+
+
+def test_polled_change_records_the_states_skipped_between_polls(delivered_referral) -> None:
+    sessions, contracts, referral_id, receiver_id = delivered_referral
+    assert apply(sessions, contracts, referral_id, receiver_id, "in_progress", polled=True)
+    with sessions() as session:
+        events = session.get(Referral, referral_id).events
+        steps = [(e.to_state, e.content.get("inferred", False)) for e in events]
+    assert steps == [("submitted", False), ("delivered", False), ("accepted", True),
+                     ("in_progress", False)]
+
+
+def test_an_old_polled_report_changes_nothing(delivered_referral) -> None:
+    sessions, contracts, referral_id, receiver_id = delivered_referral
+    apply(sessions, contracts, referral_id, receiver_id, "accepted", polled=True)
+    apply(sessions, contracts, referral_id, receiver_id, "in_progress", polled=True)
+    assert apply(sessions, contracts, referral_id, receiver_id, "accepted", polled=True) is None
+    with sessions() as session:
+        assert session.get(Referral, referral_id).status == "in_progress"
+
+
+def test_an_api_event_is_never_inferred(delivered_referral) -> None:
+    sessions, contracts, referral_id, receiver_id = delivered_referral
+    with pytest.raises(LifecycleViolation):
+        apply(sessions, contracts, referral_id, receiver_id, "in_progress", polled=False)
