@@ -1,11 +1,12 @@
 """The `casebridge` command line."""
 
 import importlib
+import json
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -57,6 +58,8 @@ def sandbox(
         help="Share of requests that take effect but whose answer is cut off")] = 0.0,
     throttle_rate: Annotated[float, typer.Option(help="Share of requests answered 429")] = 0.0,
     retry_after: Annotated[int, typer.Option(help="Retry-After seconds on a 429")] = 1,
+    option: Annotated[list[str] | None, typer.Option(
+        help="key=value for the sandbox, e.g. instance=cpims-uga or provider=N03")] = None,
 ) -> None:
     """Run a stand-in partner system (a real HTTP server with its own store)."""
     from sandboxes import SANDBOXES
@@ -72,7 +75,8 @@ def sandbox(
     configure_logging(level=settings.log_level, json=settings.log_json)
     path = database or ROOT / "var" / f"sandbox-{name}-{port}.db"
     path.parent.mkdir(parents=True, exist_ok=True)
-    sandbox_app = module.create_app(database=path, seed=seed_data, faults=faults)
+    sandbox_app = module.create_app(database=path, seed=seed_data, faults=faults,
+                                    **_key_values(option, "--option"))
     uvicorn.run(sandbox_app, host=host, port=port, log_config=None, access_log=False,
                 log_level=settings.log_level)
 
@@ -175,6 +179,20 @@ def redrive(
     typer.echo(f"re-driven: {len(done)} {' '.join(map(str, done))}".rstrip())
 
 
+def _key_values(items: list[str] | None, hint: str) -> dict[str, Any]:
+    """`key=value` options as a dict; values that read as JSON (numbers, true) are typed."""
+    values: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"'{item}' is not key=value", param_hint=hint)
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
 def _until_signal(run: Callable[[threading.Event], None]) -> None:
     """Run a loop that stops cleanly on SIGTERM or Ctrl-C."""
     stop = threading.Event()
@@ -224,12 +242,7 @@ def partners_connect(
     """Tell the gateway how to reach a partner's own system through its adapter."""
     if not disconnect and not base_url:
         raise typer.BadParameter("give --base-url, or --disconnect", param_hint="--base-url")
-    credentials = {}
-    for item in credential or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"'{key}' is not key=value", param_hint="--credential")
-        credentials[key] = value
+    credentials = _key_values(credential, "--credential")
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
     with unit_of_work(sessions) as session:
         partner = session.get(Partner, partner_id)

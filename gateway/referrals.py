@@ -126,14 +126,18 @@ def record_status_event(
         raise ValidationProblem("The status event breaks the status-event contract.", errors)
     requested, current, kind = State(document["status"]), State(referral.status), Kind(
         referral.kind)
-    if polled and requested is not current and requested in {e.to_state for e in referral.events}:
-        log.info("status_event_stale", referral_id=referral.id, state=current, reported=requested)
-        return None
     skipped: list[State] = []
     try:
         changed = check_transition(kind=kind, current=current, requested=requested, actor=actor)
     except LifecycleViolation:
-        path = catch_up(kind, current, requested, actor) if polled else None
+        if not polled:
+            raise
+        if requested in {State(e.to_state) for e in referral.events}:
+            # A state passed before and not allowed now: an old report, seen again.
+            log.info("status_event_stale", referral_id=referral.id, state=current,
+                     reported=requested)
+            return None
+        path = catch_up(kind, current, requested, actor)
         if path is None:
             raise
         skipped, changed = path[:-1], True

@@ -32,11 +32,12 @@ def delivered_referral(settings, make_referral):
 
 
 def apply(sessions, contracts, referral_id, receiver_id, status, *, polled):
+    document = status if isinstance(status, dict) else {"status": status}
     with unit_of_work(sessions) as session:
         return record_status_event(
             session=session, contracts=contracts, referral=session.get(Referral, referral_id),
             actor=Actor.RECEIVER, actor_partner=session.get(Partner, receiver_id),
-            document={"status": status}, polled=polled)
+            document=document, polled=polled)
 
 
 def test_polled_change_records_the_states_skipped_between_polls(delivered_referral) -> None:
@@ -62,3 +63,30 @@ def test_an_api_event_is_never_inferred(delivered_referral) -> None:
     sessions, contracts, referral_id, receiver_id = delivered_referral
     with pytest.raises(LifecycleViolation):
         apply(sessions, contracts, referral_id, receiver_id, "in_progress", polled=False)
+
+
+def test_a_sender_enforcing_a_challenged_transfer_is_not_taken_for_an_old_report(
+    settings, make_referral
+) -> None:
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    contracts = Contracts(settings.contracts_dir)
+    sender_id, receiver_id = (f"poll-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    with unit_of_work(sessions) as session:
+        for partner_id in (sender_id, receiver_id):
+            register_partner(session=session, partner_id=partner_id, name="x", system="other")
+        referral = submit_referral(
+            session=session, contracts=contracts, sender=session.get(Partner, sender_id),
+            document=make_referral(sender_id, receiver_id, kind="transfer"),
+            idempotency_key="k", correlation_id="corr-poll-test").referral
+        record_status_event(session=session, contracts=contracts, referral=referral,
+                            actor=Actor.GATEWAY, actor_partner=None,
+                            document={"status": "delivered"})
+    apply(sessions, contracts, referral.id, receiver_id, "accepted", polled=True)
+    apply(sessions, contracts, referral.id, receiver_id, {"status": "challenged", "reason": {
+        "code": "risk_concerns"}}, polled=True)
+    with unit_of_work(sessions) as session:
+        enforced = record_status_event(
+            session=session, contracts=contracts, referral=session.get(Referral, referral.id),
+            actor=Actor.SENDER, actor_partner=session.get(Partner, sender_id),
+            document={"status": "accepted"}, polled=True)
+    assert enforced is not None and enforced.from_state == "challenged"

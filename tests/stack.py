@@ -1,0 +1,186 @@
+"""A whole CaseBridge on one machine, for end-to-end tests: sandboxes, API, relay, poller, workers.
+
+Sandboxes and the gateway API are real uvicorn servers on 127.0.0.1. The relay and the
+poller run as threads; workers run as threads, or as real `casebridge worker` processes
+when a test must kill them.
+"""
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from gateway import ROOT
+from gateway.contracts import Contracts
+from gateway.delivery.consumer import run_worker
+from gateway.delivery.poller import Poller, run_poller
+from gateway.delivery.relay import run_relay
+from gateway.mapping.translator import MappingTranslator
+from gateway.partners import register_partner
+from gateway.settings import Settings
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import DeadLetter, Partner, Referral
+from sandboxes import SANDBOXES
+from servers import LiveServer
+
+# What the gateway's adapters log in with at each sandbox (the sandboxes' defaults).
+CREDENTIALS = {
+    "progres": {"client_id": "casebridge", "client_secret": "sandbox-secret"},
+    "primero": {"user": "casebridge", "password": "sandbox-passw0rd"},
+    "ndelius": {"client_id": "casebridge", "client_secret": "casebridge-sandbox-secret"},
+}
+
+
+@dataclass
+class SandboxSpec:
+    partner_id: str
+    system: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    folder: Path
+    sandboxes: list[SandboxSpec]
+    api_partners: list[str] = field(default_factory=list)
+    servers: dict[str, LiveServer] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sessions = make_sessionmaker(make_engine(self.settings.database_url))
+        self.contracts = Contracts(self.settings.contracts_dir)
+
+    # -- start and stop -------------------------------------------------------------------
+    def start(self, *, worker_threads: int = 1) -> "Stack":
+        for spec in self.sandboxes:
+            module = importlib.import_module(SANDBOXES[spec.system])
+            app = module.create_app(database=self.folder / f"{spec.partner_id}.db",
+                                    **spec.options)
+            self.servers[spec.partner_id] = LiveServer(app).__enter__()
+        with unit_of_work(self.sessions) as session:
+            for spec in self.sandboxes:
+                partner, self.keys[spec.partner_id] = register_partner(
+                    session=session, partner_id=spec.partner_id, name=spec.partner_id,
+                    system=spec.system)
+                partner.connection = {"base_url": self.servers[spec.partner_id].url,
+                                      "credentials": CREDENTIALS[spec.system]}
+            for partner_id in self.api_partners:
+                _, self.keys[partner_id] = register_partner(
+                    session=session, partner_id=partner_id, name=partner_id, system="other")
+        self.servers["gateway"] = LiveServer(self.settings).__enter__()
+        translator = MappingTranslator(self.settings.mappings_dir, contracts=self.contracts)
+        self.poller = Poller(sessions=self.sessions, contracts=self.contracts,
+                             translator=translator)
+        self._thread(run_relay, settings=self.settings, sessions=self.sessions)
+        self._thread(run_poller, poller=self.poller, interval=self.settings.poll_interval)
+        for _ in range(worker_threads):
+            self._thread(run_worker, settings=self.settings, sessions=self.sessions,
+                         contracts=self.contracts, translator=translator)
+        return self
+
+    def _thread(self, target: Callable[..., None], **kwargs: Any) -> None:
+        thread = threading.Thread(target=target, kwargs={**kwargs, "stop": self._stop},
+                                  daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def start_worker_process(self) -> subprocess.Popen[bytes]:
+        """A real `casebridge worker` process on this stack's store and broker."""
+        env = {**os.environ, "CASEBRIDGE_DATABASE_URL": self.settings.database_url,
+               "CASEBRIDGE_AMQP_URL": self.settings.amqp_url,
+               "CASEBRIDGE_RETRY_DELAYS": str(self.settings.retry_delays),
+               "CASEBRIDGE_DELIVERY_LIMIT": str(self.settings.delivery_limit),
+               "CASEBRIDGE_MAPPINGS_DIR": str(self.settings.mappings_dir),
+               "CASEBRIDGE_LOG_LEVEL": "warning"}
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from gateway.cli import app; app()", "worker"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        self._processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        self._stop.set()
+        for process in self._processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self._processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        for server in self.servers.values():
+            server.__exit__()
+
+    # -- acting as partners and staff ---------------------------------------------------------
+    def api(self, partner_id: str) -> httpx.Client:
+        return httpx.Client(base_url=self.servers["gateway"].url, timeout=30,
+                            headers={"Authorization": f"Bearer {self.keys[partner_id]}"})
+
+    def submit(self, partner_id: str, document: dict[str, Any]) -> str:
+        with self.api(partner_id) as client:
+            answer = client.post("/v1/referrals", json=document,
+                                 headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+    def sandbox_url(self, partner_id: str) -> str:
+        return self.servers[partner_id].url
+
+    def set_faults(self, partner_id: str, **faults: Any) -> None:
+        httpx.put(f"{self.sandbox_url(partner_id)}/_sandbox/faults", json=faults).raise_for_status()
+
+    # -- looking at the gateway ---------------------------------------------------------------
+    def referral(self, referral_id: str) -> Referral:
+        with self.sessions() as session:
+            referral = session.get(Referral, referral_id)
+            assert referral is not None
+            _ = referral.events  # load the history before the session closes
+            return referral
+
+    def history(self, referral_id: str) -> list[str]:
+        return [e.to_state for e in self.referral(referral_id).events]
+
+    def statuses(self, referral_ids: list[str]) -> dict[str, int]:
+        with self.sessions() as session:
+            rows = session.execute(select(Referral.status, func.count()).where(
+                Referral.id.in_(referral_ids)).group_by(Referral.status)).all()
+        return {status: count for status, count in rows}
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self.sessions() as session:
+            return list(session.scalars(select(DeadLetter).order_by(DeadLetter.id)))
+
+    def partner(self, partner_id: str) -> Partner:
+        with self.sessions() as session:
+            partner = session.get(Partner, partner_id)
+            assert partner is not None
+            return partner
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 60.0, what: str = "") -> Any:
+    """Poll `condition` until it is truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"not reached in {timeout} s: {what} (last: {last!r})")
