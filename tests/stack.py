@@ -30,7 +30,15 @@ from gateway.mapping.translator import MappingTranslator
 from gateway.partners import register_partner
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
-from gateway.store.models import DeadLetter, Partner, Referral
+from gateway.store.models import (
+    DeadLetter,
+    Delivery,
+    Partner,
+    PartnerCursor,
+    PartnerRecord,
+    Referral,
+    StatusEvent,
+)
 from sandboxes import SANDBOXES
 from servers import LiveServer
 
@@ -166,6 +174,40 @@ class Stack:
     def dead_letters(self) -> list[DeadLetter]:
         with self.sessions() as session:
             return list(session.scalars(select(DeadLetter).order_by(DeadLetter.id)))
+
+    def events(self, referral_id: str) -> list[tuple[str, str, bool]]:
+        """The history as (state, actor, inferred) triples, oldest first."""
+        return [(e.to_state, e.actor, bool((e.content or {}).get("inferred")))
+                for e in self.referral(referral_id).events]
+
+    def referral_from(self, partner_id: str, native_id: str) -> str | None:
+        """The gateway's id of the referral the poller took from a partner's native record."""
+        with self.sessions() as session:
+            return session.scalar(select(PartnerRecord.referral_id).where(
+                PartnerRecord.partner_id == partner_id, PartnerRecord.native_id == native_id))
+
+    def native_id(self, referral_id: str, partner_id: str) -> str | None:
+        """The id of the record the partner holds for a referral (sent or received)."""
+        with self.sessions() as session:
+            return session.scalar(select(PartnerRecord.native_id).where(
+                PartnerRecord.referral_id == referral_id,
+                PartnerRecord.partner_id == partner_id))
+
+    def told(self, referral_id: str, partner_id: str) -> list[str]:
+        """The states whose status event the worker has set in the partner's system."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(StatusEvent.to_state).join(
+                    Delivery, Delivery.status_event_id == StatusEvent.id).where(
+                    Delivery.referral_id == referral_id, Delivery.partner_id == partner_id,
+                    Delivery.outcome == "delivered").order_by(StatusEvent.seq)).all()
+        return list(dict.fromkeys(row[0] for row in rows))
+
+    def polled_once(self) -> bool:
+        """Every sandbox has been polled once: from here on, what staff do is news."""
+        with self.sessions() as session:
+            cursors = set(session.scalars(select(PartnerCursor.partner_id)))
+        return all(spec.partner_id in cursors for spec in self.sandboxes)
 
     def partner(self, partner_id: str) -> Partner:
         with self.sessions() as session:

@@ -83,18 +83,19 @@ def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
                        retry_delays=LONG_LADDER, delivery_limit=20)
     stack.set_faults(RECEIVER, latency_ms=30)  # deliveries take long enough to be cut short
     workers = [stack.start_worker_process() for _ in range(2)]
-    sent = submit_many(stack, 150, make_referral)
+    sent = submit_many(stack, 300, make_referral)
     rng, kills = random.Random(5), 0
-    deadline = time.monotonic() + 240
-    while stack.statuses(sent).get("delivered", 0) < len(sent) and time.monotonic() < deadline:
-        time.sleep(rng.uniform(0.3, 1.2))
+    # A worker process needs a second or two to start consuming; kill after that, while it
+    # is in the middle of deliveries.
+    while stack.statuses(sent).get("delivered", 0) < len(sent) and kills < 8:
+        time.sleep(rng.uniform(2.0, 4.0))
         victim = workers.pop(rng.randrange(len(workers)))
         victim.kill()  # SIGKILL: no clean-up, no ack
         victim.wait()
         kills += 1
         workers.append(stack.start_worker_process())
     assert kills >= 3
-    wait_for(lambda: stack.statuses(sent).get("delivered", 0) == len(sent), timeout=120,
+    wait_for(lambda: stack.statuses(sent).get("delivered", 0) == len(sent), timeout=150,
              what="every referral delivered after the last kill")
     account(stack, sent)
     print(f"workers killed with SIGKILL: {kills}")
