@@ -6,6 +6,7 @@ delivered or dead-lettered, and the receiver holds exactly one record per referr
 
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -13,6 +14,7 @@ from collections import Counter
 
 import pytest
 
+from gateway import ROOT
 from gateway.delivery.dead_letters import find, redrive
 from gateway.store.db import unit_of_work
 from stack import SandboxSpec, Stack, wait_for
@@ -122,3 +124,37 @@ def test_a_broker_restart_during_delivery_loses_nothing(make_stack, make_referra
     wait_for(lambda: stack.statuses(sent).get("delivered", 0) == len(sent), timeout=180,
              what="relay and worker reconnected by themselves and delivered everything")
     account(stack, sent)
+
+
+def test_an_unmappable_record_is_dead_lettered_and_redriven_once_the_mapping_is_fixed(
+    make_stack, make_referral, tmp_path
+) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    stack = make_stack([SandboxSpec(RECEIVER, "primero")], [SENDER], mappings_dir=mappings)
+    document = make_referral(SENDER, RECEIVER)
+    document["case"]["module"] = "protection"  # Primero has no module for it yet
+    referral_id = stack.submit(SENDER, document)
+    wait_for(lambda: stack.referral(referral_id).status == "failed", what="dead-lettered")
+    [letter] = [d for d in stack.dead_letters() if d.referral_id == referral_id]
+    assert letter.reason == "mapping_error"
+    assert "referral-to-case.out.yaml" in letter.detail and "module" in letter.detail
+    assert "Zawadi" not in letter.detail and "2014-03-09" not in letter.detail
+    assert receiver_records(stack)[referral_id] == 0
+
+    # The IM officer maps general protection cases to Primero's child-protection module.
+    for name in ("module", "intake-user"):
+        path = mappings / "primero" / "codes" / f"{name}.yaml"
+        native = "primeromodule-cp" if name == "module" else "cp_manager"
+        text = path.read_text().replace("unmapped: [protection, rsd, probation]",
+                                        "unmapped: [rsd, probation]")
+        text = text.replace("codes:\n", f"codes:\n  - {{native: {native}, canonical: protection, "
+                                        "only: outbound}\n", 1)
+        path.write_text(text)
+    time.sleep(6)  # the running worker reloads changed mapping files every 5 s
+    with unit_of_work(stack.sessions) as session:
+        assert redrive(session=session, contracts=stack.contracts, actor="im-officer",
+                       letters=find(session=session, ids=[letter.id])) == [letter.id]
+    wait_for(lambda: stack.referral(referral_id).status == "delivered", what="re-driven")
+    assert stack.history(referral_id) == ["submitted", "failed", "submitted", "delivered"]
+    assert receiver_records(stack)[referral_id] == 1
