@@ -1,43 +1,70 @@
 #!/usr/bin/env bash
-# `make demo`: the gateway on an SQLite store under var/, two demo partners, one
-# referral walked through the API. Ctrl-C stops it. CASEBRIDGE_DEMO_EXIT=1 stops
-# after the walk-through (used by the tests).
+# `make demo`: CaseBridge with two sandbox partner systems (proGres v4 and Primero), the
+# gateway API, the outbox relay, a delivery worker and the poller, on an SQLite store under
+# var/. A referral is walked from a caseworker app to proGres and back. Ctrl-C stops all.
+# CASEBRIDGE_DEMO_EXIT=1 stops after the walk-through (used by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CASEBRIDGE_DATABASE_URL="${CASEBRIDGE_DATABASE_URL:-sqlite:///$PWD/var/demo.db}"
 export CASEBRIDGE_PORT="${CASEBRIDGE_PORT:-8000}"
 export CASEBRIDGE_LOG_JSON="${CASEBRIDGE_LOG_JSON:-false}"
+export CASEBRIDGE_POLL_INTERVAL="${CASEBRIDGE_POLL_INTERVAL:-2}"
+export CASEBRIDGE_RETRY_DELAYS="${CASEBRIDGE_RETRY_DELAYS:-[2, 5, 15]}"
+export CASEBRIDGE_OPERATOR_KEY="${CASEBRIDGE_OPERATOR_KEY:-demo-operator-key-not-for-production}"
+PROGRES_PORT="${CASEBRIDGE_DEMO_PROGRES_PORT:-9101}"
+PRIMERO_PORT="${CASEBRIDGE_DEMO_PRIMERO_PORT:-9102}"
 BIN=.venv/bin
 URL="http://127.0.0.1:$CASEBRIDGE_PORT"
 
 mkdir -p var
+rm -f var/demo.db var/demo.db-* var/demo-*.db var/demo-*.db-*  # a fresh demo each time
 $BIN/casebridge db upgrade >/dev/null
 # Demo-only keys: never use fixed keys for a real partner.
-$BIN/casebridge partners add primero-demo --name "Primero (demo)" --system primero \
-  --api-key demo-primero-key-not-for-production >/dev/null 2>&1 || true
-$BIN/casebridge partners add progres-demo --name "proGres v4 (demo)" --system progres \
-  --api-key demo-progres-key-not-for-production >/dev/null 2>&1 || true
+$BIN/casebridge partners add caseworker-app --name "Caseworker app (demo)" --system other \
+  --api-key demo-caseworker-key-not-for-production >/dev/null
+$BIN/casebridge partners add progres-eth --name "proGres v4 Ethiopia (sandbox)" \
+  --system progres --api-key demo-progres-key-not-for-production >/dev/null
+$BIN/casebridge partners add primero-ssd --name "Primero South Sudan (sandbox)" \
+  --system primero --api-key demo-primero-key-not-for-production >/dev/null
+$BIN/casebridge partners connect progres-eth --base-url "http://127.0.0.1:$PROGRES_PORT" \
+  --credential client_id=casebridge --credential client_secret=sandbox-secret >/dev/null
+$BIN/casebridge partners connect primero-ssd --base-url "http://127.0.0.1:$PRIMERO_PORT" \
+  --credential user=casebridge --credential password=sandbox-passw0rd >/dev/null
 
-$BIN/casebridge serve >var/demo-gateway.log 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "$URL/healthz" >/dev/null 2>&1 && break
-  kill -0 $server 2>/dev/null || { cat var/demo-gateway.log; exit 1; }
-  sleep 0.1
+pids=()
+start() {  # name, command…
+  local name=$1; shift
+  "$@" >"var/demo-$name.log" 2>&1 &
+  pids+=($!)
+}
+stop_all() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap stop_all EXIT
+start progres $BIN/casebridge sandbox progres --port "$PROGRES_PORT" --database var/demo-progres.db
+start primero $BIN/casebridge sandbox primero --port "$PRIMERO_PORT" --database var/demo-primero.db
+start gateway $BIN/casebridge serve
+start relay $BIN/casebridge relay
+start worker $BIN/casebridge worker
+start poller $BIN/casebridge poll
+
+for port in "$CASEBRIDGE_PORT" "$PROGRES_PORT" "$PRIMERO_PORT"; do
+  for _ in $(seq 1 150); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break  # any HTTP answer will do
+    sleep 0.1
+  done
 done
 
-$BIN/python scripts/demo_walkthrough.py "$URL"
+$BIN/python scripts/demo_walkthrough.py "$URL" "http://127.0.0.1:$PROGRES_PORT"
 cat <<TXT
 
-CaseBridge is running at $URL
-  API docs (try it out): $URL/docs
-  OpenAPI:               $URL/openapi.json
-  Readiness:             $URL/readyz
-  Gateway log:           var/demo-gateway.log
-  Demo partner keys:     primero-demo = demo-primero-key-not-for-production
-                         progres-demo = demo-progres-key-not-for-production
+CaseBridge is running:
+  Gateway API docs:   $URL/docs   (readiness: $URL/readyz)
+  proGres sandbox:    http://127.0.0.1:$PROGRES_PORT/api/data/v9.2/
+  Primero sandbox:    http://127.0.0.1:$PRIMERO_PORT/api/v2/
+  Logs:               var/demo-{gateway,relay,worker,poller,progres,primero}.log
+  Demo keys:          caseworker-app = demo-caseworker-key-not-for-production
+                      operator API   = $CASEBRIDGE_OPERATOR_KEY
+  Dead letters:       .venv/bin/casebridge dead-letters   (CASEBRIDGE_DATABASE_URL as above)
 Press Ctrl-C to stop.
 TXT
 if [ "${CASEBRIDGE_DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
-wait $server
+wait

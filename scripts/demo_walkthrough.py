@@ -1,19 +1,21 @@
-"""Walk one fictional referral through the gateway's API and show what each step returns."""
+"""Walk one fictional child's referral from a caseworker app to proGres and back."""
 
 import json
 import sys
+import time
 import uuid
+from typing import Any
 
 import httpx
 
-PRIMERO = {"Authorization": "Bearer demo-primero-key-not-for-production"}
-PROGRES = {"Authorization": "Bearer demo-progres-key-not-for-production"}
+APP = {"Authorization": "Bearer demo-caseworker-key-not-for-production"}
+ODATA = "/api/data/v9.2"
 
-REFERRAL = {
+REFERRAL: dict[str, Any] = {
     "kind": "referral",
-    "sender": {"partner": "primero-demo", "unit": "CP unit, Gambella"},
-    "receiver": {"partner": "progres-demo"},
-    "external_reference": "PRIMERO-REF-DEMO",
+    "sender": {"partner": "caseworker-app", "unit": "CP unit, Gambella"},
+    "receiver": {"partner": "progres-eth"},
+    "external_reference": "APP-REF-DEMO",
     "subject": {
         "identifiers": [{"system": "primero_case", "value": "CP-DEMO-0001"}],
         "given_name": "Amani", "family_name": "Demoperson",
@@ -22,42 +24,86 @@ REFERRAL = {
     "case": {"reference": "CASE-DEMO-0001", "module": "child_protection", "risk_level": "high"},
     "source_record": {"type": "bia", "reference": "BIA-DEMO-0001"},
     "services": [{"type": "family_tracing_reunification", "urgency": "urgent"}],
+    "reason": "Separated from her mother at the border; needs family tracing.",
     "consent": {
         "given_by": "caregiver", "form": "written", "date": "2026-11-01",
-        "scope": {"purposes": ["referral"], "receivers": ["progres-demo"],
+        "scope": {"purposes": ["referral"], "receivers": ["progres-eth"],
                   "data_categories": ["identity", "demographics", "protection"]},
         "child_assent": True, "bia_reference": "BIA-DEMO-0001",
     },
 }
 
 
-def show(title: str, response: httpx.Response) -> None:
-    print(f"\n== {title}: HTTP {response.status_code}")
-    body = response.json()
-    if isinstance(body, dict):
-        body.pop("content", None)  # the demo prints envelopes, not the person's data
-    print(json.dumps(body, indent=2)[:1500])
+def say(text: str) -> None:
+    print(f"\n== {text}")
 
 
-def main(url: str) -> None:
-    with httpx.Client(base_url=url, timeout=10) as client:
-        key = {"Idempotency-Key": str(uuid.uuid4())}
-        created = client.post("/v1/referrals", json=REFERRAL, headers={**PRIMERO, **key})
-        show("Primero submits a referral to proGres", created)
-        replay = client.post("/v1/referrals", json=REFERRAL, headers={**PRIMERO, **key})
-        print(f"\n== The same request retried with the same Idempotency-Key: HTTP "
-              f"{replay.status_code}, same id: {replay.json()['id'] == created.json()['id']}")
-        broken = {**REFERRAL, "services": [{"type": "unknown_service"}]}
-        show("A referral with an unknown service code",
-             client.post("/v1/referrals", json=broken,
-                         headers={**PRIMERO, "Idempotency-Key": str(uuid.uuid4())}))
+def show(body: Any) -> None:
+    print(json.dumps(body, indent=2)[:1200])
+
+
+def wait(what: str, check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise SystemExit(f"demo: {what} did not happen within {timeout} s; see var/demo-*.log")
+
+
+def progres_staff(base: str) -> httpx.Client:
+    token = httpx.post(f"{base}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": "progres-reviewer",
+        "client_secret": "reviewer-secret", "scope": f"{base}/.default"}).json()
+    return httpx.Client(base_url=base + ODATA, timeout=10, headers={
+        "Authorization": f"Bearer {token['access_token']}", "OData-Version": "4.0",
+        "Prefer": 'odata.include-annotations="*"'})
+
+
+def main(gateway: str, progres: str) -> None:
+    with httpx.Client(base_url=gateway, timeout=10, headers=APP) as app:
+        say("A caseworker app submits a referral to UNHCR proGres (canonical JSON)")
+        created = app.post("/v1/referrals", json=REFERRAL,
+                           headers={"Idempotency-Key": str(uuid.uuid4())})
         referral_id = created.json()["id"]
-        show("proGres accepts before delivery (the lifecycle refuses)",
-             client.post(f"/v1/referrals/{referral_id}/events", json={"status": "accepted"},
-                         headers=PROGRES))
-        show("proGres lists what it has received",
-             client.get("/v1/referrals", params={"limit": 3}, headers=PROGRES))
+        print(f"HTTP {created.status_code}: referral {referral_id}, status "
+              f"{created.json()['status']}")
+
+        say("A referral with an unknown service code is refused with problem+json")
+        broken = {**REFERRAL, "services": [{"type": "unknown_service"}]}
+        show(app.post("/v1/referrals", json=broken,
+                      headers={"Idempotency-Key": str(uuid.uuid4())}).json())
+
+        say("Relay → RabbitMQ → worker → proGres mapping → proGres adapter")
+        wait("delivery", lambda: app.get(f"/v1/referrals/{referral_id}").json()["status"]
+             == "delivered")
+        print("status in the gateway: delivered")
+
+        with progres_staff(progres) as staff:
+            rows = staff.get("/progres_interoperabilityreferrals", params={
+                "$filter": f"progres_orgreferralid eq '{referral_id}'",
+                "$select": "progres_interoperabilityreferralid,statuscode,progres_duedate"}
+            ).json()["value"]
+            row = rows[0]
+            say("In proGres, the referral waits for a reviewer, in proGres's own words")
+            show({k: v for k, v in row.items() if not k.startswith("@odata.etag")})
+            guid = row["progres_interoperabilityreferralid"]
+            for code, words in ((125080003, "Pending Action"), (125080004, "Accepted")):
+                staff.patch(f"/progres_interoperabilityreferrals({guid})",
+                            json={"statuscode": code}).raise_for_status()
+                print(f"proGres reviewer sets the referral to {words} ({code})")
+                time.sleep(2.5)
+
+        say("The poller brings proGres's answers back as canonical status events")
+        wait("status sync", lambda: app.get(f"/v1/referrals/{referral_id}").json()["status"]
+             == "accepted")
+        history = app.get(f"/v1/referrals/{referral_id}").json()["events"]
+        for event in history:
+            inferred = " (inferred)" if event["details"].get("inferred") else ""
+            print(f"  {event['seq']}. {event['from_state'] or '-':>12} → {event['to_state']:<12}"
+                  f" by {event['actor']}{inferred}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
