@@ -188,8 +188,10 @@ def list_cases(request: Request, sandbox: InstanceDep, user: CurrentUser) -> dic
     params = request.query_params
     page, per = search.paging(params.get("page"), params.get("per"))
     filters = search.conditions(list(params.multi_items()))
+    reference = filters.get(EXTERNAL_REFERENCE)
     with sandbox.store.reading() as db:
-        every = sandbox.store.all_cases(db)
+        every = (sandbox.store.cases_with_reference(db, reference) if isinstance(reference, str)
+                 else sandbox.store.all_cases(db))
     found = [c for c in every
              if can_read(user, c) and search.matches(c, filters, params.get("query"))]
     ordered = search.order(found, params.get("order_by"), params.get("order"))

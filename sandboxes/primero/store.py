@@ -22,12 +22,14 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     create_engine,
     event,
+    func,
     insert,
     select,
     update,
@@ -57,6 +59,9 @@ cases = Table(
     Column("seq", Integer, nullable=False),
     Column("data", JSON, nullable=False),
 )
+# The gateway looks a case up by its CaseBridge referral id before every create.
+Index("ix_cases_casebridge_referral_id",
+      func.json_extract(cases.c.data, "$.casebridge_referral_id"))
 transitions = Table(
     "transitions", metadata,
     Column("id", String, primary_key=True),
@@ -158,6 +163,12 @@ class Store:
 
     def all_cases(self, db: Connection) -> list[dict[str, Any]]:
         return [_copy(r.data) for r in db.execute(select(cases.c.data).order_by(cases.c.seq))]
+
+    def cases_with_reference(self, db: Connection, referral_id: str) -> list[dict[str, Any]]:
+        """Cases carrying this CaseBridge referral id (through the index, not a scan)."""
+        query = select(cases.c.data).where(func.json_extract(
+            cases.c.data, "$.casebridge_referral_id") == referral_id).order_by(cases.c.seq)
+        return [_copy(r.data) for r in db.execute(query)]
 
     def insert_case(self, db: Connection, case: dict[str, Any]) -> None:
         seq = db.execute(select(cases.c.seq).order_by(cases.c.seq.desc()).limit(1)).scalar()

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -48,17 +49,21 @@ def account(stack: Stack, sent: list[str]) -> None:
 
 
 def submit_many(stack: Stack, count: int, make_referral) -> list[str]:
-    return [stack.submit(SENDER, make_referral(SENDER, RECEIVER)) for _ in range(count)]
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda _: stack.submit(SENDER, make_referral(SENDER, RECEIVER)),
+                             range(count)))
 
 
 def test_a_thousand_referrals_reach_a_receiver_failing_thirty_percent(
     make_stack, make_referral
 ) -> None:
     count = int(os.environ.get("CASEBRIDGE_FAULT_REFERRALS", "1000"))
-    stack = make_stack([SandboxSpec(RECEIVER, "primero")], [SENDER], worker_threads=2,
+    stack = make_stack([SandboxSpec(RECEIVER, "primero")], [SENDER], worker_threads=0,
                        retry_delays=LONG_LADDER)
     stack.set_faults(RECEIVER, failure_rate=0.1, drop_rate=0.05, lost_response_rate=0.05,
                      throttle_rate=0.1, retry_after=1, seed=11)
+    for _ in range(2):
+        stack.start_worker_process()
     sent = submit_many(stack, count, make_referral)
     settled = lambda: sum(stack.statuses(sent).get(s, 0) for s in ("delivered", "failed"))  # noqa: E731
     wait_for(lambda: settled() == count, timeout=600, what=f"{count} referrals settled")

@@ -24,7 +24,7 @@ import pytest
 
 from sandboxes.primero.seed import GATEWAY_USER, SANDBOX_PASSWORD
 from sandboxes.progres.schema import ReferralStatus as R
-from sandboxes.progres.seed import intervention_type_id
+from sandboxes.progres.seed import individual_id, intervention_type_id, sid
 from stack import SandboxSpec, Stack, wait_for
 
 PRIMERO_SSD = SandboxSpec("primero-ssd", "primero", {"instance": "cpims-ssd"})
@@ -61,7 +61,7 @@ def settled(stack: Stack, referral_id: str, state: str, *tell: str) -> None:
     wait_for(lambda: stack.referral(referral_id).status == state, timeout=STEP,
              what=f"gateway at {state}")
     for partner in tell:
-        wait_for(lambda p=partner: state in stack.told(referral_id, p), timeout=STEP,  # type: ignore[misc]
+        wait_for(lambda p=partner: state in stack.told(referral_id, p), timeout=STEP,
                  what=f"{state} set at {partner}")
 
 
@@ -289,5 +289,198 @@ def test_a_progres_referral_from_a_bia_is_rejected_in_primero_with_a_reason_prog
     assert label(row, "statuscode") == "Rejected"
     assert label(row, "progres_interoperabiltyreferralrejectionreason") == "Lack of capacity"
     assert label(row, "progres_reviewdecision") == "Rejected"
-    assert transition_of(manager, received)["status"] == "rejected"
+    # In Primero the referral is rejected, and the manager who declined no longer sees it.
+    assert manager.get(f"/cases/{case_id}").status_code == 403
+    gateway = primero_user(stack, "primero-ssd", GATEWAY_USER, staff)
+    declined = transition_of(gateway, received)
+    assert (declined["status"], declined["rejected_reason"]) == ("rejected", "no_capacity")
+    no_dead_letters(stack)
+
+
+# --- 3. Primero → Primero, across a border ----------------------------------------------------
+
+def test_a_cross_border_transfer_accepted_in_uganda_closes_the_south_sudan_part(
+        make_stack: Any, staff: list[httpx.Client]) -> None:
+    stack = started(make_stack, PRIMERO_SSD, PRIMERO_UGA)
+    caseworker = primero_user(stack, "primero-ssd", "cp_worker", staff)
+
+    # A South Sudan caseworker transfers a child's case to Uganda through the gateway user.
+    case = data(caseworker.post("/cases", json={"data": {
+        "module_id": "primeromodule-cp", "name_first": "Ayen", "name_last": "Sandboxdottir",
+        "sex": "female", "date_of_birth": "2013-08-19", "risk_level": "medium",
+        "language": ["dinka"], "protection_concerns": ["refugee"],
+        "consent_source": "caregiver", "consent_for_services": True,
+        "disclosure_other_orgs": True}}))
+    transfer = data(caseworker.post(f"/cases/{case['id']}/transfers", json={"data": {
+        "transitioned_to": GATEWAY_USER, "transitioned_to_agency": "agency-cpims-uga",
+        "notes": "The family has settled in a fictional settlement in Uganda."}}))
+    sent = f"{case['id']}/transfers/{transfer['id']}"
+
+    referral_id = wait_for(lambda: stack.referral_from("primero-ssd", sent), timeout=STEP,
+                           what="the transfer discovered in South Sudan")
+    settled(stack, referral_id, "delivered")
+    stored = stack.referral(referral_id)
+    assert (stored.kind, stored.subtype, stored.receiver_id) == (
+        "transfer", "cross_border", "primero-uga")
+
+    # Uganda holds the case, owned by the gateway user, transferred to its intake manager.
+    received = stack.native_id(referral_id, "primero-uga")
+    assert received is not None
+    manager = primero_user(stack, "primero-uga", "cp_manager", staff)
+    uga_case, _, transfer_id = received.split("/")
+    arrived = data(manager.get(f"/cases/{uga_case}"))
+    assert (arrived["name_first"], arrived["language"], arrived["owned_by"]) == (
+        "Ayen", ["dinka"], GATEWAY_USER)
+    waiting = transition_of(manager, received)
+    assert (waiting["status"], waiting["transitioned_to"]) == ("in_progress", "cp_manager")
+
+    # The Uganda manager accepts: the case is theirs at once, which is completion.
+    data(manager.patch(f"/cases/{uga_case}/transfers/{transfer_id}",
+                       json={"data": {"status": "accepted"}}))
+    settled(stack, referral_id, "completed", "primero-ssd")
+    assert stack.events(referral_id) == [
+        ("submitted", "sender", False), ("delivered", "gateway", False),
+        ("accepted", "receiver", True), ("completed", "receiver", False)]
+    assert stack.told(referral_id, "primero-ssd") == ["delivered", "accepted", "completed"]
+    taken = data(manager.get(f"/cases/{uga_case}"))
+    assert (taken["owned_by"], taken["previously_owned_by"]) == ("cp_manager", GATEWAY_USER)
+    assert transition_of(manager, received)["status"] == "accepted"
+
+    # South Sudan: the transfer is accepted and the case has left the caseworker for the
+    # gateway user, which closes the sender's part.
+    assert caseworker.get(f"/cases/{case['id']}").status_code == 403
+    gateway = primero_user(stack, "primero-ssd", GATEWAY_USER, staff)
+    closed = data(gateway.get(f"/cases/{case['id']}"))
+    assert (closed["owned_by"], closed["previously_owned_by"]) == (GATEWAY_USER, "cp_worker")
+    assert transition_of(gateway, sent)["status"] == "accepted"
+    no_dead_letters(stack)
+
+
+# --- 4. nDelius N07 → N03 ---------------------------------------------------------------------
+
+def transfer_nsi(crn: str, *, nsi_type: str = "TRF01", **form: Any) -> dict[str, Any]:
+    """An NSI as a London (N07) practitioner raises it towards Wales (N03)."""
+    return {
+        "type": nsi_type, "offenderCrn": crn, "intendedProvider": "N03",
+        "notes": "Moving to Cardiff to live with her sister (fictional).",
+        "transferForm": {
+            "receivingPdu": "N03A", "reason": "FAM",
+            "reasonDetails": "Her sister offers stable accommodation and childcare support.",
+            "sentenceType": "LIC", "roshLevel": "H", "mappa": {"category": "2", "level": "2"},
+            "victimContact": True,
+            "proposedAddress": {"addressLine1": "14 Fictional Terrace", "town": "Cardiff",
+                                "postcode": "CF10 1AA"},
+            "moveStartDate": "2027-01-11", **form}}
+
+
+def raise_in_london(stack: Stack, practitioner: httpx.Client, body: dict[str, Any]
+                    ) -> tuple[str, str, str]:
+    """Raise the NSI at N07 and wait for the gateway to deliver it to N03.
+
+    Returns (referral id, N07's NSI id, N03's NSI id)."""
+    sent = str(ok(practitioner.post("/nsi", json=body), 201)["nsiId"])
+    referral_id = wait_for(lambda: stack.referral_from("ndelius-n07", sent), timeout=STEP,
+                           what="the NSI discovered at N07")
+    settled(stack, referral_id, "delivered", "ndelius-n07")
+    received = stack.native_id(referral_id, "ndelius-n03")
+    assert received is not None
+    return referral_id, sent, received
+
+
+def test_a_case_transfer_challenged_on_risk_is_enforced_and_completed_at_both_providers(
+        make_stack: Any, staff: list[httpx.Client]) -> None:
+    stack = started(make_stack, NDELIUS_N07, NDELIUS_N03)
+    practitioner = delius_officer(stack, "ndelius-n07", "N07AOM1", staff)
+    referral_id, sent, received = raise_in_london(stack, practitioner,
+                                                  transfer_nsi("X070002"))
+    assert (stack.referral(referral_id).kind, stack.referral(referral_id).subtype) == (
+        "transfer", "permanent")
+    assert nsi_of(practitioner, sent)["externalReference"] == referral_id
+
+    # Wales holds the NSI, routed to its case-transfer SPOC, with London's form.
+    spo = delius_officer(stack, "ndelius-n03", "N03ACT1", staff)
+    nsi = nsi_of(spo, received)
+    assert (nsi["type"]["code"], nsi["status"]["code"], nsi["externalReference"]) == (
+        "TRF01", "REQ", referral_id)
+    assert nsi["manager"]["team"]["code"] == "N03ACT"
+    form = nsi["transferForm"]
+    assert (form["reason"]["code"], form["roshLevel"]["code"], form["victimContact"]) == (
+        "FAM", "H", True)
+
+    # Wales acknowledges, allocates and accepts.
+    set_nsi_status(spo, received, "AWAL")
+    settled(stack, referral_id, "acknowledged", "ndelius-n07")
+    assert nsi_of(practitioner, sent)["status"]["code"] == "AWAL"
+    ok(spo.put(f"/nsi/{received}/manager", json={"team": "N03AOM", "staff": "N03AOM1"}))
+    receiving = delius_officer(stack, "ndelius-n03", "N03AOM1", staff)
+    set_nsi_status(receiving, received, "ACC", notes="Address assessed as suitable.")
+    settled(stack, referral_id, "accepted", "ndelius-n07")
+    assert nsi_of(practitioner, sent)["status"]["code"] == "ACC"
+
+    # Wales challenges on risk grounds; London sees the challenge with its outcome.
+    set_nsi_status(receiving, received, "CHAL", outcome="CHRISK",
+                   notes="The victim lives two streets from the proposed address.")
+    settled(stack, referral_id, "challenged", "ndelius-n07")
+    challenged = nsi_of(practitioner, sent)
+    assert (challenged["status"]["code"], challenged["outcome"]["code"]) == ("CHAL", "CHRISK")
+
+    # London enforces the transfer: accepted again, on both sides.
+    set_nsi_status(practitioner, sent, "ACC",
+                   notes="Risk plan agreed with the victim liaison unit.")
+    wait_for(lambda: len(stack.events(referral_id)) == 6, timeout=STEP,
+             what="the sender's enforcement recorded")
+    settled(stack, referral_id, "accepted", "ndelius-n03")
+    wait_for(lambda: nsi_of(receiving, received)["status"]["code"] == "ACC", timeout=STEP,
+             what="ACC at N03 again")
+    assert manager_of(practitioner, "X070002")[0] == "N07"  # nothing moves before completion
+
+    # Wales completes: the person is managed in Wales, in both nDelius instances.
+    set_nsi_status(receiving, received, "COMP", notes="Handover meeting held.")
+    settled(stack, referral_id, "completed", "ndelius-n07")
+    done = nsi_of(practitioner, sent)
+    assert (done["status"]["code"], done["outcome"]["code"]) == ("COMP", "TRFC")
+    assert [h["status"]["code"] for h in done["statusHistory"]] == [
+        "REQ", "AWAL", "ACC", "CHAL", "ACC", "COMP"]
+    assert manager_of(receiving, "X070002") == ("N03", "N03AOM", "N03AOM1")
+    assert manager_of(practitioner, "X070002")[0] == "N03"
+
+    events = stack.referral(referral_id).events
+    assert [(e.to_state, e.actor, e.actor_partner_id) for e in events] == [
+        ("submitted", "sender", "ndelius-n07"), ("delivered", "gateway", None),
+        ("acknowledged", "receiver", "ndelius-n03"), ("accepted", "receiver", "ndelius-n03"),
+        ("challenged", "receiver", "ndelius-n03"), ("accepted", "sender", "ndelius-n07"),
+        ("completed", "receiver", "ndelius-n03")]
+    assert events[4].reason_code == "risk_concerns"
+    no_dead_letters(stack)
+
+
+def test_a_temporary_move_completes_with_the_manager_staying_at_the_sender(
+        make_stack: Any, staff: list[httpx.Client]) -> None:
+    stack = started(make_stack, NDELIUS_N07, NDELIUS_N03)
+    practitioner = delius_officer(stack, "ndelius-n07", "N07AOM1", staff)
+    referral_id, sent, received = raise_in_london(stack, practitioner, transfer_nsi(
+        "X070004", nsi_type="TMV01", reason="EMP", receivingTeam="N03AOM", sentenceType="CO",
+        roshLevel="L", mappa=None, victimContact=False, moveEndDate="2027-03-26"))
+    stored = stack.referral(referral_id)
+    assert (stored.kind, stored.subtype) == ("transfer", "temporary_move")
+    assert stored.content["transfer"]["return_date"] == "2027-03-26"
+
+    host = delius_officer(stack, "ndelius-n03", "N03AOM1", staff)
+    assert (nsi_of(host, received)["type"]["code"], nsi_of(host, received)["expectedEndDate"]
+            ) == ("TMV01", "2027-03-26")
+    for native, state in (("AWAL", "acknowledged"), ("ACC", "accepted"),
+                          ("INPROG", "in_progress"), ("COMP", "completed")):
+        set_nsi_status(host, received, native)
+        settled(stack, referral_id, state, "ndelius-n07")
+        assert nsi_of(practitioner, sent)["status"]["code"] == native
+
+    done = nsi_of(practitioner, sent)
+    assert done["outcome"]["code"] == "TMVE"
+    # Supervision support only: the case never left London.
+    assert manager_of(practitioner, "X070004")[0] == "N07"
+    assert manager_of(host, "X070004")[0] == "N07"
+    assert stack.events(referral_id) == [
+        ("submitted", "sender", False), ("delivered", "gateway", False),
+        ("acknowledged", "receiver", False), ("accepted", "receiver", False),
+        ("in_progress", "receiver", False), ("completed", "receiver", False)]
     no_dead_letters(stack)
