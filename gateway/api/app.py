@@ -16,6 +16,7 @@ from gateway.logs import (
     ensure_logging,
     new_correlation_id,
 )
+from gateway.mapping.registry import MappingRegistry
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url)
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.contracts = Contracts(settings.contracts_dir)
+    app.state.mappings = MappingRegistry(settings.mappings_dir, app.state.contracts)
 
     @app.middleware("http")
     async def correlate(

@@ -4,12 +4,13 @@ import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import ContractsDep, SessionDep, SettingsDep
 from gateway.delivery import dead_letters
 from gateway.errors import FieldError, Forbidden, NotAuthenticated, ValidationProblem
+from gateway.mapping.registry import MappingRegistry
 from gateway.store.models import DeadLetter
 
 router = APIRouter(prefix="/v1/ops", tags=["operations"])
@@ -76,3 +77,21 @@ def redrive_dead_letters(request: RedriveRequest, session: SessionDep, actor: Op
     done = dead_letters.redrive(session=session, contracts=contracts, letters=letters,
                                 actor=actor)
     return {"redriven": done}
+
+
+@router.get("/mappings")
+def mappings_in_force(request: Request, _: OperatorDep) -> dict[str, Any]:
+    """The mapping files in force (with their hashes) and those refused, and why.
+
+    Checked now from the same folder the workers read, with the same rules: a file refused
+    here is refused by every worker, which keeps its last good version in force.
+    """
+    registry: MappingRegistry = request.app.state.mappings
+    registry.refresh()
+    return {
+        "in_force": [{"mapping": f"{m.system}/{m.name}", "file": m.file,
+                      "content_hash": m.content_hash} for m in registry.loaded()],
+        "refused": [{"mapping": f"{r.system}/{r.name}", "file": r.file,
+                     "content_hash": r.content_hash, "problems": list(r.problems),
+                     "at": r.at.isoformat()} for r in registry.refusals],
+    }

@@ -2,9 +2,11 @@
 
 import io
 import json
+import shutil
 
 import httpx
 
+from gateway import ROOT
 from gateway.logs import configure_logging
 from gateway.settings import Settings
 from servers import LiveServer, free_port
@@ -90,3 +92,24 @@ def test_every_log_line_of_a_referral_carries_its_correlation_id(
     mine = [line for line in lines if line.get("correlation_id") == "corr-log-check-1"]
     assert {"referral_submitted", "request_handled"} <= {line["event"] for line in mine}
     assert "Zawadi" not in captured.getvalue()
+
+
+def test_operators_see_mappings_in_force_and_refused(settings, tmp_path) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    ops = settings.model_copy(update={"operator_key": "ops-key-for-tests",
+                                      "mappings_dir": mappings})
+    with LiveServer(ops) as server, httpx.Client(
+            base_url=server.url, headers={"Authorization": "Bearer ops-key-for-tests"}) as client:
+        first = client.get("/v1/ops/mappings").json()
+        assert "primero/referral-status" in {m["mapping"] for m in first["in_force"]}
+        assert first["refused"] == []
+        broken = mappings / "primero" / "referral-status.yaml"
+        broken.write_text(broken.read_text().replace("contract: status-event",
+                                                     "contract: status-event\nsurprise: 1"))
+        later = client.get("/v1/ops/mappings").json()
+    [refusal] = later["refused"]
+    assert refusal["file"].endswith("referral-status.yaml")
+    assert any("surprise" in problem for problem in refusal["problems"])
+    # the last good version stays in force
+    assert "primero/referral-status" in {m["mapping"] for m in later["in_force"]}
