@@ -29,6 +29,8 @@ test: install services lint
 
 bench: install services
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/mapping.py
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf var/*.db var/*.db-* .pytest_cache .mypy_cache
