@@ -11,12 +11,11 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from adapters.http import retry_after
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 Json = dict[str, Any]
@@ -160,22 +159,6 @@ def partner_code(response: httpx.Response) -> str | None:
         code = str(code)
     return code if isinstance(code, str) and _SAFE_CODE.match(code) else None
 
-
-def retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _transport_failure(operation: str, error: httpx.TransportError,

@@ -7,15 +7,14 @@ Their messages carry the method, the path (ids only), the HTTP status, the i18n 
 keys and field names Primero names — never a value from a record.
 """
 
-import email.utils
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import structlog
 
+from adapters.http import retry_after
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 log = structlog.get_logger()
@@ -134,22 +133,6 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
         + (f" on {', '.join(fields)}" if fields else ""),
         partner_status=status, partner_code=code)
 
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), else None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _errors(response: httpx.Response) -> list[dict[str, Any]]:

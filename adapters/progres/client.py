@@ -11,12 +11,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import structlog
 
+from adapters.http import retry_after
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 log = structlog.get_logger()
@@ -26,20 +26,6 @@ ANNOTATIONS = 'odata.include-annotations="*"'
 DUPLICATE = "0x80040237"
 NOT_FOUND = "0x80040217"
 
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
 
 
 def partner_code(response: httpx.Response) -> str | None:
