@@ -1,6 +1,5 @@
 """Fixtures shared by every test: settings, fictional people, databases, a live gateway."""
 
-import os
 import shutil
 import subprocess
 import uuid
@@ -9,16 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from gateway.partners import register_partner
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
-from servers import LiveServer
-
-PG_ADMIN_URL = os.environ.get("CASEBRIDGE_TEST_PG_ADMIN",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
+from servers import LiveServer, drop_pg_database, fresh_pg_database
 
 
 @pytest.fixture(scope="session")
@@ -27,20 +22,6 @@ def pg_url() -> Iterator[str]:
     url = fresh_pg_database()
     yield url
     drop_pg_database(url)
-
-
-def fresh_pg_database() -> str:
-    """Create an empty PostgreSQL database; returns its SQLAlchemy URL."""
-    name = f"casebridge_test_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    return f"{server}/{name}"
-
-
-def drop_pg_database(url: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

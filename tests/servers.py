@@ -1,14 +1,20 @@
-"""Real servers for tests: any ASGI app served by uvicorn on 127.0.0.1 in a thread."""
+"""Real servers for tests: ASGI apps served by uvicorn on 127.0.0.1, fresh PostgreSQL databases."""
 
+import os
 import socket
 import threading
 import time
+import uuid
 
+import psycopg
 import uvicorn
 from fastapi import FastAPI
 
 from gateway.api.app import create_app
 from gateway.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("CASEBRIDGE_TEST_PG_ADMIN",
+                              "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def free_port() -> int:
@@ -42,3 +48,17 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def fresh_pg_database() -> str:
+    """Create an empty PostgreSQL database; returns its SQLAlchemy URL."""
+    name = f"casebridge_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{server}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')

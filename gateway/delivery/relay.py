@@ -34,12 +34,13 @@ def relay_once(*, sessions: sessionmaker[Session], channel: BlockingChannel, bat
             select(OutboxMessage).where(OutboxMessage.published_at.is_(None))
             .order_by(OutboxMessage.id).limit(batch).with_for_update(skip_locked=True)
         ).all()
+        # The rows stay locked until the one commit, so another relay skips them. Should a
+        # later publish fail, the rows already confirmed are published again next time:
+        # at least once, and workers are idempotent.
         for row in rows:
             row.publish_attempts += 1
             _publish(channel, row, settings)
             row.published_at = utcnow()
-            # Commit per row: a confirmed publish must not be forgotten if a later one fails.
-            session.commit()
             log.info("outbox_published", referral_id=row.referral_id, routing_key=row.routing_key,
                      correlation_id=row.envelope.get("correlation_id"))
         return len(rows)

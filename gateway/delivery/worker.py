@@ -16,6 +16,7 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
@@ -216,6 +217,9 @@ def on_message(deliverer: Deliverer, steps: list[topology.RetryStep], channel: B
         outcome = deliverer.handle(envelope, attempt)
     except CONNECTION_ERRORS:
         raise  # the worker reconnects; the broker redelivers the unacknowledged message
+    except DataError as error:
+        # A value that does not fit the store fails the same way every time: say so at once.
+        outcome = Dead("store_error", f"the store refused a value ({type(error).__name__})")
     except Exception as error:
         # A fault nobody classified (a bug, a broken partner connection): give the message
         # back. If it keeps failing, the quorum queue's delivery limit dead-letters it as

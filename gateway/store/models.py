@@ -97,7 +97,7 @@ class Referral(Base):
     content: Mapped[dict[str, Any]]
     # Hash of the inbound mapping that produced `content` from the sender's native record;
     # None when the sender posted canonical JSON to the API.
-    mapping_hash: Mapped[str | None] = mapped_column(String(64))
+    mapping_hash: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None]
@@ -141,7 +141,7 @@ class Delivery(Base):
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
     # Hash of the outbound mapping that produced what was sent.
-    mapping_hash: Mapped[str | None] = mapped_column(String(64))
+    mapping_hash: Mapped[str | None] = mapped_column(String(80))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 

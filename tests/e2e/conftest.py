@@ -6,22 +6,28 @@ import pytest
 
 from gateway.settings import Settings
 from gateway.store.db import upgrade
+from servers import drop_pg_database, fresh_pg_database
 from stack import SandboxSpec, Stack
 
 
 @pytest.fixture(scope="session", params=["sqlite"])
 def database_url(request: pytest.FixtureRequest) -> str:
-    """End-to-end runs use SQLite, the embedded default; the integration suite covers both."""
+    """End-to-end stacks make their own store (`make_stack(database=…)`): SQLite by default."""
     return "unused"
 
 
 @pytest.fixture
 def make_stack(tmp_path, amqp_url) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
+    databases: list[str] = []
 
     def make(sandboxes: list[SandboxSpec], api_partners: list[str] = (), *,
-             worker_threads: int = 1, **settings: object) -> Stack:
-        url = f"sqlite:///{tmp_path / 'gateway.db'}"
+             worker_threads: int = 1, database: str = "sqlite", **settings: object) -> Stack:
+        if database == "postgresql":
+            url = fresh_pg_database()
+            databases.append(url)
+        else:
+            url = f"sqlite:///{tmp_path / 'gateway.db'}"
         upgrade(url)
         base = Settings(database_url=url, amqp_url=amqp_url, retry_delays=[1, 2, 4],
                         delivery_limit=5, poll_interval=0.5, relay_interval=0.1,
@@ -34,3 +40,6 @@ def make_stack(tmp_path, amqp_url) -> Iterator[Callable[..., Stack]]:
     yield make
     for stack in stacks:
         stack.stop()
+        stack.sessions.kw["bind"].dispose()
+    for url in databases:
+        drop_pg_database(url)

@@ -14,10 +14,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import select
 
 from gateway import ROOT
 from gateway.delivery.dead_letters import find, redrive
 from gateway.store.db import unit_of_work
+from gateway.store.models import Delivery
 from stack import SandboxSpec, Stack, wait_for
 
 RECEIVER, SENDER = "primero-ssd", "sender-api"
@@ -81,6 +83,23 @@ def test_a_thousand_referrals_reach_a_receiver_failing_thirty_percent(
     assert [records[r] for r in sent] == [1] * count, "a referral stored twice or not at all"
     print(f"after re-driving {len(dead)} dead letters: {count} delivered, "
           f"{sum(records[r] for r in sent)} receiver records")
+
+
+def test_delivery_on_postgresql_through_the_mappings_and_adapters(
+    make_stack, make_referral
+) -> None:
+    stack = make_stack([SandboxSpec(RECEIVER, "primero")], [SENDER], database="postgresql",
+                       retry_delays=LONG_LADDER)
+    stack.set_faults(RECEIVER, failure_rate=0.1, lost_response_rate=0.1, throttle_rate=0.1,
+                     retry_after=1, seed=3)
+    sent = submit_many(stack, 40, make_referral)
+    wait_for(lambda: stack.statuses(sent).get("delivered", 0) == len(sent), timeout=180,
+             what="40 referrals delivered on PostgreSQL")
+    account(stack, sent)
+    with stack.sessions() as session:
+        hashes = set(session.scalars(select(Delivery.mapping_hash).where(
+            Delivery.referral_id.in_(sent), Delivery.outcome == "delivered")))
+    assert len(hashes) == 1 and next(iter(hashes)).startswith("sha256:")
 
 
 def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(

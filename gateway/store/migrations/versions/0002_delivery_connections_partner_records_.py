@@ -82,13 +82,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("referral_id", "partner_id", name="uq_partner_records_referral"),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("mapping_hash", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("mapping_hash", sa.String(length=80), nullable=True))
 
     with op.batch_alter_table("partners", schema=None) as batch_op:
         batch_op.add_column(sa.Column("connection", sa.JSON(), nullable=True))
 
     with op.batch_alter_table("referrals", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("mapping_hash", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("mapping_hash", sa.String(length=80), nullable=True))
 
 
 def downgrade() -> None:
