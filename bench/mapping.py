@@ -117,7 +117,8 @@ RECORD: dict[str, Any] = {
         "record_type": "case",
         "transitioned_by": "cw.testuser",
         "transitioned_by_user_agency": "agency-irc-gambella",
-        "transitioned_to": "cp.focal",
+        "transitioned_to": "casebridge",
+        "transitioned_to_remote": "cp.focal",
         "transitioned_to_agency": "agency-unhcr-gambella",
         "notes": "BIA completed; tracing and BID are UNHCR-led in this operation.",
         "consent_overridden": False,
@@ -162,8 +163,8 @@ def hand_written_for(tables: dict[str, dict[Any, Any]]) -> Callable[[dict[str, A
             sender["user"] = referral["transitioned_by"]
         out["sender"] = sender
         receiver = {"partner": code(agency, referral["transitioned_to_agency"], "agency")}
-        if referral.get("transitioned_to"):
-            receiver["user"] = referral["transitioned_to"]
+        if referral.get("transitioned_to_remote"):
+            receiver["user"] = referral["transitioned_to_remote"]
         out["receiver"] = receiver
         if referral.get("notes"):
             out["reason"] = referral["notes"].strip()
@@ -267,7 +268,7 @@ JSONATA = """(
     "sender": {"partner": $code($agency, referral.transitioned_by_user_agency),
                "user": referral.transitioned_by},
     "receiver": {"partner": $code($agency, referral.transitioned_to_agency),
-                 "user": referral.transitioned_to},
+                 "user": referral.transitioned_to_remote},
     "reason": $trim(referral.notes),
     "subject": {
       "identifiers": [
