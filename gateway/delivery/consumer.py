@@ -14,7 +14,7 @@ from gateway.delivery.translate import Translator
 from gateway.settings import Settings
 
 log = structlog.get_logger()
-PARTNER_REFRESH_SECONDS = 15.0
+PARTNER_REFRESH_SECONDS = 5.0  # a new partner waits at most this long for consumers
 
 
 def run_worker(*, settings: Settings, sessions: sessionmaker[Session], contracts: Contracts,

@@ -110,7 +110,7 @@ def redrive(*, session: Session, contracts: Contracts, letters: Sequence[DeadLet
                                     actor=Actor.GATEWAY, actor_partner=None,
                                     document={"status": "submitted",
                                               "source_status": "redrive"})
-            event = session.get(StatusEvent, referral.events[0].id)
+            event: StatusEvent | None = referral.events[0]
         else:
             event = session.get(StatusEvent, letter.envelope.get("status_event_id", ""))
         if event is None:
