@@ -56,6 +56,7 @@ def submit_many(stack: Stack, count: int, make_referral) -> list[str]:
                              range(count)))
 
 
+@pytest.mark.timeout(900)
 def test_a_thousand_referrals_reach_a_receiver_failing_thirty_percent(
     make_stack, make_referral
 ) -> None:
@@ -102,6 +103,7 @@ def test_delivery_on_postgresql_through_the_mappings_and_adapters(
     assert len(hashes) == 1 and next(iter(hashes)).startswith("sha256:")
 
 
+@pytest.mark.timeout(600)
 def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
     make_stack, make_referral
 ) -> None:
