@@ -80,12 +80,11 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from gateway import ROOT
 from gateway.delivery import broker, topology
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker
 from gateway.store.models import DeadLetter, OutboxMessage, Referral, StatusEvent
-
-ROOT = Path(__file__).resolve().parent.parent
 
 DATABASES = ("sqlite", "postgresql")
 PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",

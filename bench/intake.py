@@ -58,11 +58,10 @@ import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from gateway import ROOT
 from gateway.partners import register_partner
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import OutboxMessage, Referral
-
-ROOT = Path(__file__).resolve().parent.parent
 
 DATABASES = ("sqlite", "postgresql")
 PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",
