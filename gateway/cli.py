@@ -1,9 +1,11 @@
 """The `casebridge` command line."""
 
+import getpass
 import importlib
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -116,12 +118,14 @@ def poll(
     from gateway.contracts import Contracts
     from gateway.delivery.poller import Poller, run_poller
     from gateway.mapping.translator import MappingTranslator
+    from gateway.protection.agreements import AgreementRegistry
 
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     sessions = make_sessionmaker(make_engine(settings.database_url))
     contracts = Contracts(settings.contracts_dir)
     poller = Poller(sessions=sessions, contracts=contracts,
+                    agreements=AgreementRegistry(settings.agreements_dir, contracts),
                     translator=MappingTranslator(settings.mappings_dir, contracts=contracts))
     if once:
         for partner_id in poller.partner_ids():
@@ -160,8 +164,9 @@ def redrive(
     ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids")] = None,
     reason: Annotated[str | None, typer.Option(help="Every dead letter with this reason")] = None,
     partner: Annotated[str | None, typer.Option(help="Every dead letter of this partner")] = None,
-    actor: Annotated[str, typer.Option(help="Who re-drives (kept on the dead letter)")] = (
-        "cli"),
+    actor: Annotated[str | None, typer.Option(
+        help="Who re-drives (kept on the dead letter and in the audit trail; default: "
+        "your login name)")] = None,
 ) -> None:
     """Send dead letters through delivery again, one by one or in bulk by filter."""
     from gateway.contracts import Contracts
@@ -175,8 +180,41 @@ def redrive(
         letters = dead_letters.find(session=session, ids=ids or [], reason=reason,
                                     partner=partner)
         done = dead_letters.redrive(session=session, contracts=Contracts(settings.contracts_dir),
-                                    letters=letters, actor=actor)
+                                    letters=letters,
+                                    actor=actor or f"user:{getpass.getuser()}@cli")
     typer.echo(f"re-driven: {len(done)} {' '.join(map(str, done))}".rstrip())
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option(help="Only list what is due")] = False,
+    every: Annotated[float | None, typer.Option(
+        help="Keep running, purging every this many seconds (instead of a cron job)")] = None,
+) -> None:
+    """Purge closed referrals past their agreement's retention period (audited)."""
+    from gateway.protection.retention import purge as run_purge
+
+    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+
+    def once() -> None:
+        report = run_purge(sessions, dry_run=dry_run)
+        if dry_run:
+            typer.echo(f"due for purging: {len(report.due)} {' '.join(report.due)}".rstrip())
+        else:
+            typer.echo(f"purged: {len(report.purged)} referrals")
+
+    if every is None:
+        once()
+        return
+    configure_logging(level=get_settings().log_level, json=get_settings().log_json)
+
+    def loop(stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            once()
+            stop.wait(max(0.0, every - (time.monotonic() - started)))
+
+    _until_signal(loop)
 
 
 def _key_values(items: list[str] | None, hint: str) -> dict[str, Any]:
@@ -252,6 +290,27 @@ def partners_connect(
         partner.connection = None if disconnect else {"base_url": base_url,
                                                       "credentials": credentials}
     typer.echo(f"{partner_id}: " + ("disconnected" if disconnect else f"connected to {base_url}"))
+
+
+@partners_app.command("credentials")
+def partners_credentials(
+    partner_id: Annotated[str, typer.Argument(help="A registered partner id")],
+) -> None:
+    """Issue OAuth2 client credentials (client id = partner id); the secret is shown once.
+
+    The partner then asks POST /oauth/token for access tokens. Issuing again replaces
+    the secret, so this is also how to revoke a leaked one.
+    """
+    from gateway.partners import issue_client_secret
+
+    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    with unit_of_work(sessions) as session:
+        partner = session.get(Partner, partner_id)
+        if partner is None:
+            typer.echo(f"no partner {partner_id}", err=True)
+            raise typer.Exit(1)
+        secret = issue_client_secret(partner)
+    typer.echo(f"client_id: {partner_id}\nclient_secret: {secret}")
 
 
 @partners_app.command("list")

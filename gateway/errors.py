@@ -179,3 +179,21 @@ class MappingError(CaseBridgeError):
             title="The record cannot be translated",
             extensions={"file": file, "line": line, "rule": rule, "path": path, **extra},
         )
+
+
+class ConfigurationError(CaseBridgeError):
+    """The gateway is set up wrongly (a missing key, an unreadable file); no request caused it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail, status=500, slug="configuration-error",
+                         title="The gateway is not configured correctly")
+
+
+class ConsentProblem(CaseBridgeError):
+    """The consent, or the data-sharing agreement, does not let this referral leave."""
+
+    def __init__(self, detail: str, errors: Sequence[FieldError], *, title: str,
+                 slug: str = "consent-required", status: int = 422) -> None:
+        super().__init__(detail=detail, status=status, slug=slug, title=title,
+                         extensions={"errors": [e.as_dict() for e in errors]})
+        self.errors = list(errors)

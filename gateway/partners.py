@@ -1,15 +1,25 @@
-"""Partner systems and their API keys."""
+"""Partner systems and their credentials: an API key, or OAuth2 client credentials.
+
+Every secret is a random 256-bit token stored only as its SHA-256 (a slow hash adds
+nothing to a secret that cannot be guessed). A partner using OAuth2 exchanges its
+client id (its partner id) and secret at `POST /oauth/token` for a short-lived access
+token, and sends that token as `Authorization: Bearer`, exactly like an API key.
+"""
 
 import hashlib
+import hmac
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import NotAuthenticated
-from gateway.store.models import Partner
+from gateway.store.models import AccessToken, Partner, utcnow
 
 KEY_PREFIX = "cbk_"
+SECRET_PREFIX = "cbs_"
+TOKEN_PREFIX = "cbt_"
 
 
 def hash_api_key(api_key: str) -> str:
@@ -29,10 +39,41 @@ def register_partner(
 
 
 def authenticate(*, session: Session, api_key: str | None) -> Partner:
-    """The active partner owning `api_key`, or NotAuthenticated."""
+    """The active partner owning `api_key` (an API key or an unexpired access token)."""
     if not api_key:
         raise NotAuthenticated()
+    if api_key.startswith(TOKEN_PREFIX):
+        partner = session.scalar(
+            select(Partner).join(AccessToken, AccessToken.partner_id == Partner.id)
+            .where(AccessToken.token_hash == hash_api_key(api_key),
+                   AccessToken.expires_at > utcnow()))
+        if partner is None or not partner.active:
+            raise NotAuthenticated("The access token is not valid or has expired.")
+        return partner
     partner = session.scalar(select(Partner).where(Partner.api_key_hash == hash_api_key(api_key)))
     if partner is None or not partner.active:
         raise NotAuthenticated("The API key is not valid.")
     return partner
+
+
+def issue_client_secret(partner: Partner) -> str:
+    """A new OAuth2 client secret for `partner` (replacing any earlier one), shown once."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    partner.client_secret_hash = hash_api_key(secret)
+    return secret
+
+
+def issue_access_token(*, session: Session, client_id: str, client_secret: str,
+                       lifetime: timedelta) -> tuple[Partner, str]:
+    """An access token for valid client credentials (the client id is the partner id)."""
+    partner = session.get(Partner, client_id)
+    if (partner is None or not partner.active or partner.client_secret_hash is None
+            or not hmac.compare_digest(partner.client_secret_hash,
+                                       hash_api_key(client_secret))):
+        raise NotAuthenticated("The client credentials are not valid.")
+    now = utcnow()
+    session.execute(delete(AccessToken).where(AccessToken.expires_at <= now))
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(AccessToken(token_hash=hash_api_key(token), partner_id=partner.id,
+                            issued_at=now, expires_at=now + lifetime))
+    return partner, token

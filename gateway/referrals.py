@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import structlog
@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from gateway.contracts import Contracts
 from gateway.errors import (
-    CaseBridgeError,
     FieldError,
     Forbidden,
     IdempotencyConflict,
@@ -27,9 +26,28 @@ from gateway.errors import (
     NotFound,
     ValidationProblem,
 )
-from gateway.lifecycle import INITIAL, Actor, Kind, State, catch_up, check_transition
-from gateway.protection.consent import consent_gaps
-from gateway.store.models import OutboxMessage, Partner, Referral, StatusEvent, new_id, utcnow
+from gateway.lifecycle import (
+    INITIAL,
+    Actor,
+    Kind,
+    State,
+    allowed_next,
+    catch_up,
+    check_transition,
+)
+from gateway.protection import audit
+from gateway.protection.agreements import AgreementRegistry
+from gateway.protection.consent import admit
+from gateway.protection.identifiers import lookup_digests, store_digests
+from gateway.store.models import (
+    IdentifierDigest,
+    OutboxMessage,
+    Partner,
+    Referral,
+    StatusEvent,
+    new_id,
+    utcnow,
+)
 
 log = structlog.get_logger()
 
@@ -50,12 +68,19 @@ def submit_referral(
     *,
     session: Session,
     contracts: Contracts,
+    agreements: AgreementRegistry,
     sender: Partner,
     document: Any,
     idempotency_key: str,
     correlation_id: str,
 ) -> Submitted:
-    """Validate a canonical referral or transfer, store it with its first event and outbox row."""
+    """Validate a canonical referral or transfer, pass it through the consent gate, and
+    store the receiver's copy with its first event and outbox row.
+
+    Only what the consent and the data-sharing agreement let leave is stored: fields of
+    other categories are dropped here, before anything is written, and named (by pointer
+    only) in `withheld`. A refusal raises ConsentProblem and stores nothing.
+    """
     digest = request_hash(document)
     earlier = _by_idempotency_key(session, sender.id, idempotency_key)
     if earlier is not None:
@@ -75,25 +100,21 @@ def submit_referral(
         raise ValidationProblem("The receiver is not a partner that can receive.", [
             FieldError("/receiver/partner", "known-partner",
                        "must be the id of another active partner")])
-    gaps = consent_gaps(document)
-    if gaps:
-        raise CaseBridgeError(
-            detail="The consent given does not cover this referral; nothing was stored.",
-            status=422, slug="consent-required", title="Consent does not cover this referral",
-            extensions={"errors": [g.as_dict() for g in gaps]},
-        )
-
     now = utcnow()
+    admitted = admit(document, agreements=agreements, contracts=contracts, today=now.date())
     referral = Referral(
         id=new_id(), kind=document["kind"], subtype=document.get("subtype"),
         sender_id=sender.id, receiver_id=receiver.id, status=INITIAL,
         correlation_id=correlation_id, idempotency_key=idempotency_key, request_hash=digest,
-        content=document, created_at=now, updated_at=now,
+        content=admitted.document, withheld=[w.pointer for w in admitted.withheld],
+        agreement_id=admitted.agreement.id, retention_days=admitted.agreement.retention_days,
+        created_at=now, updated_at=now,
     )
     event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
                         actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
                         recorded_at=now)
     session.add_all([referral, event])
+    store_digests(session, referral)
     enqueue(session, referral, event, message_type="deliver", target=receiver.id)
     try:
         session.flush()
@@ -106,8 +127,13 @@ def submit_referral(
         if winner.request_hash != digest:
             raise IdempotencyConflict() from None
         return Submitted(winner, replayed=True)
+    audit.record(session, actor=f"partner:{sender.id}", action="referral.create",
+                 partner_id=sender.id, referral_id=referral.id, correlation_id=correlation_id,
+                 detail={"kind": referral.kind, "receiver": receiver.id,
+                         "agreement": referral.agreement_id, "withheld": referral.withheld})
     log.info("referral_submitted", referral_id=referral.id, kind=referral.kind,
-             sender=sender.id, receiver=receiver.id)
+             sender=sender.id, receiver=receiver.id, agreement=referral.agreement_id,
+             withheld=len(referral.withheld))
     return Submitted(referral, replayed=False)
 
 
@@ -173,8 +199,50 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
     enqueue(session, referral, event, message_type="status", target=target)
     session.flush()
+    audit.record(session, actor=f"partner:{actor_partner.id}" if actor_partner
+                 else f"system:{actor}", action="status.change",
+                 partner_id=actor_partner.id if actor_partner else None,
+                 referral_id=referral.id, correlation_id=referral.correlation_id,
+                 detail={"from": current, "to": str(to_state), "actor": str(actor),
+                         "reason_code": reason_code,
+                         "inferred": bool(content.get("inferred"))})
     log.info("status_changed", referral_id=referral.id, from_state=current, to_state=to_state,
              actor=actor, inferred=bool(content.get("inferred")))
+    return event
+
+
+def withdraw_consent(*, session: Session, contracts: Contracts, referral: Referral,
+                     partner: Partner, withdrawn_on: date) -> StatusEvent | None:
+    """Record that the person withdrew consent; only the sender may.
+
+    Nothing more leaves for the receiver: the worker delivers nothing for a referral
+    whose consent is withdrawn, and a re-drive of it is refused. A referral still open is
+    withdrawn, and that status event tells the receiver in its own vocabulary. Returns the
+    event, or None when there was none to send (already withdrawn, closed, or failed).
+    """
+    if role_of(partner, referral) is not Actor.SENDER:
+        raise Forbidden("Only the sender records a withdrawal of consent.", [
+            FieldError("", "sender-only", "ask the sender to record it")])
+    if referral.consent_withdrawn_at is not None:
+        return None
+    content = dict(referral.content)
+    content["consent"] = {**content["consent"], "withdrawn": True,
+                          "withdrawn_date": withdrawn_on.isoformat()}
+    referral.content = content
+    referral.consent_withdrawn_at = utcnow()
+    event = None
+    if State.WITHDRAWN in allowed_next(Kind(referral.kind), State(referral.status),
+                                       Actor.SENDER):
+        event = record_status_event(
+            session=session, contracts=contracts, referral=referral, actor=Actor.SENDER,
+            actor_partner=partner,
+            document={"status": "withdrawn", "note": "The person withdrew consent."})
+    audit.record(session, actor=f"partner:{partner.id}", action="consent.withdraw",
+                 partner_id=partner.id, referral_id=referral.id,
+                 correlation_id=referral.correlation_id,
+                 detail={"state": referral.status, "receiver_told": event is not None})
+    log.info("consent_withdrawn", referral_id=referral.id, state=referral.status,
+             receiver_told=event is not None)
     return event
 
 
@@ -205,10 +273,18 @@ class Page:
 def list_referrals(
     *, session: Session, partner: Partner, status: str | None = None, kind: str | None = None,
     other_partner: str | None = None, updated_since: datetime | None = None,
-    cursor: str | None = None, limit: int = 50,
+    identifier: str | None = None, cursor: str | None = None, limit: int = 50,
 ) -> Page:
-    """Referrals visible to `partner`, oldest change first, paged by an opaque cursor."""
+    """Referrals visible to `partner`, oldest change first, paged by an opaque cursor.
+
+    `identifier` (`<system>:<value>`, or `external_reference:<value>`) is matched through
+    the keyed digests, never against plain text.
+    """
     query = select(Referral).where(_visible_to(partner))
+    if identifier:
+        query = query.where(Referral.id.in_(
+            select(IdentifierDigest.referral_id)
+            .where(IdentifierDigest.digest.in_(lookup_digests(identifier)))))
     if status:
         query = query.where(Referral.status == status)
     if kind:

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway import ROOT
@@ -56,6 +56,24 @@ class Settings(BaseSettings):
     operator_key: str | None = Field(
         default=None,
         description="Bearer key of the operations API (/v1/ops/…); unset: that API is off.",
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="File of encryption keys, one `<id>:<base64>` a line (make one with "
+        "`casebridge keys new`); the last line is the active key. Keep it outside the repository.",
+    )
+    keys: SecretStr | None = Field(
+        default=None,
+        description="Encryption keys as `<id>:<base64>,…`, instead of or besides the key file.",
+    )
+    active_key: str | None = Field(
+        default=None, description="Id of the key that encrypts (default: the last key listed)."
+    )
+    agreements_dir: Path = Field(
+        default=ROOT / "agreements", description="Folder of the data-sharing agreements (YAML)."
+    )
+    access_token_seconds: int = Field(
+        default=3600, description="Lifetime of an OAuth2 access token, in seconds."
     )
     worker_prefetch: int = Field(
         default=10, description="Unacknowledged messages a worker holds at most."

@@ -1,5 +1,6 @@
 """Fixtures shared by every test: settings, fictional people, databases, a live gateway."""
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -11,10 +12,16 @@ import httpx
 import pytest
 
 from gateway.partners import register_partner
+from gateway.protection.crypto import new_key_line
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from servers import LiveServer, drop_pg_database, fresh_pg_database
+from sharing import write_agreement
 
+
+# One encryption key for this run, in the environment so that every process the tests
+# start (gateway, workers, CLI) finds it, as a deployment's processes find theirs.
+os.environ.setdefault("CASEBRIDGE_KEYS", new_key_line("test-run"))
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
@@ -77,8 +84,10 @@ def amqp_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, amqp_url: str) -> Settings:
-    return Settings(database_url=database_url, amqp_url=amqp_url, log_json=True)
+def settings(database_url: str, amqp_url: str, tmp_path_factory: pytest.TempPathFactory
+             ) -> Settings:
+    return Settings(database_url=database_url, amqp_url=amqp_url, log_json=True,
+                    agreements_dir=tmp_path_factory.mktemp("agreements"))
 
 
 @pytest.fixture(scope="session")
@@ -92,14 +101,23 @@ Partner = tuple[str, str]  # (partner id, api key)
 
 @pytest.fixture
 def new_partner(settings: Settings) -> Callable[..., Partner]:
-    """Register a partner with a unique id in the store; returns (id, api key)."""
-    sessions = make_sessionmaker(make_engine(settings.database_url))
+    """Register a partner with a unique id in the store; returns (id, api key).
 
-    def make(system: str = "primero") -> Partner:
+    The partners one test makes share a data-sharing agreement allowing everything
+    (`settings.agreements_dir`), unless made with `agreement=False`.
+    """
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    agreement_id, parties = f"test-{uuid.uuid4().hex[:12]}", []
+
+    def make(system: str = "primero", *, agreement: bool = True) -> Partner:
         partner_id = f"{system}-{uuid.uuid4().hex[:10]}"
         with unit_of_work(sessions) as session:
             _, key = register_partner(session=session, partner_id=partner_id,
                                       name=f"Test {system}", system=system)
+        if agreement:
+            parties.append(partner_id)
+            if len(parties) > 1:
+                write_agreement(settings.agreements_dir, agreement_id, parties)
         return partner_id, key
 
     return make
@@ -148,7 +166,8 @@ def make_referral() -> Callable[..., dict[str, Any]]:
                 "form": "written",
                 "date": "2026-11-01",
                 "scope": {"purposes": [kind], "receivers": [receiver],
-                          "data_categories": ["identity", "demographics", "protection"]},
+                          "data_categories": ["identity", "demographics", "protection",
+                                              "risk", "case-notes"]},
                 "child_assent": True,
                 "bia_reference": "BIA-2026-0042",
             },

@@ -28,6 +28,7 @@ from gateway.delivery.poller import Poller, run_poller
 from gateway.delivery.relay import run_relay
 from gateway.mapping.translator import MappingTranslator
 from gateway.partners import register_partner
+from gateway.protection.agreements import AgreementRegistry
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import (
@@ -93,6 +94,8 @@ class Stack:
         self.servers["gateway"] = LiveServer(self.settings).__enter__()
         translator = MappingTranslator(self.settings.mappings_dir, contracts=self.contracts)
         self.poller = Poller(sessions=self.sessions, contracts=self.contracts,
+                             agreements=AgreementRegistry(self.settings.agreements_dir,
+                                                          self.contracts),
                              translator=translator)
         self._thread(run_relay, settings=self.settings, sessions=self.sessions)
         self._thread(run_poller, poller=self.poller, interval=self.settings.poll_interval)

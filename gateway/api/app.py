@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from gateway.api import health, operations, problems, referrals
+from gateway.api import health, oauth, operations, problems, referrals
 from gateway.contracts import Contracts
 from gateway.logs import (
     CORRELATION_HEADER,
@@ -17,6 +17,8 @@ from gateway.logs import (
     new_correlation_id,
 )
 from gateway.mapping.registry import MappingRegistry
+from gateway.protection.agreements import AgreementRegistry
+from gateway.protection.crypto import Keyring, use_keyring
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker
 
@@ -28,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A gateway API bound to the configured store and contracts."""
     settings = settings or get_settings()
     ensure_logging(level=settings.log_level, json=settings.log_json)
+    use_keyring(Keyring.from_settings(settings))  # no key: no gateway
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_sessionmaker(app.state.engine)
     app.state.contracts = Contracts(settings.contracts_dir)
     app.state.mappings = MappingRegistry(settings.mappings_dir, app.state.contracts)
+    app.state.agreements = AgreementRegistry(settings.agreements_dir, app.state.contracts)
 
     @app.middleware("http")
     async def correlate(
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
     app.include_router(referrals.router)
+    app.include_router(oauth.router)
     app.include_router(health.router)
     app.include_router(operations.router)
 

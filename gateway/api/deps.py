@@ -4,10 +4,11 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contracts import Contracts
 from gateway.partners import authenticate
+from gateway.protection.agreements import AgreementRegistry
 from gateway.settings import Settings
 from gateway.store.models import Partner
 
@@ -34,7 +35,20 @@ async def get_contracts(request: Request) -> Contracts:
     return contracts
 
 
+async def get_sessions(request: Request) -> sessionmaker[Session]:
+    """The session factory, for what must be written apart from the request's transaction."""
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    return sessions
+
+
+async def get_agreements(request: Request) -> AgreementRegistry:
+    agreements: AgreementRegistry = request.app.state.agreements
+    return agreements
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
+AgreementsDep = Annotated[AgreementRegistry, Depends(get_agreements)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ContractsDep = Annotated[Contracts, Depends(get_contracts)]
 
@@ -44,7 +58,8 @@ def get_partner(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Partner:
-    """The partner system calling, from `Authorization: Bearer <key>` or `X-API-Key`."""
+    """The partner system calling, from `Authorization: Bearer <API key or access token>`
+    or `X-API-Key`."""
     key = x_api_key
     if authorization and authorization.lower().startswith("bearer "):
         key = authorization[7:].strip()

@@ -1,6 +1,6 @@
 """Routes of /v1/referrals: submit, read, list, post status events."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import structlog
@@ -8,18 +8,34 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from structlog.contextvars import bind_contextvars
 
 from gateway.api.body import json_body
-from gateway.api.deps import ContractsDep, PartnerDep, SessionDep, SettingsDep
+from gateway.api.deps import (
+    AgreementsDep,
+    ContractsDep,
+    PartnerDep,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+)
 from gateway.api.schemas import ReferralOut, ReferralPage, ReferralSummary
-from gateway.errors import FieldError, MalformedRequest
+from gateway.errors import (
+    ConsentProblem,
+    FieldError,
+    MalformedRequest,
+    NotFound,
+    ValidationProblem,
+)
 from gateway.lifecycle import Kind, State
 from gateway.logs import CORRELATION_HEADER
+from gateway.protection import audit
 from gateway.referrals import (
     list_referrals,
     record_status_event,
     role_of,
     submit_referral,
     visible_referral,
+    withdraw_consent,
 )
+from gateway.store.models import Partner, Referral
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 JsonBody = Annotated[Any, Depends(json_body)]
@@ -36,8 +52,8 @@ def _body_doc(contract: str) -> dict[str, Any]:
 @router.post("", status_code=201, response_model=ReferralOut, openapi_extra=_body_doc("referral"),
              summary="Submit a referral or transfer")
 def post_referral(
-    request: Request, response: Response, session: SessionDep, partner: PartnerDep,
-    contracts: ContractsDep, document: JsonBody,
+    request: Request, response: Response, session: SessionDep, sessions: SessionsDep,
+    partner: PartnerDep, contracts: ContractsDep, agreements: AgreementsDep, document: JsonBody,
     idempotency_key: Annotated[str | None, Header(
         max_length=200, description="Unique per referral; a retry reuses it")] = None,
 ) -> ReferralOut:
@@ -49,9 +65,18 @@ def post_referral(
     if not idempotency_key:
         raise MalformedRequest("The Idempotency-Key header is required.", errors=[
             FieldError("", "idempotency-key", "send a unique Idempotency-Key header")])
-    result = submit_referral(session=session, contracts=contracts, sender=partner,
-                             document=document, idempotency_key=idempotency_key,
-                             correlation_id=request.state.correlation_id)
+    try:
+        result = submit_referral(session=session, contracts=contracts, agreements=agreements,
+                                 sender=partner, document=document,
+                                 idempotency_key=idempotency_key,
+                                 correlation_id=request.state.correlation_id)
+    except ConsentProblem as refusal:
+        session.rollback()
+        audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.refuse",
+                           partner_id=partner.id, correlation_id=request.state.correlation_id,
+                           detail={"problem": refusal.slug,
+                                   "rules": sorted({e.rule for e in refusal.errors})})
+        raise
     referral = result.referral
     session.commit()  # commit before answering: a 201 means it is stored
     response.headers["Location"] = f"/v1/referrals/{referral.id}"
@@ -68,37 +93,64 @@ def get_referrals(
     partner_id: Annotated[str | None, Query(alias="partner",
                                             description="the other side's partner id")] = None,
     updated_since: datetime | None = None,
+    identifier: Annotated[str | None, Query(
+        max_length=300, description="a subject identifier `<system>:<value>` (e.g. "
+        "primero_case:CP-123) or `external_reference:<value>`; matched by keyed hash")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> ReferralPage:
     """Oldest change first, so a poller can follow `next_cursor` to the end."""
     page = list_referrals(session=session, partner=partner, status=status, kind=kind,
-                          other_partner=partner_id, updated_since=updated_since, cursor=cursor,
+                          other_partner=partner_id, updated_since=updated_since,
+                          identifier=identifier, cursor=cursor,
                           limit=min(limit, settings.page_size_max))
+    audit.record(session, actor=f"partner:{partner.id}", action="referral.list",
+                 partner_id=partner.id, detail={"count": len(page.items),
+                                                "by_identifier": identifier is not None})
     return ReferralPage(items=[ReferralSummary.of(r) for r in page.items],
                         next_cursor=page.next_cursor)
 
 
 @router.get("/{referral_id}", response_model=ReferralOut, summary="Read one referral")
-def get_referral(referral_id: str, session: SessionDep, partner: PartnerDep) -> ReferralOut:
-    referral = visible_referral(session=session, partner=partner, referral_id=referral_id)
+def get_referral(referral_id: str, session: SessionDep, sessions: SessionsDep,
+                 partner: PartnerDep) -> ReferralOut:
+    """Sender and receiver both see the receiver's copy: all that was ever stored."""
+    referral = _visible(session, sessions, partner, referral_id)
     bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
     log.info("referral_read", partner=partner.id)
+    audit.record(session, actor=f"partner:{partner.id}", action="referral.read",
+                 partner_id=partner.id, referral_id=referral.id,
+                 correlation_id=referral.correlation_id,
+                 detail={"role": str(role_of(partner, referral))})
     return ReferralOut.of(referral)
+
+
+def _visible(session: SessionDep, sessions: SessionsDep, partner: Partner, referral_id: str,
+             *, for_update: bool = False) -> Referral:
+    """The referral if `partner` sent or received it; otherwise 404, and the attempt audited."""
+    try:
+        return visible_referral(session=session, partner=partner, referral_id=referral_id,
+                                for_update=for_update)
+    except NotFound:
+        session.rollback()
+        audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.deny",
+                           partner_id=partner.id, referral_id=referral_id[:36],
+                           detail={"why": "not sender or receiver, or no such referral"})
+        raise
 
 
 @router.post("/{referral_id}/events", response_model=ReferralOut,
              openapi_extra=_body_doc("status-event"), summary="Change a referral's status")
 def post_event(
-    referral_id: str, response: Response, session: SessionDep, partner: PartnerDep,
+    referral_id: str, response: Response, session: SessionDep, sessions: SessionsDep,
+    partner: PartnerDep,
     contracts: ContractsDep, document: JsonBody,
 ) -> ReferralOut:
     """Post a status event; it is checked against the canonical lifecycle.
 
     201 when the state changed, 200 when the event repeats the current state.
     """
-    referral = visible_referral(session=session, partner=partner, referral_id=referral_id,
-                                for_update=True)
+    referral = _visible(session, sessions, partner, referral_id, for_update=True)
     bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
     event = record_status_event(session=session, contracts=contracts, referral=referral,
                                 actor=role_of(partner, referral), actor_partner=partner,
@@ -107,3 +159,42 @@ def post_event(
     response.status_code = 201 if event else 200
     response.headers[CORRELATION_HEADER] = referral.correlation_id
     return ReferralOut.of(referral)
+
+
+@router.post("/{referral_id}/consent-withdrawal", response_model=ReferralOut,
+             summary="Record that the person withdrew consent",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": {"type": "object", "required": ["withdrawn_date"], "properties": {
+                     "withdrawn_date": {"type": "string", "format": "date"}}}}}}})
+def post_consent_withdrawal(
+    referral_id: str, session: SessionDep, sessions: SessionsDep, partner: PartnerDep,
+    contracts: ContractsDep, document: JsonBody,
+) -> ReferralOut:
+    """The sender records that the person withdrew consent.
+
+    Pending deliveries stop (nothing more is sent to the receiver), a referral still open
+    is withdrawn and the receiver is told in its own vocabulary, and the withdrawal is
+    audited. Repeating it changes nothing.
+    """
+    withdrawn_on = _withdrawn_date(document)
+    referral = _visible(session, sessions, partner, referral_id, for_update=True)
+    bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
+    withdraw_consent(session=session, contracts=contracts, referral=referral, partner=partner,
+                     withdrawn_on=withdrawn_on)
+    session.commit()
+    return ReferralOut.of(referral)
+
+
+def _withdrawn_date(document: Any) -> date:
+    value = document.get("withdrawn_date") if isinstance(document, dict) else None
+    try:
+        withdrawn_on = date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        withdrawn_on = None
+    if withdrawn_on is None or len(value or "") != 10:
+        raise ValidationProblem("withdrawn_date is required, as YYYY-MM-DD.", [
+            FieldError("/withdrawn_date", "format", "a date, YYYY-MM-DD")])
+    if withdrawn_on > date.today():
+        raise ValidationProblem("Consent cannot be withdrawn in the future.", [
+            FieldError("/withdrawn_date", "not-future", "today or earlier")])
+    return withdrawn_on

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contracts import Contracts
 from gateway.lifecycle import Actor, State
+from gateway.protection import audit
 from gateway.referrals import enqueue, record_status_event
 from gateway.store.db import unit_of_work
 from gateway.store.models import DeadLetter, Referral, StatusEvent, new_id, utcnow
@@ -59,6 +60,11 @@ def record(*, session: Session, contracts: Contracts, envelope: dict[str, Any] |
                             actor=Actor.GATEWAY, actor_partner=None,
                             document={"status": "failed", "source_status": str(reason)[:100]})
     session.flush()
+    audit.record(session, actor="system:worker", action="delivery.dead_letter",
+                 partner_id=letter.partner_id, referral_id=letter.referral_id,
+                 correlation_id=envelope.get("correlation_id"),
+                 detail={"dead_letter": letter.id, "reason": letter.reason,
+                         "type": letter.message_type})
     log.warning("dead_letter_recorded", dead_letter_id=letter.id, reason=reason,
                 referral_id=letter.referral_id)
     return letter
@@ -104,6 +110,10 @@ def redrive(*, session: Session, contracts: Contracts, letters: Sequence[DeadLet
             continue
         referral = session.get(Referral, letter.referral_id, with_for_update=True)
         assert referral is not None
+        if referral.consent_withdrawn_at is not None and letter.message_type == "deliver":
+            log.info("redrive_refused_consent_withdrawn", dead_letter_id=letter.id,
+                     referral_id=referral.id)
+            continue
         if letter.message_type == "deliver":
             if referral.status == State.FAILED:
                 record_status_event(session=session, contracts=contracts, referral=referral,
@@ -119,6 +129,9 @@ def redrive(*, session: Session, contracts: Contracts, letters: Sequence[DeadLet
                 target=str(letter.envelope["target"]))
         letter.redriven_at, letter.redriven_by = utcnow(), actor
         done.append(letter.id)
+        audit.record(session, actor=actor, action="redrive", partner_id=letter.partner_id,
+                     referral_id=referral.id, correlation_id=referral.correlation_id,
+                     detail={"dead_letter": letter.id, "reason": letter.reason})
         log.info("dead_letter_redriven", dead_letter_id=letter.id, referral_id=referral.id,
                  actor=actor)
     session.flush()

@@ -23,6 +23,8 @@ from gateway.contracts import Contracts
 from gateway.delivery.translate import Translator
 from gateway.errors import CaseBridgeError
 from gateway.logs import new_correlation_id
+from gateway.protection import audit
+from gateway.protection.agreements import AgreementRegistry
 from gateway.referrals import record_status_event, role_of, submit_referral
 from gateway.store.db import unit_of_work
 from gateway.store.models import DeadLetter, Partner, PartnerCursor, PartnerRecord, Referral
@@ -41,9 +43,10 @@ class Poller:
     """Polls partner systems; holds adapter connections only."""
 
     def __init__(self, *, sessions: sessionmaker[Session], contracts: Contracts,
-                 translator: Translator) -> None:
+                 agreements: AgreementRegistry, translator: Translator) -> None:
         self.sessions = sessions
         self.contracts = contracts
+        self.agreements = agreements
         self.translator = translator
         self.adapters = AdapterPool()
 
@@ -93,7 +96,8 @@ class Poller:
             partner = session.get(Partner, partner_id)
             assert partner is not None
             submitted = submit_referral(
-                session=session, contracts=self.contracts, sender=partner, document=canonical,
+                session=session, contracts=self.contracts, agreements=self.agreements,
+                sender=partner, document=canonical,
                 idempotency_key=f"native:{change.native_id}",
                 correlation_id=new_correlation_id())
             referral = submitted.referral
@@ -141,6 +145,9 @@ class Poller:
                 envelope={"native_id": change.native_id, "kind": change.kind,
                           "partner": partner_id},
                 reason=error.slug, detail=detail[:2000], attempts=1))
+            audit.record(session, actor="system:poller", action="referral.refuse",
+                         partner_id=partner_id, referral_id=change.referral_id,
+                         detail={"problem": error.slug, "native_kind": change.kind})
         log.warning("inbound_change_refused", reason=error.slug)
 
 

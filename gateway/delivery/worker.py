@@ -32,7 +32,8 @@ from gateway.errors import (
     TransientDeliveryError,
 )
 from gateway.lifecycle import Actor, State
-from gateway.referrals import record_status_event
+from gateway.protection import audit
+from gateway.referrals import enqueue, record_status_event
 from gateway.store.db import unit_of_work
 from gateway.store.models import Delivery, Partner, PartnerRecord, Referral, StatusEvent, utcnow
 
@@ -96,6 +97,8 @@ class Deliverer:
                 return Dead("unknown_referral", "no referral with the envelope's id")
             if referral.status != State.SUBMITTED:
                 return Done(f"already {referral.status}: nothing to deliver")
+            if referral.consent_withdrawn_at is not None:
+                return self._withhold(envelope, attempt)
             receiver = session.get(Partner, referral.receiver_id)
             assert receiver is not None  # a foreign key guarantees it
             adapter = self.adapter_for(receiver)
@@ -119,11 +122,30 @@ class Deliverer:
                                  else "available to the partner through the API")
             delivery.mapping_hash = mapping_hash
             session.add(delivery)
+            audit.record(session, actor="system:worker", action="delivery.deliver",
+                         partner_id=referral.receiver_id, referral_id=referral.id,
+                         correlation_id=referral.correlation_id,
+                         detail={"type": "deliver", "attempt": attempt,
+                                 "mapping_hash": mapping_hash})
             if referral.status == State.SUBMITTED:
                 record_status_event(session=session, contracts=self.contracts,
                                     referral=referral, actor=Actor.GATEWAY, actor_partner=None,
                                     document={"status": "delivered"})
+            elif referral.status == State.WITHDRAWN and native_id is not None:
+                # Withdrawn while the receiver was storing it: tell it now it has a record.
+                enqueue(session, referral, referral.events[-1], message_type="status",
+                        target=referral.receiver_id)
         return Done("delivered")
+
+    def _withhold(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+        """Consent was withdrawn before delivery: nothing leaves, and that is on record."""
+        with unit_of_work(self.sessions) as session:
+            session.add(_delivery(envelope, attempt, "withheld", "consent withdrawn"))
+            audit.record(session, actor="system:worker", action="delivery.withhold",
+                         partner_id=envelope["target"], referral_id=envelope["referral_id"],
+                         correlation_id=envelope.get("correlation_id"),
+                         detail={"why": "consent withdrawn"})
+        return Done("consent withdrawn: nothing delivered")
 
     def _send_status(self, envelope: dict[str, Any], attempt: int) -> Outcome:
         with self.sessions() as session:
@@ -137,6 +159,8 @@ class Deliverer:
             native_id = session.scalar(select(PartnerRecord.native_id).where(
                 PartnerRecord.referral_id == event.referral_id,
                 PartnerRecord.partner_id == target.id))
+            if native_id is None and event.to_state == State.WITHDRAWN:
+                return Done("the partner never stored it: nothing to withdraw there")
             if native_id is None:
                 return Dead("no_partner_record",
                             "the partner holds no record of this referral to update")
@@ -145,7 +169,14 @@ class Deliverer:
         native_status = self.translator.status_out(system, kind, document)
         adapter.update_status(native_id=native_id, referral_id=envelope["referral_id"],
                               status=native_status)
-        self._record(envelope, attempt, "delivered", f"status {envelope.get('state')} set")
+        with unit_of_work(self.sessions) as session:
+            session.add(_delivery(envelope, attempt, "delivered",
+                                  f"status {envelope.get('state')} set"))
+            audit.record(session, actor="system:worker", action="delivery.deliver",
+                         partner_id=envelope["target"], referral_id=envelope["referral_id"],
+                         correlation_id=envelope.get("correlation_id"),
+                         detail={"type": "status", "state": envelope.get("state"),
+                                 "attempt": attempt})
         return Done("status delivered")
 
     def _record(self, envelope: dict[str, Any], attempt: int, outcome: str, detail: str) -> None:

@@ -1,23 +1,137 @@
-"""The consent gate: a referral leaves only when its consent covers this receiver and purpose."""
+"""The consent gate: what may leave for this receiver, or why nothing may.
 
+A referral or transfer leaves only when
+- its consent is in force (not withdrawn, not dated in the future),
+- it covers this purpose (referral or transfer) and this receiver,
+- a data-sharing agreement between sender and receiver covers the purpose and services,
+- for a child, the consent carries what the agreement requires: the child's assent and
+  the reference of a Best Interests Assessment;
+and then only the fields whose data category both the agreement and the consent allow
+reach the receiver (`need_to_know`). Where the agreement says `outside_consent: refuse`,
+a field the consent does not cover refuses the whole referral instead of being removed.
+
+Every refusal names each gap by JSON Pointer and rule, never a personal value.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from gateway.errors import FieldError
+from gateway.contracts import Contracts
+from gateway.errors import ConsentProblem, FieldError
+from gateway.protection.agreements import Agreement, AgreementRegistry
+from gateway.protection.need_to_know import Withheld, need_to_know
+
+ADULT_AGE = 18
 
 
-def consent_gaps(referral: dict[str, Any]) -> list[FieldError]:
-    """What the referral's consent block does not cover; empty when it may leave."""
-    consent = referral.get("consent") or {}
+@dataclass(frozen=True)
+class Admitted:
+    """The receiver's copy, what was removed from it, and the agreement it leaves under."""
+
+    document: dict[str, Any]
+    withheld: Sequence[Withheld]
+    agreement: Agreement
+
+
+def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts: Contracts,
+          today: date) -> Admitted:
+    """The copy of a valid canonical referral that may leave, or ConsentProblem."""
+    gaps = consent_gaps(document, today=today)
+    if gaps:
+        raise ConsentProblem(
+            "The consent given does not cover this referral; nothing was stored.", gaps,
+            title="Consent does not cover this referral")
+    kind = document["kind"]
+    agreement = agreements.covering(
+        sender=document["sender"]["partner"], receiver=document["receiver"]["partner"],
+        purpose=kind, service_types=[s["type"] for s in document.get("services") or []],
+        on=today)
+    gaps = child_gaps(document, agreement, today=today)
+    if gaps:
+        raise ConsentProblem(
+            f"Agreement '{agreement.id}' requires more for a child; nothing was stored.", gaps,
+            title="Consent for a child is incomplete", slug="child-safeguard-required")
+
+    allowed = agreement.categories[kind]
+    consented = frozenset(document["consent"]["scope"]["data_categories"])
+    if agreement.outside_consent == "refuse":
+        beyond = need_to_know(document, allowed=consented, contracts=contracts).withheld
+        gaps = [FieldError(w.pointer, "consent-category",
+                           f"consent does not cover the category '{w.category}'")
+                for w in beyond if w.category in allowed]
+        if gaps:
+            raise ConsentProblem(
+                f"Agreement '{agreement.id}' refuses fields the consent does not cover; "
+                "nothing was stored.", gaps, title="Consent does not cover these fields")
+    filtered = need_to_know(document, allowed=allowed & consented, contracts=contracts)
+    lost = contracts.validate("referral", filtered.document)
+    if lost:
+        categories = {w.pointer: w.category for w in filtered.withheld}
+        raise ConsentProblem(
+            "What the consent and the agreement let leave is not enough for a referral; "
+            "nothing was stored.",
+            [FieldError(e.pointer, "needed-category",
+                        f"the receiver needs this field ({_category_for(e.pointer, categories)}),"
+                        " but the consent or the agreement does not allow its category")
+             for e in lost],
+            title="Not enough may be shared")
+    return Admitted(filtered.document, filtered.withheld, agreement)
+
+
+def consent_gaps(document: dict[str, Any], *, today: date) -> list[FieldError]:
+    """What the consent itself does not cover; empty when it may leave."""
+    consent = document.get("consent") or {}
     scope = consent.get("scope") or {}
     gaps = []
     if consent.get("withdrawn"):
         gaps.append(FieldError("/consent/withdrawn", "consent-withdrawn",
                                "consent was withdrawn; nothing may be shared"))
-    if referral["kind"] not in scope.get("purposes", []):
+    if "date" in consent and date.fromisoformat(consent["date"]) > today:
+        gaps.append(FieldError("/consent/date", "consent-date",
+                               "consent cannot be dated in the future"))
+    if document["kind"] not in scope.get("purposes", []):
         gaps.append(FieldError("/consent/scope/purposes", "consent-purpose",
-                               f"consent does not cover the purpose '{referral['kind']}'"))
-    receiver = referral["receiver"]["partner"]
+                               f"consent does not cover the purpose '{document['kind']}'"))
+    receiver = document["receiver"]["partner"]
     if receiver not in scope.get("receivers", []):
         gaps.append(FieldError("/consent/scope/receivers", "consent-receiver",
                                f"consent does not cover the receiver '{receiver}'"))
     return gaps
+
+
+def child_gaps(document: dict[str, Any], agreement: Agreement, *, today: date
+               ) -> list[FieldError]:
+    """For a child, the assent and Best Interests Assessment the agreement requires."""
+    if not is_child(document["subject"], today=today):
+        return []
+    consent, gaps = document["consent"], []
+    if agreement.requires_child_assent and consent.get("child_assent") is not True:
+        gaps.append(FieldError("/consent/child_assent", "child-assent-required",
+                               f"agreement '{agreement.id}' requires the child's assent"))
+    if agreement.requires_bia_for_children and not consent.get("bia_reference"):
+        gaps.append(FieldError("/consent/bia_reference", "bia-required",
+                               f"agreement '{agreement.id}' requires the reference of a Best "
+                               "Interests Assessment for a child"))
+    return gaps
+
+
+def is_child(subject: dict[str, Any], *, today: date) -> bool:
+    """Under 18 by `is_minor`, or by the date of birth when `is_minor` is not given."""
+    if "is_minor" in subject:
+        return bool(subject["is_minor"])
+    if "birth_date" not in subject:
+        return False
+    born = date.fromisoformat(subject["birth_date"])
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return age < ADULT_AGE
+
+
+def _category_for(pointer: str, categories: dict[str, str]) -> str:
+    """The category of a field the filter removed, or of the nearest removed parent."""
+    while pointer:
+        if pointer in categories:
+            return categories[pointer]
+        pointer = pointer.rsplit("/", 1)[0]
+    return "a category not allowed"

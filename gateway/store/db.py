@@ -55,18 +55,27 @@ def _serialize_writers(factory: sessionmaker[Session]) -> None:
     file over as soon as it is free. Other processes still meet SQLite's busy timeout."""
     lock = threading.Lock()
 
-    @event.listens_for(factory, "before_flush")
     def _take(session: Session, *_: Any) -> None:
         if not session.info.get("holds_write_lock"):
             if not lock.acquire(timeout=WRITE_LOCK_TIMEOUT):
                 raise TimeoutError("no turn to write to the SQLite store")
             session.info["holds_write_lock"] = True
 
+    event.listen(factory, "before_flush", _take)
+    factory.kw["info"] = {"take_write_turn": _take}
+
     @event.listens_for(factory, "after_transaction_end")
     def _give_back(session: Session, transaction: SessionTransaction) -> None:
         # The outermost transaction ends on commit, rollback and close alike.
         if transaction.parent is None and session.info.pop("holds_write_lock", False):
             lock.release()
+
+
+def take_write_turn(session: Session) -> None:
+    """Queue for this process's SQLite writer lock before a Core write (ORM flushes do it)."""
+    take = session.info.get("take_write_turn")
+    if take is not None:
+        take(session)
 
 
 @contextmanager

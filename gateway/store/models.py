@@ -1,5 +1,11 @@
-"""Tables of the store. Personal data lives only in `Referral.content` and `StatusEvent.content`."""
+"""Tables of the store.
 
+Personal data lives only in `Referral.content` and `StatusEvent.content`, both encrypted
+(`EncryptedJSON`); identifiers to search by are kept only as keyed digests
+(`IdentifierDigest`). Nothing else holds a personal value.
+"""
+
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from gateway.protection import crypto
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -55,6 +63,39 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class EncryptedJSON(TypeDecorator[dict[str, Any]]):
+    """A JSON document stored encrypted with AES-GCM under the process's active key.
+
+    `column` ("table.column") is bound into each value as associated data, so a value
+    copied to another column does not open. A value without the encrypted prefix was
+    written before encryption existed: it reads as plain JSON, and `casebridge keys
+    rotate` encrypts it.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, column: str) -> None:
+        super().__init__()
+        self.column = column
+        self._aad = column.encode()
+
+    def process_bind_param(self, value: dict[str, Any] | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        plaintext = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return crypto.keyring().encrypt(plaintext, aad=self._aad)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if crypto.key_id_of(value) is None:
+            legacy: dict[str, Any] = json.loads(value)
+            return legacy
+        document: dict[str, Any] = json.loads(crypto.keyring().decrypt(value, aad=self._aad))
+        return document
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
@@ -69,11 +110,15 @@ class Partner(Base):
     name: Mapped[str] = mapped_column(String(200))
     system: Mapped[str] = mapped_column(String(30))
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # OAuth2 client credentials: client_id is the partner id, the secret is stored hashed.
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # How the gateway reaches the partner's own system through its adapter: base_url and
-    # credentials. None for a partner that only calls the API and polls for status.
-    connection: Mapped[dict[str, Any] | None]
+    # credentials (encrypted: they open the partner's system). None for a partner that
+    # only calls the API and polls for status.
+    connection: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON("partners.connection"))
 
 
 class Referral(Base):
@@ -94,7 +139,15 @@ class Referral(Base):
     correlation_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
-    content: Mapped[dict[str, Any]]
+    # The receiver's copy: what the consent and the agreement let leave, and nothing more
+    # (the sender's fields outside them are never stored). Encrypted.
+    content: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("referrals.content"))
+    # JSON Pointers of the fields the need-to-know filter removed (names only, no values).
+    withheld: Mapped[list[str]] = mapped_column(JSON, default=list)
+    agreement_id: Mapped[str | None] = mapped_column(String(100))
+    # Days the record is kept after it closes, from the agreement when it was submitted.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    consent_withdrawn_at: Mapped[datetime | None]
     # Hash of the inbound mapping that produced `content` from the sender's native record;
     # None when the sender posted canonical JSON to the API.
     mapping_hash: Mapped[str | None] = mapped_column(String(80))
@@ -121,7 +174,8 @@ class StatusEvent(Base):
     actor: Mapped[str] = mapped_column(String(20))
     actor_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     reason_code: Mapped[str | None] = mapped_column(String(50))
-    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    content: Mapped[dict[str, Any]] = mapped_column(
+        EncryptedJSON("status_events.content"), default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -221,3 +275,73 @@ class DeadLetter(Base):
     dead_at: Mapped[datetime] = mapped_column(default=utcnow)
     redriven_at: Mapped[datetime | None]
     redriven_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class IdentifierDigest(Base):
+    """A keyed hash of one identifier of a referral's subject, to find referrals by it."""
+
+    __tablename__ = "identifier_digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class AuditEntry(Base):
+    """One entry of the append-only, hash-chained audit trail: who did what to which referral.
+
+    No personal data: ids, actions, codes. `hash` is SHA-256 over the entry and the previous
+    entry's hash, so `casebridge audit verify` finds an edited, inserted or removed entry.
+    `referral_id` is kept without a foreign key: the trail outlives a purged referral.
+    """
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(120))
+    partner_id: Mapped[str | None] = mapped_column(String(63), index=True)
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    referral_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The one row naming the audit trail's last entry: writers take turns on it."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AccessToken(Base):
+    """An OAuth2 access token given to a partner for its client credentials; stored hashed."""
+
+    __tablename__ = "access_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ConsoleUser(Base):
+    """A person who logs in to the operations console, with one role.
+
+    operator: deliveries, envelopes, errors, re-drive — never personal data.
+    im_officer: mappings and agreements, and referral content when needed.
+    auditor: the audit trail.
+    """
+
+    __tablename__ = "console_users"
+
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

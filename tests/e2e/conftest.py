@@ -1,12 +1,16 @@
 """End-to-end fixtures: a whole stack per test, on a store of its own."""
 
+import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from gateway import ROOT
+
 from gateway.settings import Settings
 from gateway.store.db import upgrade
 from servers import drop_pg_database, fresh_pg_database
+from sharing import write_agreement
 from stack import SandboxSpec, Stack
 
 
@@ -29,9 +33,14 @@ def make_stack(tmp_path, amqp_url) -> Iterator[Callable[..., Stack]]:
         else:
             url = f"sqlite:///{tmp_path / 'gateway.db'}"
         upgrade(url)
+        agreements = tmp_path / "agreements"
+        shutil.copytree(ROOT / "agreements", agreements, dirs_exist_ok=True)
+        if api_partners:
+            write_agreement(agreements, "test-e2e-api-partners",
+                            [*api_partners, *(s.partner_id for s in sandboxes)])
         base = Settings(database_url=url, amqp_url=amqp_url, retry_delays=[1, 2, 4],
                         delivery_limit=5, poll_interval=0.5, relay_interval=0.1,
-                        log_level="warning")
+                        log_level="warning", agreements_dir=agreements)
         stack = Stack(settings=base.model_copy(update=settings), folder=tmp_path,
                       sandboxes=sandboxes, api_partners=list(api_partners))
         stacks.append(stack)

@@ -1,0 +1,82 @@
+"""OAuth2 client credentials (RFC 6749 §4.4): a partner trades its id and secret for a token.
+
+Errors are problem+json that also carry RFC 6749's `error` member, so OAuth2 client
+libraries and people both understand them.
+"""
+
+import base64
+import binascii
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel
+
+from gateway.api.deps import SessionDep, SettingsDep
+from gateway.errors import CaseBridgeError, FieldError, NotAuthenticated
+from gateway.partners import issue_access_token
+from gateway.protection import audit
+
+router = APIRouter(tags=["authentication"])
+FORM = "application/x-www-form-urlencoded"
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class OAuthProblem(CaseBridgeError):
+    def __init__(self, error: str, detail: str, status: int = 400,
+                 errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail=detail, status=status, slug=f"oauth-{error.replace('_', '-')}",
+                         title="Token request refused",
+                         extensions={"error": error, "error_description": detail,
+                                     "errors": [e.as_dict() for e in errors or []]})
+
+
+@router.post("/oauth/token", response_model=TokenOut, summary="Get an access token",
+             openapi_extra={"requestBody": {"required": True, "content": {FORM: {"schema": {
+                 "type": "object", "required": ["grant_type"],
+                 "properties": {"grant_type": {"const": "client_credentials"},
+                                "client_id": {"type": "string"},
+                                "client_secret": {"type": "string"}}}}}}})
+async def token(
+    request: Request, session: SessionDep, settings: SettingsDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> TokenOut:
+    """Client credentials in the form body, or in HTTP Basic (`client_id:client_secret`)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
+        raise OAuthProblem("invalid_request", f"Send the request as {FORM}.", 415)
+    form = {k: v[0] for k, v in parse_qs((await request.body()).decode("latin-1")).items()}
+    if form.get("grant_type") != "client_credentials":
+        raise OAuthProblem("unsupported_grant_type", "Only client_credentials is offered.",
+                           errors=[FieldError("/grant_type", "enum",
+                                              "must be client_credentials")])
+    client_id, client_secret = form.get("client_id"), form.get("client_secret")
+    if authorization and authorization.lower().startswith("basic "):
+        try:
+            client_id, _, client_secret = base64.b64decode(
+                authorization[6:].strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise OAuthProblem("invalid_request",
+                               "The Basic credentials cannot be read.") from None
+    if not client_id or not client_secret:
+        raise OAuthProblem("invalid_request", "client_id and client_secret are required.",
+                           errors=[FieldError(f"/{name}", "required", "is required")
+                                   for name, value in (("client_id", client_id),
+                                                       ("client_secret", client_secret))
+                                   if not value])
+    lifetime = settings.access_token_seconds
+    try:
+        partner, access_token = issue_access_token(
+            session=session, client_id=client_id, client_secret=client_secret,
+            lifetime=timedelta(seconds=lifetime))
+    except NotAuthenticated:
+        raise OAuthProblem("invalid_client", "The client credentials are not valid.",
+                           401) from None
+    audit.record(session, actor=f"partner:{partner.id}", action="token.issue",
+                 partner_id=partner.id, detail={"expires_in": lifetime})
+    return TokenOut(access_token=access_token, expires_in=lifetime)
