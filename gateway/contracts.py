@@ -47,7 +47,8 @@ class Contracts:
 
     def validate(self, name: str, document: Any) -> list[FieldError]:
         """Every rule `document` breaks in schema `name`, in document order."""
-        errors = [_field_error(e) for e in _leaves(self._validators[name].iter_errors(document))]
+        errors = [f for e in _leaves(self._validators[name].iter_errors(document))
+                  for f in _field_errors(e)]
         return sorted(set(errors), key=lambda e: (e.pointer, e.rule))
 
     def codes(self, name: str) -> list[str]:
@@ -71,15 +72,21 @@ def pointer(parts: Iterable[str | int]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+def _field_errors(error: ValidationError) -> list[FieldError]:
+    """One error per missing field of a `required` rule; otherwise the error itself."""
+    if error.validator == "required" and isinstance(error.instance, dict):
+        path = list(error.absolute_path)
+        return [FieldError(pointer([*path, p]), "required", "is required")
+                for p in error.validator_value if p not in error.instance]
+    return [_field_error(error)]
+
+
 def _field_error(error: ValidationError) -> FieldError:
     path = list(error.absolute_path)
     rule = str(error.validator)
     value: Any = error.validator_value
     instance: Any = error.instance
     schema: Any = error.schema
-    if rule == "required" and isinstance(instance, dict):
-        missing = next((p for p in value if p not in instance), value[0])
-        return FieldError(pointer([*path, missing]), rule, "is required")
     if rule == "additionalProperties" and isinstance(instance, dict):
         known = set(schema.get("properties", {}))
         extra = next((k for k in instance if k not in known), "")

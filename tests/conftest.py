@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
+from fictional import remember
 from gateway.partners import register_partner
 from gateway.protection.crypto import new_key_line
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from servers import LiveServer, drop_pg_database, fresh_pg_database
 from sharing import write_agreement
-
 
 # One encryption key for this run, in the environment so that every process the tests
 # start (gateway, workers, CLI) finds it, as a deployment's processes find theirs.
@@ -145,13 +145,15 @@ def make_referral() -> Callable[..., dict[str, Any]]:
 
     def make(sender: str, receiver: str, *, kind: str = "referral",
              **changes: Any) -> dict[str, Any]:
+        case_number = f"CP-{uuid.uuid4().hex[:6]}"
+        remember(case_number)
         document: dict[str, Any] = {
             "kind": kind,
             "sender": {"partner": sender, "unit": "CP unit Juba"},
             "receiver": {"partner": receiver},
             "external_reference": f"REF-{uuid.uuid4().hex[:8]}",
             "subject": {
-                "identifiers": [{"system": "primero_case", "value": f"CP-{uuid.uuid4().hex[:6]}"}],
+                "identifiers": [{"system": "primero_case", "value": case_number}],
                 "given_name": "Zawadi",
                 "family_name": "Fictionalson",
                 "birth_date": "2014-03-09",

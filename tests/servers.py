@@ -5,7 +5,9 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
+import httpx
 import psycopg
 import uvicorn
 from fastapi import FastAPI
@@ -62,3 +64,26 @@ def fresh_pg_database() -> str:
 def drop_pg_database(url: str) -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+# -- checking answers ---------------------------------------------------------------
+PROBLEM = "application/problem+json"
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["type"].endswith("/" + slug)
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    assert "Traceback" not in response.text
+    return body
+
+
+def pointers(body: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(e["pointer"], e["rule"]) for e in body["errors"]}

@@ -43,6 +43,11 @@ from gateway.store.models import (
 from sandboxes import SANDBOXES
 from servers import LiveServer
 
+# Log files of the worker processes stacks started, for the personal-data scan.
+LOG_FILES: list[Path] = []
+# The queue that copies every broker message of the end-to-end run, for the same scan.
+TAP_QUEUE = "casebridge.test-tap"
+
 # What the gateway's adapters log in with at each sandbox (the sandboxes' defaults).
 CREDENTIALS = {
     "progres": {"client_id": "casebridge", "client_secret": "sandbox-secret"},
@@ -92,17 +97,20 @@ class Stack:
                 _, self.keys[partner_id] = register_partner(
                     session=session, partner_id=partner_id, name=partner_id, system="other")
         self.servers["gateway"] = LiveServer(self.settings).__enter__()
-        translator = MappingTranslator(self.settings.mappings_dir, contracts=self.contracts)
+        self.translator = MappingTranslator(self.settings.mappings_dir, contracts=self.contracts)
         self.poller = Poller(sessions=self.sessions, contracts=self.contracts,
                              agreements=AgreementRegistry(self.settings.agreements_dir,
                                                           self.contracts),
-                             translator=translator)
+                             translator=self.translator)
         self._thread(run_relay, settings=self.settings, sessions=self.sessions)
         self._thread(run_poller, poller=self.poller, interval=self.settings.poll_interval)
         for _ in range(worker_threads):
-            self._thread(run_worker, settings=self.settings, sessions=self.sessions,
-                         contracts=self.contracts, translator=translator)
+            self.start_worker_thread()
         return self
+
+    def start_worker_thread(self) -> None:
+        self._thread(run_worker, settings=self.settings, sessions=self.sessions,
+                     contracts=self.contracts, translator=self.translator)
 
     def _thread(self, target: Callable[..., None], **kwargs: Any) -> None:
         thread = threading.Thread(target=target, kwargs={**kwargs, "stop": self._stop},
@@ -117,10 +125,13 @@ class Stack:
                "CASEBRIDGE_RETRY_DELAYS": str(self.settings.retry_delays),
                "CASEBRIDGE_DELIVERY_LIMIT": str(self.settings.delivery_limit),
                "CASEBRIDGE_MAPPINGS_DIR": str(self.settings.mappings_dir),
-               "CASEBRIDGE_LOG_LEVEL": "warning"}
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from gateway.cli import app; app()", "worker"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+               "CASEBRIDGE_LOG_LEVEL": "info"}
+        log_file = self.folder / f"worker-{len(self._processes) + 1}.log"
+        LOG_FILES.append(log_file)
+        with log_file.open("ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-c", "from gateway.cli import app; app()", "worker"],
+                env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
         self._processes.append(process)
         return process
 

@@ -61,12 +61,20 @@ class ReferralSummary(BaseModel):
 
 
 class ReferralOut(ReferralSummary):
-    content: dict[str, Any] = Field(description="The canonical referral document (contracts/)")
+    content: dict[str, Any] = Field(
+        description="The receiver's copy of the canonical document (contracts/): what the "
+        "consent and the agreement let leave")
+    withheld: list[str] = Field(
+        description="JSON Pointers of the sender's fields the need-to-know filter removed")
+    agreement_id: str | None = Field(description="The data-sharing agreement it left under")
+    consent_withdrawn_at: datetime | None
     events: list[StatusEventOut]
 
     @classmethod
     def of(cls, referral: Referral) -> "ReferralOut":
         return cls(**cls.fields_of(referral), content=referral.content,
+                   withheld=referral.withheld, agreement_id=referral.agreement_id,
+                   consent_withdrawn_at=referral.consent_withdrawn_at,
                    events=[StatusEventOut.of(e) for e in referral.events])
 
 

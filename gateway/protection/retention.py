@@ -43,15 +43,15 @@ def expired(session: Session, *, now: datetime, limit: int) -> list[str]:
     """Ids of closed referrals past their retention period, oldest first."""
     periods = session.scalars(select(Referral.retention_days).distinct()
                               .where(Referral.retention_days.is_not(None))).all()
-    ids: list[tuple[datetime, str]] = []
+    due: list[tuple[datetime, str]] = []
     for days in periods:
         assert days is not None
-        ids += session.execute(
+        due += [(row.updated_at, row.id) for row in session.execute(
             select(Referral.updated_at, Referral.id)
             .where(Referral.retention_days == days, Referral.status.in_(TERMINAL),
                    Referral.updated_at < now - timedelta(days=days))
-            .order_by(Referral.updated_at).limit(limit)).tuples().all()
-    return [referral_id for _, referral_id in sorted(ids)[:limit]]
+            .order_by(Referral.updated_at).limit(limit))]
+    return [referral_id for _, referral_id in sorted(due)[:limit]]
 
 
 def purge(sessions: sessionmaker[Session], *, now: datetime | None = None, batch: int = 200,

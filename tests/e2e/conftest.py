@@ -2,22 +2,46 @@
 
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import pika
 import pytest
 
 from gateway import ROOT
-
+from gateway.delivery import topology
+from gateway.logs import configure_logging
 from gateway.settings import Settings
 from gateway.store.db import upgrade
 from servers import drop_pg_database, fresh_pg_database
 from sharing import write_agreement
-from stack import SandboxSpec, Stack
+from stack import TAP_QUEUE, SandboxSpec, Stack
 
 
 @pytest.fixture(scope="session", params=["sqlite"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """End-to-end stacks make their own store (`make_stack(database=…)`): SQLite by default."""
     return "unused"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def personal_data_watch(amqp_url: str, tmp_path_factory: pytest.TempPathFactory
+                        ) -> Iterator[Path]:
+    """Every log line of the end-to-end run goes to one file, and a tap queue takes a copy
+    of every broker message (deliveries, retries and dead letters), for
+    test_zz_no_personal_data to scan after every other end-to-end test has run."""
+    log_file = tmp_path_factory.mktemp("logs") / "e2e.log"
+    with log_file.open("a", buffering=1) as stream:
+        configure_logging(level="debug", json=True, stream=stream)
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        channel.exchange_declare(topology.EXCHANGE, exchange_type="topic", durable=True)
+        channel.exchange_declare(topology.DEAD_EXCHANGE, exchange_type="fanout", durable=True)
+        channel.queue_declare(TAP_QUEUE, durable=True)
+        channel.queue_bind(TAP_QUEUE, topology.EXCHANGE, routing_key="#")
+        channel.queue_bind(TAP_QUEUE, topology.DEAD_EXCHANGE)
+        connection.close()
+        yield log_file
+        configure_logging(level="info", json=True)
 
 
 @pytest.fixture

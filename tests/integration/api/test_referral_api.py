@@ -1,9 +1,7 @@
 """The partner API over real HTTP, against SQLite and PostgreSQL."""
 
 import json
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -13,27 +11,7 @@ from gateway.lifecycle import Actor
 from gateway.referrals import record_status_event
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import OutboxMessage, Referral
-
-PROBLEM = "application/problem+json"
-
-
-def key() -> dict[str, str]:
-    return {"Idempotency-Key": str(uuid.uuid4())}
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body = response.json()
-    assert body["type"].endswith("/" + slug)
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    assert "Traceback" not in response.text
-    return body
-
-
-def pointers(body: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(e["pointer"], e["rule"]) for e in body["errors"]}
+from servers import assert_problem, key, pointers
 
 
 def gateway_marks_delivered(settings, referral_id: str) -> None:

@@ -1,0 +1,47 @@
+"""After the whole end-to-end suite (this file runs last): no fictional person's name, date
+of birth or identifier in any log line or broker message it produced."""
+
+import json
+
+import pika
+import pytest
+
+from fictional import find_personal, personal_values
+from stack import LOG_FILES, TAP_QUEUE
+
+
+def drain(amqp_url: str) -> list[str]:
+    """Bodies and headers of every message the tap queue copied, as text."""
+    messages = []
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    while True:
+        method, props, body = channel.basic_get(TAP_QUEUE, auto_ack=True)
+        if method is None:
+            break
+        messages.append(body.decode("utf-8", "replace") + json.dumps(
+            props.headers or {}, default=str) + (props.message_id or ""))
+    connection.close()
+    return messages
+
+
+def test_no_fictional_person_in_any_log_line_or_broker_message(
+    personal_data_watch, amqp_url, request
+) -> None:
+    others = [item for item in request.session.items if item.path != request.path]
+    if not others:
+        pytest.skip("run with the rest of tests/e2e: it scans what they produced")
+    lines = personal_data_watch.read_text().splitlines()
+    for path in LOG_FILES:
+        lines += path.read_text(errors="replace").splitlines() if path.exists() else []
+    messages = drain(amqp_url)
+    # The scan saw the run: thousands of lines and messages, and referrals among them.
+    assert len(lines) > 1000 and len(messages) > 1000, (len(lines), len(messages))
+    assert sum('"referral_id"' in m for m in messages) > 1000
+    wanted = personal_values()
+    assert {"Zawadi", "2014-03-09", "Kiden"} <= wanted
+    leaks = {value: line[:300] for line in lines for value in find_personal(line, wanted)}
+    leaks |= {value: m[:300] for m in messages for value in find_personal(m, wanted)}
+    assert not leaks, f"personal data in {len(leaks)} places: {sorted(leaks)}"
+    print(f"scanned {len(lines)} log lines and {len(messages)} broker messages for "
+          f"{len(wanted)} fictional values: none found")

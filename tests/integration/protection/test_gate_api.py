@@ -1,0 +1,181 @@
+"""The consent gate, agreements and need-to-know over the partner API (SQLite and PostgreSQL).
+
+Each refusal is a problem+json naming what is missing, stores nothing for the receiver,
+and leaves an audit entry; what passes reaches the receiver filtered.
+"""
+
+import uuid
+
+from sqlalchemy import select, text
+
+from gateway.protection import audit
+from gateway.store.db import make_engine, make_sessionmaker
+from gateway.store.models import AuditEntry
+from servers import assert_problem, key, pointers
+from sharing import write_agreement
+
+
+def two_partners(new_partner, settings, *, agree=True, **fields):
+    """Sender and receiver with an agreement of `fields` (none with agree=False)."""
+    (sender, sender_key), (receiver, receiver_key) = (new_partner(agreement=False),
+                                                      new_partner(agreement=False))
+    if agree:
+        write_agreement(settings.agreements_dir, f"isp-{uuid.uuid4().hex[:8]}",
+                        [sender, receiver], **fields)
+    return sender, sender_key, receiver, receiver_key
+
+
+def audit_actions(settings, partner_id: str) -> list[tuple[str, dict]]:
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions() as session:
+        return [(e.action, e.detail) for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.partner_id == partner_id)
+            .order_by(AuditEntry.seq))]
+
+
+def test_without_an_agreement_nothing_leaves_and_the_refusal_is_audited(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, _ = two_partners(new_partner, settings, agree=False)
+    client = client_for(sender_key)
+    body = assert_problem(client.post("/v1/referrals", json=make_referral(sender, receiver),
+                                      headers=key()), 422, "no-agreement")
+    assert ("/receiver/partner", "agreement-parties") in pointers(body)
+    assert client.get("/v1/referrals").json()["items"] == []
+    assert audit_actions(settings, sender)[:1] == [
+        ("referral.refuse", {"problem": "no-agreement", "rules": ["agreement-parties"]})]
+
+
+def test_withdrawn_consent_and_consent_for_another_purpose_are_refused(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, _ = two_partners(new_partner, settings)
+    document = make_referral(sender, receiver)
+    document["consent"].update(withdrawn=True, withdrawn_date="2026-11-02")
+    document["consent"]["scope"]["purposes"] = ["transfer"]
+    body = assert_problem(client_for(sender_key).post("/v1/referrals", json=document,
+                                                      headers=key()), 422, "consent-required")
+    assert pointers(body) == {("/consent/withdrawn", "consent-withdrawn"),
+                              ("/consent/scope/purposes", "consent-purpose")}
+
+
+def test_fields_outside_the_consent_are_removed_before_anything_is_stored(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, receiver_key = two_partners(new_partner, settings)
+    document = make_referral(sender, receiver)
+    document["consent"]["scope"]["data_categories"] = ["identity", "demographics"]
+    created = client_for(sender_key).post("/v1/referrals", json=document, headers=key())
+    assert created.status_code == 201, created.text
+    body = created.json()
+    # risk, case-notes and protection were not consented to: gone, and named by pointer.
+    assert {"/case/risk_level", "/reason", "/consent/bia_reference"} <= set(body["withheld"])
+    copy = client_for(receiver_key).get(f"/v1/referrals/{body['id']}").json()["content"]
+    assert "risk_level" not in copy["case"] and "reason" not in copy
+    assert copy["subject"]["given_name"] == "Zawadi"  # identity was consented to
+
+
+def test_an_agreement_that_refuses_fields_outside_consent_names_each_of_them(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, _ = two_partners(new_partner, settings,
+                                                   outside_consent="refuse")
+    document = make_referral(sender, receiver)
+    document["consent"]["scope"]["data_categories"] = ["identity", "demographics",
+                                                       "protection"]
+    body = assert_problem(client_for(sender_key).post("/v1/referrals", json=document,
+                                                      headers=key()), 422, "consent-required")
+    assert pointers(body) == {("/case/risk_level", "consent-category"),
+                              ("/reason", "consent-category")}
+
+
+def test_the_agreement_limits_categories_even_where_consent_allows_them(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, _ = two_partners(
+        new_partner, settings, data_categories={
+            "referral": ["identity", "demographics"],
+            "transfer": ["identity", "demographics", "protection", "risk", "case-notes"]})
+    referral = client_for(sender_key).post("/v1/referrals", json=make_referral(
+        sender, receiver), headers=key()).json()
+    assert {"/case/risk_level", "/reason"} <= set(referral["withheld"])
+    assert "reason" not in referral["content"]
+    transfer = client_for(sender_key).post("/v1/referrals", json=make_referral(
+        sender, receiver, kind="transfer"), headers=key()).json()
+    assert transfer["withheld"] == []  # a transfer carries more, as this agreement says
+    assert transfer["content"]["reason"]
+
+
+def test_a_child_without_the_bia_or_assent_the_agreement_requires_is_refused(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, _ = two_partners(
+        new_partner, settings, requires_bia_for_children=True, requires_child_assent=True)
+    client = client_for(sender_key)
+    document = make_referral(sender, receiver)
+    del document["consent"]["bia_reference"]
+    document["consent"]["child_assent"] = False
+    body = assert_problem(client.post("/v1/referrals", json=document, headers=key()), 422,
+                          "child-safeguard-required")
+    assert pointers(body) == {("/consent/bia_reference", "bia-required"),
+                              ("/consent/child_assent", "child-assent-required")}
+    # An adult needs neither; the same child with both passes.
+    adult = make_referral(sender, receiver)
+    del adult["consent"]["bia_reference"]
+    adult["subject"].update(is_minor=False, birth_date="1990-01-01")
+    assert client.post("/v1/referrals", json=adult, headers=key()).status_code == 201
+    assert client.post("/v1/referrals", json=make_referral(sender, receiver),
+                       headers=key()).status_code == 201
+
+
+def test_a_referral_that_could_not_say_who_it_is_about_is_refused(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, _ = two_partners(
+        new_partner, settings, data_categories={"referral": ["demographics", "protection"]},
+        purposes=["referral"])
+    body = assert_problem(client_for(sender_key).post(
+        "/v1/referrals", json=make_referral(sender, receiver), headers=key()), 422,
+        "consent-required")
+    assert {("/subject/given_name", "needed-category"),
+            ("/subject/identifiers", "needed-category")} <= pointers(body)
+    assert "Zawadi" not in str(body)
+
+
+def test_a_third_partner_cannot_read_a_referral_and_the_attempt_is_audited(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    (sender, sender_key), (receiver, receiver_key), (third, third_key) = (
+        new_partner(), new_partner(), new_partner())
+    created = client_for(sender_key).post("/v1/referrals", json=make_referral(
+        sender, receiver), headers=key()).json()
+    path = f"/v1/referrals/{created['id']}"
+    assert_problem(client_for(third_key).get(path), 404, "not-found")
+    assert_problem(client_for(third_key).post(f"{path}/events", json={"status": "accepted"}),
+                   404, "not-found")
+    assert client_for(receiver_key).get(path).status_code == 200
+    denied = [(a, d) for a, d in audit_actions(settings, third)]
+    assert [a for a, _ in denied] == ["referral.deny", "referral.deny"]
+    reads = [a for a, _ in audit_actions(settings, receiver)]
+    assert reads == ["referral.read"]
+    with make_sessionmaker(make_engine(settings.database_url))() as session:
+        assert audit.verify(session).ok
+
+
+def test_referrals_are_found_by_an_identifier_stored_only_as_a_keyed_hash(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    (sender, sender_key), (receiver, receiver_key) = new_partner(), new_partner()
+    document = make_referral(sender, receiver)
+    case_number = document["subject"]["identifiers"][0]["value"]
+    created = client_for(sender_key).post("/v1/referrals", json=document, headers=key()).json()
+    found = client_for(receiver_key).get("/v1/referrals", params={
+        "identifier": f"primero_case:{case_number}"}).json()["items"]
+    assert [r["id"] for r in found] == [created["id"]]
+    assert client_for(receiver_key).get("/v1/referrals", params={
+        "identifier": "primero_case:CP-000000"}).json()["items"] == []
+    with make_engine(settings.database_url).connect() as connection:
+        dump = " ".join(str(row) for table in ("referrals", "identifier_digests",
+                                               "status_events", "audit_log")
+                        for row in connection.execute(text(f"SELECT * FROM {table}")))
+    assert case_number not in dump and "Zawadi" not in dump and "Fictionalson" not in dump

@@ -1,0 +1,70 @@
+"""Partner credentials: OAuth2 client credentials beside API keys, over real HTTP."""
+
+import base64
+
+import httpx
+from sqlalchemy import update
+
+from gateway.partners import issue_client_secret
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import AccessToken, Partner
+from servers import assert_problem
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def client_secret(settings, partner_id: str) -> str:
+    with unit_of_work(make_sessionmaker(make_engine(settings.database_url))) as session:
+        return issue_client_secret(session.get(Partner, partner_id))
+
+
+def test_client_credentials_give_a_token_that_works_like_an_api_key(
+    new_partner, gateway, settings, make_referral
+) -> None:
+    (sender, _), (receiver, _) = new_partner(), new_partner()
+    secret = client_secret(settings, sender)
+    with httpx.Client(base_url=gateway.url) as anonymous:
+        answer = anonymous.post("/oauth/token", headers=FORM, content=(
+            f"grant_type=client_credentials&client_id={sender}&client_secret={secret}"))
+        assert answer.status_code == 200, answer.text
+        token = answer.json()
+        assert token["token_type"] == "Bearer" and token["expires_in"] == 3600
+        basic = base64.b64encode(f"{sender}:{secret}".encode()).decode()
+        assert anonymous.post("/oauth/token", content="grant_type=client_credentials",
+                              headers={**FORM, "authorization": f"Basic {basic}"}
+                              ).status_code == 200
+        bearer = {"authorization": f"Bearer {token['access_token']}"}
+        created = anonymous.post("/v1/referrals", json=make_referral(sender, receiver),
+                                 headers={**bearer, "Idempotency-Key": "oauth-1"})
+        assert created.status_code == 201, created.text
+        assert anonymous.get("/v1/referrals", headers=bearer).json()["items"][0]["id"] == \
+            created.json()["id"]
+        # An expired token is refused like a wrong key.
+        with unit_of_work(make_sessionmaker(make_engine(settings.database_url))) as session:
+            session.execute(update(AccessToken).where(AccessToken.partner_id == sender)
+                            .values(expires_at=AccessToken.issued_at))
+        assert_problem(anonymous.get("/v1/referrals", headers=bearer), 401, "not-authenticated")
+
+
+def test_bad_token_requests_are_refused_with_the_oauth_error_and_a_pointer(
+    new_partner, gateway, settings
+) -> None:
+    partner, _ = new_partner()
+    secret = client_secret(settings, partner)
+    with httpx.Client(base_url=gateway.url) as anonymous:
+        wrong = assert_problem(anonymous.post("/oauth/token", headers=FORM, content=(
+            f"grant_type=client_credentials&client_id={partner}&client_secret=x{secret}")),
+            401, "oauth-invalid-client")
+        assert wrong["error"] == "invalid_client" and secret not in str(wrong)
+        grant = assert_problem(anonymous.post("/oauth/token", headers=FORM, content=(
+            "grant_type=password&client_id=a&client_secret=b")), 400,
+            "oauth-unsupported-grant-type")
+        assert grant["errors"][0]["pointer"] == "/grant_type"
+        missing = assert_problem(anonymous.post("/oauth/token", headers=FORM, content=(
+            "grant_type=client_credentials")), 400, "oauth-invalid-request")
+        assert {e["pointer"] for e in missing["errors"]} == {"/client_id", "/client_secret"}
+        # A new secret revokes the old one.
+        client_secret(settings, partner)
+        assert anonymous.post("/oauth/token", headers=FORM, content=(
+            f"grant_type=client_credentials&client_id={partner}&client_secret={secret}")
+        ).status_code == 401
