@@ -16,8 +16,12 @@ from sqlalchemy import select
 
 from gateway import ROOT
 from gateway.logs import configure_logging
+from gateway.console.users_cli import users_app
 from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
+from gateway.protection.agreements_cli import agreements_app
+from gateway.protection.audit_cli import audit_app
+from gateway.protection.keys_cli import keys_app
 from gateway.settings import get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import Partner
@@ -29,6 +33,10 @@ partners_app = typer.Typer(help="Partner systems and their API keys.", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(partners_app, name="partners")
 app.add_typer(mapping_app, name="mappings")
+app.add_typer(agreements_app, name="agreements")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 
 
 @app.command()

@@ -74,10 +74,11 @@ def pointer(parts: Iterable[str | int]) -> str:
 
 def _field_errors(error: ValidationError) -> list[FieldError]:
     """One error per missing field of a `required` rule; otherwise the error itself."""
+    required: Any = error.validator_value
     if error.validator == "required" and isinstance(error.instance, dict):
         path = list(error.absolute_path)
         return [FieldError(pointer([*path, p]), "required", "is required")
-                for p in error.validator_value if p not in error.instance]
+                for p in required if p not in error.instance]
     return [_field_error(error)]
 
 

@@ -11,6 +11,8 @@ export CASEBRIDGE_LOG_JSON="${CASEBRIDGE_LOG_JSON:-false}"
 export CASEBRIDGE_POLL_INTERVAL="${CASEBRIDGE_POLL_INTERVAL:-2}"
 export CASEBRIDGE_RETRY_DELAYS="${CASEBRIDGE_RETRY_DELAYS:-[2, 5, 15]}"
 export CASEBRIDGE_OPERATOR_KEY="${CASEBRIDGE_OPERATOR_KEY:-demo-operator-key-not-for-production}"
+# Personal data is stored encrypted: the demo makes itself a key (kept under var/, never in git).
+export CASEBRIDGE_KEY_FILE="${CASEBRIDGE_KEY_FILE:-$PWD/var/demo.keys}"
 PROGRES_PORT="${CASEBRIDGE_DEMO_PROGRES_PORT:-9101}"
 PRIMERO_PORT="${CASEBRIDGE_DEMO_PRIMERO_PORT:-9102}"
 BIN=.venv/bin
@@ -18,7 +20,9 @@ URL="http://127.0.0.1:$CASEBRIDGE_PORT"
 
 mkdir -p var
 rm -f var/demo.db var/demo.db-* var/demo-*.db var/demo-*.db-*  # a fresh demo each time
+[ -s "$CASEBRIDGE_KEY_FILE" ] || $BIN/casebridge keys new --id demo >/dev/null
 $BIN/casebridge db upgrade >/dev/null
+$BIN/casebridge agreements check >/dev/null
 # Demo-only keys: never use fixed keys for a real partner.
 $BIN/casebridge partners add caseworker-app --name "Caseworker app (demo)" --system other \
   --api-key demo-caseworker-key-not-for-production >/dev/null
@@ -54,6 +58,9 @@ for port in "$CASEBRIDGE_PORT" "$PROGRES_PORT" "$PRIMERO_PORT"; do
 done
 
 $BIN/python scripts/demo_walkthrough.py "$URL" "http://127.0.0.1:$PROGRES_PORT"
+echo
+echo "Audit trail (every create, read, delivery and status change, hash-chained):"
+$BIN/casebridge audit verify | sed 's/^/  /'
 cat <<TXT
 
 CaseBridge is running:

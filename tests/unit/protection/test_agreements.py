@@ -417,3 +417,26 @@ def test_referrals_carry_fewer_categories_than_transfers() -> None:
     referral = max(len(a.categories["referral"]) for a in in_force if "referral" in a.purposes)
     transfer = min(len(a.categories["transfer"]) for a in in_force if "transfer" in a.purposes)
     assert referral < transfer
+
+
+def test_the_example_in_the_docs_passes_its_check(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "agreements.md").read_text(encoding="utf-8")
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    agreement, problems = check_agreement_file(
+        write(tmp_path, "isp-ssd-juba-gbv-2026", text=example), CONTRACTS)
+    assert problems == [] and agreement is not None
+    assert agreement.outside_consent == "refuse"
+
+
+def test_a_file_replaced_whole_is_seen_even_with_the_same_size_and_time(tmp_path: Path) -> None:
+    path = write(tmp_path)
+    registry = AgreementRegistry(tmp_path, CONTRACTS)
+    registry.refresh()
+    stat = path.stat()
+    draft = tmp_path / "isp-a-b.draft"
+    draft.write_text(agreement_text().replace("retention_days: 365", "retention_days: 730"))
+    os.utime(draft, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert draft.stat().st_size == stat.st_size
+    draft.replace(path)  # as an editor or a deployment script saving atomically does
+    [agreement] = registry.in_force()
+    assert agreement.retention_days == 730

@@ -255,3 +255,16 @@ def test_no_field_of_a_category_not_allowed_survives_and_every_allowed_one_does(
     for item in result.withheld:
         assert present(document, item.pointer) and not present(result.document, item.pointer)
         assert all(c not in allowed for c in item.category.split(", "))
+
+
+def test_the_worked_example_in_the_docs_is_what_the_filter_does() -> None:
+    text = (ROOT / "docs" / "agreements.md").read_text(encoding="utf-8")
+    section = text.split("### A worked example", 1)[1]
+    before, after = (json.loads(block.split("```", 1)[0])
+                     for block in section.split("```json\n")[1:3])
+    consented = frozenset(before["consent"]["scope"]["data_categories"])
+    result = need_to_know(before, allowed=consented, contracts=CONTRACTS)
+    assert result.document == after
+    assert [(w.pointer, w.category) for w in result.withheld] == [
+        ("/case/risk_level", "risk"), ("/case/protection_concerns", "protection"),
+        ("/services/0/notes", "case-notes"), ("/reason", "case-notes")]

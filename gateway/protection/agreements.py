@@ -1,0 +1,404 @@
+"""Data-sharing agreements: the files IM officers keep, checked, in force, and which one applies.
+
+One agreement per file, `agreements/<id>.yaml`, holding a `contracts/agreement.json`
+document. `check_agreement_file` reports every problem of a file as
+`file:line:column: rule: detail`; `AgreementRegistry` keeps the agreements in force,
+rereads a file when it changes (a stat per file, cheap enough for every request), refuses
+a file that fails its check while the last good version of it stays in force, and answers
+which agreement covers a referral, or why none does. No agreement: nothing leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import structlog
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from gateway.contracts import Contracts
+from gateway.errors import ConsentProblem, FieldError
+from gateway.mapping.check import display_path
+from gateway.mapping.loader import START, Pos, Problems, plain, read_yaml
+
+log = structlog.get_logger()
+
+CONTRACT = "agreement"
+PARTNER_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+OutsideConsent = Literal["remove", "refuse"]
+Fingerprint = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One data-sharing agreement in force, as its file says."""
+
+    id: str
+    title: str
+    parties: frozenset[str]
+    purposes: frozenset[str]
+    service_types: frozenset[str] | None  # None: any service
+    categories: dict[str, frozenset[str]] = field(hash=False)  # purpose → categories allowed
+    retention_days: int
+    requires_bia_for_children: bool
+    requires_child_assent: bool
+    outside_consent: OutsideConsent
+    valid_from: date | None
+    valid_to: date | None
+    file: str
+    content_hash: str
+    due: dict[str, int] = field(default_factory=dict, hash=False)
+
+    def valid_on(self, day: date) -> bool:
+        """Whether the agreement applies on `day` (both ends included)."""
+        return ((self.valid_from is None or self.valid_from <= day)
+                and (self.valid_to is None or day <= self.valid_to))
+
+    def allows(self, service_types: Iterable[str]) -> bool:
+        """Whether every one of these services may be referred under this agreement."""
+        return self.service_types is None or all(s in self.service_types for s in service_types)
+
+
+# ---------------------------------------------------------------------------- checking
+
+
+def check_agreement_file(path: Path, contracts: Contracts) -> tuple[Agreement | None, list[str]]:
+    """The agreement in the file at `path`, or None and every problem found in it."""
+    file = display_path(path)
+    problems = Problems(file)
+    raw, tree = read_yaml(path, problems)
+    if problems:
+        return None, [str(p) for p in problems]
+    document = plain(tree)
+    for error in contracts.validate(CONTRACT, document):
+        problems.add(_position(tree, error), error.rule, _detail(error, document))
+    if isinstance(document, dict):
+        _check_meaning(path, tree, document, problems)
+    if problems:
+        return None, [str(p) for p in problems]
+    return _agreement(document, file, "sha256:" + hashlib.sha256(raw).hexdigest()), []
+
+
+def _check_meaning(path: Path, tree: CommentedMap, document: dict[str, Any],
+                   problems: Problems) -> None:
+    """The rules a JSON Schema cannot say: the file's name, and dates in order."""
+    agreement_id = document.get("id")
+    if isinstance(agreement_id, str) and path.name != f"{agreement_id}.yaml":
+        problems.add(_value_pos(tree, "id"), "file-name",
+                     f"the file of agreement '{agreement_id}' must be named {agreement_id}.yaml")
+    valid_from, valid_to = _date_or_none(document, "valid_from"), _date_or_none(document,
+                                                                               "valid_to")
+    if valid_from is not None and valid_to is not None and valid_to < valid_from:
+        problems.add(_value_pos(tree, "valid_to"), "validity",
+                     "valid_to must not be before valid_from")
+
+
+def _date_or_none(document: dict[str, Any], key: str) -> date | None:
+    try:
+        return date.fromisoformat(document[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _agreement(document: dict[str, Any], file: str, content_hash: str) -> Agreement:
+    services = document.get("service_types")
+    return Agreement(
+        id=document["id"],
+        title=document.get("title", ""),
+        parties=frozenset(document["parties"]),
+        purposes=frozenset(document["purposes"]),
+        service_types=frozenset(services) if services is not None else None,
+        categories={purpose: frozenset(categories)
+                    for purpose, categories in document["data_categories"].items()},
+        retention_days=document["retention_days"],
+        requires_bia_for_children=document.get("requires_bia_for_children", False),
+        requires_child_assent=document.get("requires_child_assent", False),
+        outside_consent=cast(OutsideConsent, document.get("outside_consent", "remove")),
+        valid_from=_date(document.get("valid_from")),
+        valid_to=_date(document.get("valid_to")),
+        file=file,
+        content_hash=content_hash,
+        due=dict(document.get("due", {})),
+    )
+
+
+def _date(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text is not None else None
+
+
+def _detail(error: FieldError, document: Any) -> str:
+    """The contract's explanation with the field it is about, never the value written."""
+    parts = _parts(error.pointer)
+    name = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts).lstrip(".")
+    if not name:
+        return ("the file must hold one agreement: keys and their values"
+                if error.rule == "type" else error.detail)
+    detail = error.detail
+    if error.rule == "uniqueItems" and error.pointer == "/parties":
+        parties = document.get("parties", [])
+        twice = _first_repeat(parties)
+        shown = str(parties[twice]) if twice is not None else ""
+        detail = (f"lists '{shown}' twice: parties must be distinct"
+                  if PARTNER_ID.fullmatch(shown) else "lists a party twice: parties must be "
+                  "distinct")
+    elif error.rule == "uniqueItems":
+        detail = "lists the same code twice"
+    elif error.rule == "minProperties":
+        detail = "must name the categories allowed for at least one purpose"
+    return f"'{name}' {detail}"
+
+
+def _parts(json_pointer: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in json_pointer.split("/")[1:]]
+
+
+def _first_repeat(items: list[Any]) -> int | None:
+    seen: list[Any] = []
+    for index, item in enumerate(items):
+        if item in seen:
+            return index
+        seen.append(item)
+    return None
+
+
+def _position(tree: Any, error: FieldError) -> Pos:
+    """Where in the YAML the field named by the error's JSON Pointer is written.
+
+    A value is shown where it is written, a list or mapping at its key, an unknown key at
+    the key, and a missing key at the mapping that lacks it.
+    """
+    parts = _parts(error.pointer)
+    if error.rule == "uniqueItems":
+        repeat = _first_repeat(plain(_follow(tree, parts)) or [])
+        if repeat is not None:
+            parts = [*parts, str(repeat)]
+    node, pos = tree, _start(tree)
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if isinstance(node, CommentedMap) and part in node:
+            child = node[part]
+            key_pos = _key_pos(node, part)
+            scalar = not isinstance(child, CommentedMap | CommentedSeq)
+            at_key = error.rule == "additionalProperties" or not scalar
+            pos = key_pos if at_key or not last else _value_pos(node, part)
+            node = child
+        elif isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
+            line, column = node.lc.item(int(part))
+            pos = Pos(line + 1, column + 1)
+            node = node[int(part)]
+        else:
+            break
+    return pos
+
+
+def _follow(tree: Any, parts: list[str]) -> Any:
+    node = tree
+    for part in parts:
+        if isinstance(node, CommentedMap) and part in node:
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _start(tree: Any) -> Pos:
+    if isinstance(tree, CommentedMap | CommentedSeq):
+        return Pos(tree.lc.line + 1, tree.lc.col + 1)
+    return START
+
+
+def _key_pos(node: CommentedMap, key: str) -> Pos:
+    line, column = node.lc.key(key)
+    return Pos(line + 1, column + 1)
+
+
+def _value_pos(node: CommentedMap, key: str) -> Pos:
+    line, column = node.lc.value(key)
+    return Pos(line + 1, column + 1)
+
+
+# ---------------------------------------------------------------------------- in force
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A version of an agreement file that was not put in force, and why (no values)."""
+
+    file: str
+    content_hash: str
+    problems: tuple[str, ...]
+    at: datetime
+
+
+@dataclass
+class _Slot:
+    """One agreement file: what is in force, and what was last seen on disk."""
+
+    path: Path
+    agreement: Agreement | None = None
+    fingerprint: Fingerprint | None = None
+    refused_hash: str | None = None
+
+
+class AgreementRegistry:
+    """Every agreement under `root` (`<id>.yaml`), reread when its file changes."""
+
+    def __init__(self, root: Path, contracts: Contracts, *, max_refusals: int = 200) -> None:
+        self.root = root
+        self.contracts = contracts
+        self.refusals: list[Refusal] = []
+        self.max_refusals = max_refusals
+        self._slots: dict[Path, _Slot] = {}
+        self._lock = threading.Lock()
+        # Replaced whole after each refresh, so readers in other threads never see it change.
+        self._in_force: tuple[Agreement, ...] = ()
+
+    def in_force(self) -> list[Agreement]:
+        """Every agreement in force now (after looking for changed files), by id."""
+        self.refresh()
+        return list(self._in_force)
+
+    def refresh(self) -> list[str]:
+        """Look for new, changed and removed files; return the files put in force just now."""
+        with self._lock:
+            paths = sorted(p for p in self.root.glob("*.yaml") if p.is_file())
+            for gone in set(self._slots) - set(paths):
+                slot = self._slots.pop(gone)
+                if slot.agreement is not None:
+                    log.info("agreement_removed", file=slot.agreement.file,
+                             agreement=slot.agreement.id)
+            changed = []
+            for path in paths:
+                slot = self._slots.setdefault(path, _Slot(path))
+                fingerprint = _fingerprint(path)
+                if fingerprint is None or fingerprint == slot.fingerprint:
+                    continue
+                slot.fingerprint = fingerprint
+                if self._load(slot):
+                    changed.append(display_path(path))
+            self._in_force = tuple(sorted(
+                (a for s in self._slots.values() if (a := s.agreement) is not None),
+                key=lambda a: a.id))
+            return changed
+
+    def _load(self, slot: _Slot) -> bool:
+        try:
+            agreement, problems = check_agreement_file(slot.path, self.contracts)
+        except Exception as error:  # a checker bug must not stop the gateway: refuse the file
+            log.exception("agreement_check_crashed", file=display_path(slot.path),
+                          error=type(error).__name__)
+            agreement, problems = None, [f"{display_path(slot.path)}:1:1: crashed: the check "
+                                         f"crashed ({type(error).__name__})"]
+        if agreement is None:
+            self._refuse(slot, problems)
+            return False
+        if slot.agreement is not None and agreement.content_hash == slot.agreement.content_hash:
+            slot.refused_hash = None
+            return False
+        slot.agreement, slot.refused_hash = agreement, None
+        log.info("agreement_loaded", file=agreement.file, agreement=agreement.id,
+                 content_hash=agreement.content_hash)
+        return True
+
+    def _refuse(self, slot: _Slot, problems: list[str]) -> None:
+        content_hash = _hash_of(slot.path)
+        if content_hash and content_hash == slot.refused_hash:
+            return
+        slot.refused_hash = content_hash or None
+        in_force = slot.agreement.content_hash if slot.agreement is not None else None
+        file = display_path(slot.path)
+        log.warning("agreement_refused", file=file, problems=problems,
+                    problem_count=len(problems), content_hash=content_hash or None,
+                    in_force=in_force)
+        self.refusals.append(Refusal(file, content_hash, tuple(problems), datetime.now(UTC)))
+        del self.refusals[:-self.max_refusals]
+
+    def covering(self, *, sender: str, receiver: str, purpose: str,
+                 service_types: Sequence[str], on: date) -> Agreement:
+        """The most protective agreement covering this exchange, or ConsentProblem saying why."""
+        between = [a for a in self.in_force() if sender in a.parties and receiver in a.parties]
+        if not between:
+            raise _none_covers(sender, receiver, purpose, [FieldError(
+                "/receiver/partner", "agreement-parties",
+                f"no data-sharing agreement in force between '{sender}' and '{receiver}'")])
+        for_purpose = [a for a in between if purpose in a.purposes]
+        if not for_purpose:
+            raise _none_covers(sender, receiver, purpose, [FieldError(
+                "/kind", "agreement-purpose",
+                f"{_named(between)} between '{sender}' and '{receiver}' "
+                f"{_does(between)} not cover {purpose}s")])
+        for_services = [a for a in for_purpose if a.allows(service_types)]
+        if not for_services:
+            raise _none_covers(sender, receiver, purpose,
+                               _service_errors(for_purpose, service_types))
+        valid = [a for a in for_services if a.valid_on(on)]
+        if not valid:
+            raise _none_covers(sender, receiver, purpose, [FieldError(
+                "/receiver/partner", "agreement-validity", _validity(a, on))
+                for a in for_services])
+        return min(valid, key=lambda a: (len(a.categories.get(purpose, ())), a.id))
+
+
+def _none_covers(sender: str, receiver: str, purpose: str,
+                 errors: list[FieldError]) -> ConsentProblem:
+    return ConsentProblem(
+        f"No data-sharing agreement in force covers this {purpose} from '{sender}' to "
+        f"'{receiver}'; nothing was stored.", errors,
+        title="No data-sharing agreement covers this", slug="no-agreement", status=422)
+
+
+def _service_errors(agreements: list[Agreement], service_types: Sequence[str]
+                    ) -> list[FieldError]:
+    """The services no agreement allows; or, if each is allowed by some, every one not by all."""
+    named = _named(agreements)
+    nowhere = [(i, s) for i, s in enumerate(service_types)
+               if not any(a.allows([s]) for a in agreements)]
+    if nowhere:
+        return [FieldError(f"/services/{i}/type", "agreement-service-type",
+                           f"{named} {_does(agreements)} not cover the service '{s}'")
+                for i, s in nowhere]
+    return [FieldError(f"/services/{i}/type", "agreement-service-type",
+                       f"no single agreement covers every service asked ({named} considered); "
+                       "send this service in a referral of its own")
+            for i, s in enumerate(service_types) if not all(a.allows([s]) for a in agreements)]
+
+
+def _validity(agreement: Agreement, on: date) -> str:
+    if agreement.valid_to is not None and agreement.valid_to < on:
+        return f"agreement '{agreement.id}' ended on {agreement.valid_to.isoformat()}"
+    since = agreement.valid_from.isoformat() if agreement.valid_from is not None else "?"
+    return f"agreement '{agreement.id}' applies only from {since}"
+
+
+def _named(agreements: list[Agreement]) -> str:
+    ids = ", ".join(f"'{a.id}'" for a in sorted(agreements, key=lambda a: a.id))
+    return f"agreement {ids}" if len(agreements) == 1 else f"agreements {ids}"
+
+
+def _does(agreements: list[Agreement]) -> str:
+    return "does" if len(agreements) == 1 else "do"
+
+
+def _fingerprint(path: Path) -> Fingerprint | None:
+    """What a stat says of the file: a file replaced whole (a new inode) is seen even when
+    its size and modification time, whose clock may be coarse, happen to be unchanged."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino, stat.st_ctime_ns
+
+
+def _hash_of(path: Path) -> str:
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
