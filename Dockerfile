@@ -1,5 +1,8 @@
 # CaseBridge gateway image. Configure with CASEBRIDGE_* variables (see README).
 # Run migrations once per release: docker run … casebridge db upgrade
+# Personal data is stored encrypted: mount the key file as a secret and point
+# CASEBRIDGE_KEY_FILE at it (e.g. --secret / -v keys:/run/secrets/casebridge-keys:ro);
+# without a key the gateway refuses to start. Never bake keys into the image.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,7 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CASEBRIDGE_PORT=8000 \
     CASEBRIDGE_DATABASE_URL=sqlite:////app/var/casebridge.db \
     CASEBRIDGE_CONTRACTS_DIR=/app/contracts \
-    CASEBRIDGE_MAPPINGS_DIR=/app/mappings
+    CASEBRIDGE_MAPPINGS_DIR=/app/mappings \
+    CASEBRIDGE_AGREEMENTS_DIR=/app/agreements \
+    CASEBRIDGE_KEY_FILE=/run/secrets/casebridge-keys
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -18,9 +23,11 @@ COPY adapters ./adapters
 COPY sandboxes ./sandboxes
 RUN pip install . && useradd --system --home /app casebridge && mkdir -p /app/var \
     && chown casebridge /app/var
-# Read at run time from beside the package: the canonical schemas and the mappings.
+# Read at run time from beside the package: the canonical schemas, the mappings and the
+# data-sharing agreements (mount your own over /app/agreements).
 COPY contracts ./contracts
 COPY mappings ./mappings
+COPY agreements ./agreements
 
 USER casebridge
 VOLUME ["/app/var"]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint services install bench clean
+.PHONY: demo test lint services browser install bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ install: $(STAMP)
 services:
 	@scripts/services.sh
 
+browser:
+	@scripts/browser.sh
+
 demo: install services
 	@scripts/demo.sh
 
@@ -24,7 +27,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install services lint
+test: install services browser lint
 	$(BIN)/pytest
 
 bench: install services
@@ -33,4 +36,4 @@ bench: install services
 	$(BIN)/python bench/delivery.py
 
 clean:
-	rm -rf var/*.db var/*.db-* .pytest_cache .mypy_cache
+	rm -rf var/*.db var/*.db-* .pytest_cache .mypy_cache  # var/*.keys stays: data needs it

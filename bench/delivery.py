@@ -85,6 +85,7 @@ from gateway.delivery import broker, topology
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker
 from gateway.store.models import DeadLetter, OutboxMessage, Referral, StatusEvent
+from sharing import allow
 
 DATABASES = ("sqlite", "postgresql")
 PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",
@@ -978,6 +979,7 @@ def main(argv: list[str] | None = None) -> int:
         print(flush=True)
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="casebridge-bench-delivery-") as folder:
+            allow(Path(folder) / "agreements", SENDER, RECEIVER)
             result = bench(args, Path(folder))
         print(f"{args.database}: done in {time.monotonic() - started:.1f} s, vhost "
               f"{result.vhost}, envelope {result.envelope_bytes} bytes, {result.checked} "

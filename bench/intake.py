@@ -62,6 +62,7 @@ from gateway import ROOT
 from gateway.partners import register_partner
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import OutboxMessage, Referral
+from sharing import allow
 
 DATABASES = ("sqlite", "postgresql")
 PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",
@@ -461,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         results: list[Result] = []
         with tempfile.TemporaryDirectory(prefix="casebridge-bench-logs-") as logs:
+            allow(Path(logs) / "agreements", SENDER, RECEIVER)
             for database in args.databases:
                 started = time.monotonic()
                 results.append(bench_database(database, args, Path(logs)))

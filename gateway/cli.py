@@ -15,8 +15,8 @@ import uvicorn
 from sqlalchemy import select
 
 from gateway import ROOT
-from gateway.logs import configure_logging
 from gateway.console.users_cli import users_app
+from gateway.logs import configure_logging
 from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
 from gateway.protection.agreements_cli import agreements_app

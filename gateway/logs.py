@@ -48,8 +48,12 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's access log prints query strings; our own request log replaces it.
+    # uvicorn's access log prints paths and query strings; our own request log (with the
+    # route template, not the path) replaces it. httpx logs every URL the adapters call at
+    # INFO, and partner URLs carry people's identifiers (/person/<CRN>): warnings only.
     logging.getLogger("uvicorn.access").disabled = True
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 def ensure_logging(*, level: str, json: bool) -> None:

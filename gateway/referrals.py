@@ -114,7 +114,6 @@ def submit_referral(
                         actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
                         recorded_at=now)
     session.add_all([referral, event])
-    store_digests(session, referral)
     enqueue(session, referral, event, message_type="deliver", target=receiver.id)
     try:
         session.flush()
@@ -127,6 +126,7 @@ def submit_referral(
         if winner.request_hash != digest:
             raise IdempotencyConflict() from None
         return Submitted(winner, replayed=True)
+    store_digests(session, referral)
     audit.record(session, actor=f"partner:{sender.id}", action="referral.create",
                  partner_id=sender.id, referral_id=referral.id, correlation_id=correlation_id,
                  detail={"kind": referral.kind, "receiver": receiver.id,

@@ -1,8 +1,13 @@
 """Data-sharing agreements for tests: written as files, as an IM officer would."""
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
+
+from gateway.contracts import Contracts
+from gateway.protection.agreements import AgreementRegistry
+from gateway.settings import Settings
 
 CATEGORIES = ["identity", "contact", "demographics", "protection", "incident", "health",
               "legal", "risk", "case-notes"]
@@ -22,3 +27,9 @@ def write_agreement(folder: Path, agreement_id: str, parties: list[str], **field
     draft.write_text(json.dumps(document, indent=2))  # JSON is YAML
     draft.replace(path)  # a running gateway never reads half a file
     return path
+
+
+def agreed(settings: Settings, *parties: str) -> AgreementRegistry:
+    """The agreements in `settings.agreements_dir`, after adding one between `parties`."""
+    write_agreement(settings.agreements_dir, f"test-{uuid.uuid4().hex[:12]}", list(parties))
+    return AgreementRegistry(settings.agreements_dir, Contracts(settings.contracts_dir))

@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from gateway.api import health, oauth, operations, problems, referrals
+from gateway.console import install_console
 from gateway.contracts import Contracts
 from gateway.logs import (
     CORRELATION_HEADER,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(health.router)
     app.include_router(operations.router)
+    install_console(app)
 
     @app.get("/v1/noop", include_in_schema=False)
     def noop() -> dict[str, str]:

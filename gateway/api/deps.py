@@ -46,7 +46,9 @@ async def get_agreements(request: Request) -> AgreementRegistry:
     return agreements
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the session commits before the answer is sent (FastAPI's default runs
+# the teardown after it), so a 2xx means the change and its audit entry are stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 AgreementsDep = Annotated[AgreementRegistry, Depends(get_agreements)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -32,7 +32,7 @@ ACTIONS = frozenset({
     "referral.create", "referral.refuse", "referral.read", "referral.list", "referral.deny",
     "referral.purge", "status.change", "delivery.deliver", "delivery.dead_letter",
     "delivery.withhold", "redrive", "consent.withdraw", "keys.rotate", "console.login",
-    "console.view", "token.issue",
+    "console.view", "console.user", "audit.export", "token.issue",
 })
 
 
@@ -137,7 +137,9 @@ def verify(session: Session) -> Verification:
     for entry in entries(session):
         count += 1
         if entry.seq != expected_seq:
-            breaks.append(Break(entry.seq, f"entry {expected_seq} to {entry.seq - 1} missing"))
+            gone = (f"entry {expected_seq}" if entry.seq - 1 == expected_seq
+                    else f"entries {expected_seq} to {entry.seq - 1}")
+            breaks.append(Break(entry.seq, f"{gone} missing before it"))
         if entry.prev_hash != expected_prev:
             breaks.append(Break(entry.seq, "does not follow the entry before it "
                                            "(an entry was removed, inserted or rewritten)"))

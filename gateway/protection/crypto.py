@@ -67,8 +67,10 @@ class Keyring:
         The last key listed is the active one unless `active` names another.
         """
         keys: dict[str, bytes] = {}
-        items = [item.strip() for line in text.splitlines() for item in line.split(",")]
-        for number, item in enumerate((i for i in items if i and not i.startswith("#")), 1):
+        # A comment is a whole line: it may hold commas, which separate keys elsewhere.
+        items = [item.strip() for line in text.splitlines()
+                 if not line.lstrip().startswith("#") for item in line.split(",")]
+        for number, item in enumerate((i for i in items if i), 1):
             key_id, _, encoded = item.partition(":")
             try:
                 key = base64.b64decode(encoded, validate=True)

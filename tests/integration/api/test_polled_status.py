@@ -11,6 +11,7 @@ from gateway.partners import register_partner
 from gateway.referrals import record_status_event, submit_referral
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import Partner, Referral
+from sharing import agreed
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ def delivered_referral(settings, make_referral):
             register_partner(session=session, partner_id=partner_id, name="x", system="other")
         referral = submit_referral(
             session=session, contracts=contracts, sender=session.get(Partner, sender_id),
+            agreements=agreed(settings, sender_id, receiver_id),
             document=make_referral(sender_id, receiver_id), idempotency_key="k",
             correlation_id="corr-poll-test").referral
         record_status_event(session=session, contracts=contracts, referral=referral,
@@ -76,6 +78,7 @@ def test_a_sender_enforcing_a_challenged_transfer_is_not_taken_for_an_old_report
             register_partner(session=session, partner_id=partner_id, name="x", system="other")
         referral = submit_referral(
             session=session, contracts=contracts, sender=session.get(Partner, sender_id),
+            agreements=agreed(settings, sender_id, receiver_id),
             document=make_referral(sender_id, receiver_id, kind="transfer"),
             idempotency_key="k", correlation_id="corr-poll-test").referral
         record_status_event(session=session, contracts=contracts, referral=referral,

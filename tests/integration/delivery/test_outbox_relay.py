@@ -14,6 +14,7 @@ from gateway.partners import register_partner
 from gateway.referrals import submit_referral
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import OutboxMessage
+from sharing import agreed
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def test_relay_publishes_each_outbox_row_once_confirmed_and_marks_it(
         sender = session.get(Partner, sender_id)
         for n in range(3):
             submitted = submit_referral(session=session, contracts=contracts, sender=sender,
+                                        agreements=agreed(settings, sender_id, receiver_id),
                                         document=make_referral(sender_id, receiver_id),
                                         idempotency_key=f"k{n}", correlation_id=f"corr-{n}-xyz")
             referral_ids.append(submitted.referral.id)

@@ -20,6 +20,7 @@ from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import DeadLetter, Delivery, Partner, Referral
 from servers import LiveServer
+from sharing import agreed
 
 
 class NoTranslation:
@@ -98,6 +99,7 @@ def submit(sessions, settings, sender_id, receiver_id, make_referral) -> str:
         sender = session.get(Partner, sender_id)
         return submit_referral(
             session=session, contracts=Contracts(settings.contracts_dir), sender=sender,
+            agreements=agreed(settings, sender_id, receiver_id),
             document=make_referral(sender_id, receiver_id), idempotency_key=uuid.uuid4().hex,
             correlation_id=uuid.uuid4().hex).referral.id
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,7 @@ def carry_transfer(sender: Provider, receiver: Provider, translator: MappingTran
     canonical, _ = translator.inbound("ndelius", "transfer", change.record)
     canonical.setdefault("sender", {})["partner"] = sender.partner  # as the poller does
     assert contracts.validate("referral", canonical) == []
-    assert consent_gaps(canonical) == []
+    assert consent_gaps(canonical, today=date.today()) == []
     assert canonical["kind"] == "transfer"
     assert canonical["receiver"]["partner"] == receiver.partner
     assert canonical["consent"]["scope"]["receivers"] == [receiver.partner]

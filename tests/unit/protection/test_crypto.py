@@ -90,6 +90,11 @@ def test_a_malformed_key_is_named_by_its_number_and_never_echoed() -> None:
         assert bad.split(":")[1] not in message and good.split(":")[1] not in message
 
 
+def test_comment_lines_may_hold_commas() -> None:
+    text = f"# production keys, rotated yearly\n{new_key_line('k1')}\n  # retired: k0, k00\n"
+    assert list(Keyring.parse(text).keys) == ["k1"]
+
+
 def test_a_key_id_given_twice_or_an_unknown_active_key_is_refused() -> None:
     line = new_key_line("k1")
     with pytest.raises(ConfigurationError, match="'k1' appears twice"):

@@ -1,0 +1,50 @@
+"""The operations web console: server-rendered pages under /console, by role.
+
+Operators watch delivery and re-drive dead letters, IM officers also keep the mappings
+and may open a referral's content (audited), auditors read and verify the audit trail.
+See docs/console.md.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from gateway.console import deliveries, login, mappings, referrals, trail
+from gateway.console.access import ConsoleForbidden, LoginRequired
+from gateway.console.config import ConsoleSettings
+from gateway.console.render import page, redirect
+from gateway.console.sessions import SessionCookies
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def install_console(app: FastAPI, settings: ConsoleSettings | None = None) -> None:
+    """Serve the console under /console in `app`."""
+    settings = settings or ConsoleSettings()
+    app.state.console_cookies = SessionCookies(
+        lifetime=timedelta(hours=settings.session_hours), secure=settings.secure_cookie)
+    for module in (login, deliveries, referrals, mappings, trail):
+        app.include_router(module.router)
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _: LoginRequired) -> Response:
+        cookies: SessionCookies = request.app.state.console_cookies
+        if request.method in ("GET", "HEAD"):
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            response: Response = redirect(f"/console/login?next={quote(here, safe='/')}")
+        else:
+            response = page(request, "error.html", viewer=None, status=401,
+                            title="Session ended", message="Your session has ended: log in "
+                            "again, then repeat what you were doing.")
+        cookies.clear_cookie(response)
+        return response
+
+    @app.exception_handler(ConsoleForbidden)
+    async def forbidden(request: Request, error: ConsoleForbidden) -> Response:
+        return page(request, "error.html", viewer=error.viewer, status=403, title="Not allowed",
+                    message=error.detail)

@@ -1,0 +1,130 @@
+"""Pages and forms: Jinja2 templates (autoescaped), safe headers, form bodies, redirects."""
+
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import Depends, Request
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.responses import HTMLResponse, RedirectResponse
+
+from gateway.console.access import ConsoleForbidden, Viewer
+from gateway.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+
+FORM_LIMIT = 64 * 1024
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+# No script runs in the console: the policy forbids any, and framing by other sites.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+templates = Environment(loader=PackageLoader("gateway.console", "templates"), autoescape=True,
+                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+templates.filters["when"] = _when
+templates.filters["as_json"] = _as_json
+
+
+def page(request: Request, template: str, *, viewer: Viewer | None, status: int = 200,
+         **context: Any) -> HTMLResponse:
+    """A rendered console page."""
+    html = templates.get_template(template).render(viewer=viewer, **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def redirect(location: str) -> RedirectResponse:
+    """See other: after a form, or to the login page."""
+    return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Page `number` of a filtered list, with links that keep the filters."""
+
+    number: int
+    size: int
+    total: int
+    filters: dict[str, str]
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+    def link(self, number: int) -> str:
+        return "?" + urlencode({**{k: v for k, v in self.filters.items() if v}, "page": number})
+
+
+def safe_next(target: str | None) -> str | None:
+    """A console path to go on to after login, never another site."""
+    if not target or not target.startswith("/console") or target.startswith("//") \
+            or "\\" in target or urlsplit(target).netloc:
+        return None
+    return target
+
+
+class Form:
+    """The fields of a posted form."""
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self.fields = fields
+
+    def get(self, name: str, default: str = "") -> str:
+        return next((value for key, value in self.fields if key == name), default)
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.fields if key == name]
+
+
+async def read_form(request: Request) -> Form:
+    """A URL-encoded form body, refused when it comes from another site or is too large."""
+    # A browser cannot set X-Forwarded-Host on a cross-site form, so a proxy's is trusted.
+    origin = request.headers.get("origin")
+    ours = {request.headers.get("host"), request.headers.get("x-forwarded-host")} - {None}
+    if origin is not None and urlsplit(origin).netloc not in ours:
+        raise ConsoleForbidden("The form was sent from another site.", None)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM_MEDIA_TYPE:
+        raise UnsupportedMediaType(media_type)
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > FORM_LIMIT:
+            raise PayloadTooLarge(FORM_LIMIT)
+    try:
+        text = body.decode()
+        fields = parse_qsl(text, keep_blank_values=True, strict_parsing=False,
+                           max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise MalformedRequest("The form cannot be read.") from error
+    return Form(fields)
+
+
+FormDep = Annotated[Form, Depends(read_form)]
+
+
+def check_csrf(form: Form, viewer: Viewer) -> None:
+    """The form carries the token of the session that shows it."""
+    if not hmac.compare_digest(form.get("csrf").encode(), viewer.csrf.encode()):
+        raise ConsoleForbidden("The form is stale or was not sent from the console: reload "
+                               "the page and try again.", viewer)
