@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     access_token_seconds: int = Field(
         default=3600, description="Lifetime of an OAuth2 access token, in seconds."
     )
+    console_secure_cookie: bool = Field(
+        default=True,
+        description="Send the console's session cookie over HTTPS only. Turn off only for a "
+        "console reached at http://127.0.0.1 (a browser does not send a Secure cookie over HTTP).",
+    )
+    console_session_hours: float = Field(
+        default=8.0, gt=0, le=24,
+        description="Hours a console session lasts from its login, however active it is.",
+    )
     worker_prefetch: int = Field(
         default=10, description="Unacknowledged messages a worker holds at most."
     )

@@ -34,6 +34,12 @@ $BIN/casebridge partners connect progres-eth --base-url "http://127.0.0.1:$PROGR
   --credential client_id=casebridge --credential client_secret=sandbox-secret >/dev/null
 $BIN/casebridge partners connect primero-ssd --base-url "http://127.0.0.1:$PRIMERO_PORT" \
   --credential user=casebridge --credential password=sandbox-passw0rd >/dev/null
+# Demo-only console accounts, one a role (the console runs on http://127.0.0.1 here).
+export CASEBRIDGE_CONSOLE_SECURE_COOKIE=false
+for role in operator im_officer auditor; do
+  echo "demo-$role-password" | $BIN/casebridge users add "$role" --role "$role" \
+    --password-stdin >/dev/null
+done
 
 pids=()
 start() {  # name, command…
@@ -65,6 +71,8 @@ cat <<TXT
 
 CaseBridge is running:
   Gateway API docs:   $URL/docs   (readiness: $URL/readyz)
+  Console:            $URL/console   (users operator, im_officer, auditor;
+                      password demo-<user>-password)
   proGres sandbox:    http://127.0.0.1:$PROGRES_PORT/api/data/v9.2/
   Primero sandbox:    http://127.0.0.1:$PRIMERO_PORT/api/v2/
   Logs:               var/demo-{gateway,relay,worker,poller,progres,primero}.log

@@ -68,7 +68,17 @@ def main(gateway: str, progres: str) -> None:
                            headers={"Idempotency-Key": str(uuid.uuid4())})
         referral_id = created.json()["id"]
         print(f"HTTP {created.status_code}: referral {referral_id}, status "
-              f"{created.json()['status']}")
+              f"{created.json()['status']}, under agreement {created.json()['agreement_id']}")
+        print("need-to-know: the consent covers identity, demographics and protection, so "
+              "these were removed before anything was stored: "
+              + ", ".join(created.json()["withheld"]))
+
+        say("The same child without a Best Interests Assessment reference: the agreement "
+            "requires one, nothing is stored")
+        no_bia = {**REFERRAL, "consent": {k: v for k, v in REFERRAL["consent"].items()
+                                          if k != "bia_reference"}}
+        show(app.post("/v1/referrals", json=no_bia,
+                      headers={"Idempotency-Key": str(uuid.uuid4())}).json()["errors"])
 
         say("A referral with an unknown service code is refused with problem+json")
         broken = {**REFERRAL, "services": [{"type": "unknown_service"}]}

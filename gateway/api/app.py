@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(health.router)
     app.include_router(operations.router)
-    install_console(app)
+    install_console(app, settings)
 
     @app.get("/v1/noop", include_in_schema=False)
     def noop() -> dict[str, str]:

@@ -15,18 +15,18 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.console import deliveries, login, mappings, referrals, trail
 from gateway.console.access import ConsoleForbidden, LoginRequired
-from gateway.console.config import ConsoleSettings
 from gateway.console.render import page, redirect
 from gateway.console.sessions import SessionCookies
+from gateway.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def install_console(app: FastAPI, settings: ConsoleSettings | None = None) -> None:
+def install_console(app: FastAPI, settings: Settings) -> None:
     """Serve the console under /console in `app`."""
-    settings = settings or ConsoleSettings()
     app.state.console_cookies = SessionCookies(
-        lifetime=timedelta(hours=settings.session_hours), secure=settings.secure_cookie)
+        lifetime=timedelta(hours=settings.console_session_hours),
+        secure=settings.console_secure_cookie)
     for module in (login, deliveries, referrals, mappings, trail):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -72,10 +72,9 @@ def console_store(tmp_path: Path) -> tuple[str, str, int]:
 
 
 @pytest.fixture
-def console(console_store: tuple[str, str, int], tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("CASEBRIDGE_CONSOLE_SECURE_COOKIE", "false")  # http://127.0.0.1
-    settings = Settings(database_url=console_store[0], agreements_dir=tmp_path / "agreements")
+def console(console_store: tuple[str, str, int], tmp_path: Path) -> Iterator[str]:
+    settings = Settings(database_url=console_store[0], agreements_dir=tmp_path / "agreements",
+                        console_secure_cookie=False)  # http://127.0.0.1
     with LiveServer(settings) as server:
         yield server.url
 

@@ -19,10 +19,7 @@ from servers import LiveServer
 @pytest.fixture(scope="module")
 def console(settings: Settings) -> Iterator[LiveServer]:
     """The gateway with its console; the cookie without Secure, as on http://127.0.0.1."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CASEBRIDGE_CONSOLE_SECURE_COOKIE", "false")
-        server = LiveServer(settings)
-    with server:
+    with LiveServer(settings.model_copy(update={"console_secure_cookie": False})) as server:
         yield server
 
 
