@@ -12,7 +12,8 @@ from gateway import ROOT
 class Settings(BaseSettings):
     """Every setting the gateway reads; the README's configuration table lists them."""
 
-    model_config = SettingsConfigDict(env_prefix="CASEBRIDGE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CASEBRIDGE_", env_file=".env", extra="ignore",
+                                      env_ignore_empty=True)
 
     database_url: str = Field(
         default=f"sqlite:///{ROOT / 'var' / 'casebridge.db'}",

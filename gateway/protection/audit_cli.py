@@ -6,6 +6,7 @@ ring is installed only when one is configured.
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from gateway.errors import ConfigurationError
 from gateway.protection import audit
 from gateway.protection.keys_cli import cli_errors, open_store
+from gateway.store.db import unit_of_work
 from gateway.store.models import AuditEntry, AuditHead
 
 audit_app = typer.Typer(
@@ -107,6 +109,10 @@ def export(
             with output.open("w") as handle:
                 count = _write(session, head, start, end,
                                lambda line: handle.write(line + "\n"))
+        with unit_of_work(sessions) as writing:  # the export is on the record too
+            audit.record(writing, actor=f"user:{getpass.getuser()}@cli", action="audit.export",
+                         detail={"since": since, "until": until, "exported": count,
+                                 "head": head.seq})
     if output is not None:
         typer.echo(f"{count} entries exported to {output}, head {head.seq} {head.hash}",
                    err=True)

@@ -1,7 +1,8 @@
 """Key rotation: which keys the stored values need, and re-encryption under the active key.
 
-Personal data is stored in two columns (`referrals.content`, `status_events.content`),
-each value `cb1:<key id>:…` or, for rows written before encryption existed, plain JSON.
+Personal data is stored in two columns (`referrals.content`, `status_events.content`), and
+the credentials the gateway uses at partner systems in a third (`partners.connection`);
+each value is `cb1:<key id>:…` or, for rows written before encryption existed, plain JSON.
 `rotate` re-encrypts every value that is not under the active key, a batch per
 transaction, and rewrites each re-encrypted referral's identifier digests with it; a
 stopped rotation resumes where it stopped, and a finished one leaves nothing to do.
@@ -23,15 +24,16 @@ from gateway.protection import audit
 from gateway.protection.crypto import PREFIX, DecryptionError, Keyring, keyring
 from gateway.protection.identifiers import store_digests
 from gateway.store.db import take_write_turn
-from gateway.store.models import Referral, StatusEvent
+from gateway.store.models import Partner, Referral, StatusEvent
 
 ACTOR = "system:keys-rotate"
 
 # The encrypted columns, the model that holds each, and the same table seen raw (the stored
 # text, not the decrypted document).
-MODELS: dict[str, type[Referral] | type[StatusEvent]] = {
+MODELS: dict[str, type[Referral] | type[StatusEvent] | type[Partner]] = {
     "referrals.content": Referral,
     "status_events.content": StatusEvent,
+    "partners.connection": Partner,
 }
 COLUMNS = tuple(MODELS)
 
@@ -57,7 +59,7 @@ def key_status(session: Session) -> dict[str, ColumnStatus]:
         _, content = _raw(name)
         key_id = case((func.substr(content, 1, len(PREFIX) + 1) == f"{PREFIX}:",
                        _key_id_of(content, session)), else_=None).label("key_id")
-        keyed = select(key_id).subquery()
+        keyed = select(key_id).where(content.is_not(None)).subquery()
         counts = session.execute(
             select(keyed.c.key_id, func.count()).group_by(keyed.c.key_id)).all()
         keys = {key: count for key, count in counts if key is not None}
@@ -181,7 +183,7 @@ def _rotate_batch(session: Session, name: str, ring: Keyring, *, after: str,
             f"{name} {_unreadable(session, name, ids, ring)}: {error}; this batch was not "
             "changed") from error
     for row in rows:
-        flag_modified(row, "content")
+        flag_modified(row, name.split(".")[1])
         if isinstance(row, Referral):
             store_digests(session, row)
     session.flush()

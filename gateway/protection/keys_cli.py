@@ -189,7 +189,7 @@ def rotate_command(
             counts = key_status(session)
     if report.total:
         typer.echo(f"{report.total} values re-encrypted ("
-                   + ", ".join(f"{name} {n}" for name, n in report.rotated.items())
+                   + ", ".join(f"{name} {n}" for name, n in report.rotated.items() if n)
                    + f") in {report.batches} batches, {report.seconds:.1f} s")
     else:
         typer.echo(f"nothing to re-encrypt ({report.seconds:.1f} s)")

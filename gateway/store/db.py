@@ -35,6 +35,9 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Deleted and overwritten content is zeroed, not left in free pages: a purged
+        # referral, or a value re-encrypted from plain text, is gone from the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     return engine

@@ -66,7 +66,8 @@ def write_trail(sessions: sessionmaker[Session], count: int) -> list[AuditEntry]
 
 def as_dba(engine: Engine, *statements: str) -> None:
     """Run statements with the append-only triggers dropped, as the database's owner can."""
-    drop = (["DROP TRIGGER audit_log_append_only ON audit_log"]
+    drop = (["DROP TRIGGER audit_log_append_only ON audit_log",
+             "DROP TRIGGER audit_log_no_truncate ON audit_log"]
             if engine.dialect.name == "postgresql"
             else ["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"])
     with engine.begin() as connection:
@@ -162,9 +163,10 @@ def test_a_truncated_trail_is_found_through_the_head(sessions, engine) -> None:
         pytest.skip("TRUNCATE is PostgreSQL's")
     write_trail(sessions, 3)
 
-    # Row triggers do not fire on TRUNCATE: it is not refused, but it is found.
-    with engine.begin() as connection:
+    # TRUNCATE is refused like DELETE; an owner who drops the triggers first is found.
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
         connection.execute(text("TRUNCATE audit_log"))
+    as_dba(engine, "TRUNCATE audit_log")
 
     assert [b.seq for b in verified(sessions).breaks] == [3]
 
@@ -271,12 +273,18 @@ def test_an_export_round_trips_and_an_auditor_can_verify_it_alone(
 
     assert printed.exit_code == 0 and to_file.exit_code == 0, printed.output + to_file.output
     lines = printed.stdout.splitlines()
-    assert (tmp_path / "trail.jsonl").read_text().splitlines() == lines
-    assert to_file.stderr == (f"6 entries exported to {tmp_path / 'trail.jsonl'}, "
-                              f"head 6 {written[-1].hash}\n")
+    # The second export holds the first, and the first export's own entry (7).
+    in_file = (tmp_path / "trail.jsonl").read_text().splitlines()
+    assert in_file[:6] == lines[:6]
+    first_export = json.loads(in_file[6])
+    assert (first_export["seq"], first_export["action"], first_export["detail"]["exported"]) == (
+        7, "audit.export", 6)
+    assert first_export["actor"].startswith("user:") and first_export["actor"].endswith("@cli")
+    assert to_file.stderr == (f"7 entries exported to {tmp_path / 'trail.jsonl'}, "
+                              f"head 7 {first_export['hash']}\n")
     with sessions() as session:
         assert [json.loads(line) for line in lines[:-1]] == [
-            audit.as_record(e) for e in audit.entries(session)]
+            audit.as_record(e) for e in audit.entries(session)][:6]
     assert json.loads(lines[-1]) == {"head": {"seq": 6, "hash": written[-1].hash},
                                      "exported": 6}
     assert auditor_verifies(lines) == []
@@ -304,7 +312,8 @@ def test_an_export_can_be_limited_to_a_period(sessions, engine, store_url) -> No
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["seq"] for r in records[:-1]] == [2, 3]
     assert records[-1]["exported"] == 2 and records[-1]["head"]["seq"] == 4
-    assert json.loads(day.stdout.splitlines()[-1])["exported"] == 4
+    # The day holds the 4 entries and the first export's own entry.
+    assert json.loads(day.stdout.splitlines()[-1])["exported"] == 5
     assert bad.exit_code == 2 and "'yesterday' is not an ISO 8601 date or time" in bad.output
 
 

@@ -78,17 +78,20 @@ def use_keys(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Keyring]:
 
 @pytest.fixture
 def add_referrals(sessions: sessionmaker[Session], make_referral: Callable[..., dict[str, Any]]
-                  ) -> Callable[[int], list[str]]:
+                  ) -> Callable[..., list[str]]:
     """Store `count` referrals about the fictional child, each with two status events."""
 
-    def add(count: int) -> list[str]:
+    def add(count: int, *, connected: bool = False) -> list[str]:
         suffix = uuid.uuid4().hex[:8]
         sender, receiver = f"primero-{suffix}", f"progres-{suffix}"
         ids = []
         with unit_of_work(sessions) as session:
             register_partner(session=session, partner_id=sender, name="Primero", system="primero")
-            register_partner(session=session, partner_id=receiver, name="proGres",
-                             system="progres")
+            progres, _ = register_partner(session=session, partner_id=receiver,
+                                          name="proGres", system="progres")
+            if connected:  # the credentials the gateway uses at the receiver's system
+                progres.connection = {"base_url": "http://127.0.0.1:9", "credentials": {
+                    "client_id": "casebridge", "client_secret": "sandbox-secret"}}
             for _ in range(count):
                 referral = Referral(
                     kind="referral", sender_id=sender, receiver_id=receiver, status="accepted",
@@ -115,6 +118,8 @@ def documents(sessions: sessionmaker[Session]) -> dict[str, dict[str, Any]]:
     with sessions() as session:
         found = {f"referral {r.id}": r.content for r in session.scalars(select(Referral))}
         found.update({f"event {e.id}": e.content for e in session.scalars(select(StatusEvent))})
+        found.update({f"partner {p.id}": p.connection for p in session.scalars(
+            select(Partner).where(Partner.connection.is_not(None)))})
     return found
 
 
@@ -148,24 +153,25 @@ def rotations(sessions: sessionmaker[Session]) -> list[AuditEntry]:
 def test_rotation_keeps_every_record_readable_under_the_new_key_alone(
         sessions, use_keys, add_referrals) -> None:
     use_keys(KEY_A)
-    ids = add_referrals(5)
+    ids = add_referrals(5, connected=True)
     before = documents(sessions)
-    assert len(before) == 15
+    assert len(before) == 16
     new = use_keys(KEY_A, KEY_B)
     seen: list[Batch] = []
 
     report = rotate(sessions, batch=4, on_batch=seen.append)
 
     assert report.key_id == "kB" and report.rotated == {
-        "referrals.content": 5, "status_events.content": 10}
+        "referrals.content": 5, "status_events.content": 10, "partners.connection": 1}
     assert [(b.column, b.count, b.done, b.left) for b in seen] == [
         ("referrals.content", 4, 4, 5), ("referrals.content", 1, 5, 5),
         ("status_events.content", 4, 4, 10), ("status_events.content", 4, 8, 10),
-        ("status_events.content", 2, 10, 10)]
+        ("status_events.content", 2, 10, 10), ("partners.connection", 1, 1, 1)]
     with sessions() as session:
         assert key_status(session) == {
             "referrals.content": {"keys": {"kB": 5}, "unencrypted": 0},
-            "status_events.content": {"keys": {"kB": 10}, "unencrypted": 0}}
+            "status_events.content": {"keys": {"kB": 10}, "unencrypted": 0},
+            "partners.connection": {"keys": {"kB": 1}, "unencrypted": 0}}
     use_keys(KEY_B)  # kA is gone: only what was re-encrypted can still be read
     assert documents(sessions) == before
     with sessions() as session:
@@ -184,7 +190,8 @@ def test_rotation_keeps_every_record_readable_under_the_new_key_alone(
         ("system:keys-rotate", {"column": "referrals.content", "count": 1, "to_key": "kB"}),
         ("system:keys-rotate", {"column": "status_events.content", "count": 4, "to_key": "kB"}),
         ("system:keys-rotate", {"column": "status_events.content", "count": 4, "to_key": "kB"}),
-        ("system:keys-rotate", {"column": "status_events.content", "count": 2, "to_key": "kB"})]
+        ("system:keys-rotate", {"column": "status_events.content", "count": 2, "to_key": "kB"}),
+        ("system:keys-rotate", {"column": "partners.connection", "count": 1, "to_key": "kB"})]
 
 
 def test_a_second_rotation_changes_nothing(sessions, use_keys, add_referrals) -> None:
@@ -224,12 +231,14 @@ def test_an_interrupted_rotation_keeps_what_it_committed_and_resumes(
     with sessions() as session:
         assert key_status(session) == {
             "referrals.content": {"keys": {"kA": 1, "kB": 4}, "unencrypted": 0},
-            "status_events.content": {"keys": {"kA": 10}, "unencrypted": 0}}
+            "status_events.content": {"keys": {"kA": 10}, "unencrypted": 0},
+            "partners.connection": {"keys": {}, "unencrypted": 0}}
     assert len(rotations(sessions)) == 1
 
     resumed = rotate(sessions, batch=4)
 
-    assert resumed.rotated == {"referrals.content": 1, "status_events.content": 10}
+    assert resumed.rotated == {"referrals.content": 1, "status_events.content": 10,
+                               "partners.connection": 0}
     use_keys(KEY_B)
     assert documents(sessions) == before
     with sessions() as session:
@@ -249,7 +258,8 @@ def test_unencrypted_rows_from_before_encryption_are_encrypted(
     with sessions() as session:
         assert key_status(session) == {
             "referrals.content": {"keys": {"kA": 1}, "unencrypted": 2},
-            "status_events.content": {"keys": {"kA": 3}, "unencrypted": 3}}
+            "status_events.content": {"keys": {"kA": 3}, "unencrypted": 3},
+            "partners.connection": {"keys": {}, "unencrypted": 0}}
     assert documents(sessions) == before
     assert "Fictionalson" in raw_store(engine)
 
@@ -422,6 +432,7 @@ def test_keys_status_and_rotate_say_which_keys_are_needed(
         "active key: kB\n"
         "referrals.content: 3 under kA\n"
         "status_events.content: 6 under kA\n"
+        "partners.connection: no values\n"
         "keys still needed: kA, kB\n"
         "9 values are not under kB: run `casebridge keys rotate`\n")
     assert rotated.exit_code == 0, rotated.output
@@ -440,6 +451,7 @@ def test_keys_status_and_rotate_say_which_keys_are_needed(
         "active key: kB\n"
         "referrals.content: 3 under kB\n"
         "status_events.content: 6 under kB\n"
+        "partners.connection: no values\n"
         "keys still needed: kB\n"
         "key kA no stored value needs: it can be removed from the key file\n")
 

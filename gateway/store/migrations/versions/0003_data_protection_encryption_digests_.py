@@ -25,6 +25,9 @@ POSTGRES_GUARDS = [
        BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$""",
     """CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
        FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()""",
+    # Row triggers do not see TRUNCATE.
+    """CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+       FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()""",
 ]
 
 revision: str = "0003"
@@ -151,6 +154,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Encrypted values do not turn back into JSON: run this on a store without referrals.
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER audit_log_no_truncate ON audit_log")
         op.execute("DROP TRIGGER audit_log_append_only ON audit_log")
         op.execute("DROP FUNCTION audit_log_append_only()")
     else:
