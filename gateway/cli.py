@@ -6,7 +6,8 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -289,12 +290,7 @@ def partners_connect(
     if not disconnect and not base_url:
         raise typer.BadParameter("give --base-url, or --disconnect", param_hint="--base-url")
     credentials = _key_values(credential, "--credential")
-    sessions = make_sessionmaker(make_engine(get_settings().database_url))
-    with unit_of_work(sessions) as session:
-        partner = session.get(Partner, partner_id)
-        if partner is None:
-            typer.echo(f"no partner {partner_id}", err=True)
-            raise typer.Exit(1)
+    with _changing_partner(partner_id) as partner:
         partner.connection = None if disconnect else {"base_url": base_url,
                                                       "credentials": credentials}
     typer.echo(f"{partner_id}: " + ("disconnected" if disconnect else f"connected to {base_url}"))
@@ -311,14 +307,21 @@ def partners_credentials(
     """
     from gateway.partners import issue_client_secret
 
+    with _changing_partner(partner_id) as partner:
+        secret = issue_client_secret(partner)
+    typer.echo(f"client_id: {partner_id}\nclient_secret: {secret}")
+
+
+@contextmanager
+def _changing_partner(partner_id: str) -> Iterator[Partner]:
+    """The registered partner, in a transaction that commits its changes; exit 1 if none."""
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
     with unit_of_work(sessions) as session:
         partner = session.get(Partner, partner_id)
         if partner is None:
             typer.echo(f"no partner {partner_id}", err=True)
             raise typer.Exit(1)
-        secret = issue_client_secret(partner)
-    typer.echo(f"client_id: {partner_id}\nclient_secret: {secret}")
+        yield partner
 
 
 @partners_app.command("list")

@@ -16,7 +16,7 @@ from gateway.partners import register_partner
 from gateway.protection.crypto import new_key_line
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
-from servers import LiveServer, drop_pg_database, fresh_pg_database
+from servers import LiveServer, drop_pg_database, fresh_pg_database, fresh_store
 from sharing import write_agreement
 
 # One encryption key for this run, in the environment so that every process the tests
@@ -50,15 +50,8 @@ def isolated_database_url(database_url: str, tmp_path_factory: pytest.TempPathFa
     Tests that run relays and workers use it, so that they never pick up the outbox
     rows and partners of other tests.
     """
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path_factory.mktemp('isolated') / 'casebridge.db'}"
-        upgrade(url)
+    with fresh_store(database_url, tmp_path_factory.mktemp("isolated")) as url:
         yield url
-        return
-    url = fresh_pg_database()
-    upgrade(url)
-    yield url
-    drop_pg_database(url)
 
 
 @pytest.fixture(scope="session")

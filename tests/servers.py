@@ -5,6 +5,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from fastapi import FastAPI
 
 from gateway.api.app import create_app
 from gateway.settings import Settings
+from gateway.store.db import upgrade
 
 PG_ADMIN_URL = os.environ.get("CASEBRIDGE_TEST_PG_ADMIN",
                               "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -59,6 +63,23 @@ def fresh_pg_database() -> str:
         admin.execute(f'CREATE DATABASE "{name}"')
     server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     return f"{server}/{name}"
+
+
+@contextmanager
+def fresh_store(kind_of: str, folder: Path) -> Iterator[str]:
+    """An empty store, migrated, of the same kind as the URL `kind_of` (SQLite in `folder`,
+    or a new PostgreSQL database, dropped afterwards)."""
+    if kind_of.startswith("sqlite"):
+        url = f"sqlite:///{folder / 'casebridge.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = fresh_pg_database()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_pg_database(url)
 
 
 def drop_pg_database(url: str) -> None:

@@ -7,9 +7,7 @@ trail, as a database administrator could.
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,35 +19,8 @@ from typer.testing import CliRunner
 from gateway.protection import audit
 from gateway.protection.audit_cli import audit_app
 from gateway.settings import get_settings
-from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from gateway.store.db import unit_of_work
 from gateway.store.models import AuditEntry
-from servers import drop_pg_database, fresh_pg_database
-
-
-@pytest.fixture
-def store_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """An empty store of the same kind as `database_url`, for this test alone."""
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        upgrade(url)
-        yield url
-        return
-    url = fresh_pg_database()
-    upgrade(url)
-    yield url
-    drop_pg_database(url)
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = make_engine(store_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
 
 
 def write_trail(sessions: sessionmaker[Session], count: int) -> list[AuditEntry]:

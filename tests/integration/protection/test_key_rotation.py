@@ -9,7 +9,7 @@ import re
 import sqlite3
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -29,38 +29,11 @@ from gateway.protection.keys import Batch, key_status, rotate
 from gateway.protection.keys_cli import keys_app
 from gateway.referrals import list_referrals
 from gateway.settings import get_settings
-from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from gateway.store.db import unit_of_work
 from gateway.store.models import AuditEntry, IdentifierDigest, Partner, Referral, StatusEvent
-from servers import drop_pg_database, fresh_pg_database
 
 KEY_A, KEY_B = new_key_line("kA"), new_key_line("kB")
 PERSONAL = ("Zawadi", "Fictionalson", "2014-03-09")
-
-
-@pytest.fixture
-def store_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """An empty store of the same kind as `database_url`, for this test alone."""
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        upgrade(url)
-        yield url
-        return
-    url = fresh_pg_database()
-    upgrade(url)
-    yield url
-    drop_pg_database(url)
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = make_engine(store_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
 
 
 @pytest.fixture

@@ -5,24 +5,27 @@ import base64
 import httpx
 from sqlalchemy import update
 
-from gateway.partners import issue_client_secret
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
-from gateway.store.models import AccessToken, Partner
+from gateway.store.models import AccessToken
 from servers import assert_problem
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
-def client_secret(settings, partner_id: str) -> str:
-    with unit_of_work(make_sessionmaker(make_engine(settings.database_url))) as session:
-        return issue_client_secret(session.get(Partner, partner_id))
+def client_secret(cli, settings, partner_id: str) -> str:
+    """What `casebridge partners credentials ID` prints once: the new client secret."""
+    result = cli("partners", "credentials", partner_id, database_url=settings.database_url)
+    assert result.exit_code == 0, result.output
+    client_id, secret = (line.split(": ")[1] for line in result.stdout.splitlines())
+    assert client_id == partner_id
+    return secret
 
 
 def test_client_credentials_give_a_token_that_works_like_an_api_key(
-    new_partner, gateway, settings, make_referral
+    new_partner, gateway, settings, make_referral, cli
 ) -> None:
     (sender, _), (receiver, _) = new_partner(), new_partner()
-    secret = client_secret(settings, sender)
+    secret = client_secret(cli, settings, sender)
     with httpx.Client(base_url=gateway.url) as anonymous:
         answer = anonymous.post("/oauth/token", headers=FORM, content=(
             f"grant_type=client_credentials&client_id={sender}&client_secret={secret}"))
@@ -47,10 +50,10 @@ def test_client_credentials_give_a_token_that_works_like_an_api_key(
 
 
 def test_bad_token_requests_are_refused_with_the_oauth_error_and_a_pointer(
-    new_partner, gateway, settings
+    new_partner, gateway, settings, cli
 ) -> None:
     partner, _ = new_partner()
-    secret = client_secret(settings, partner)
+    secret = client_secret(cli, settings, partner)
     with httpx.Client(base_url=gateway.url) as anonymous:
         wrong = assert_problem(anonymous.post("/oauth/token", headers=FORM, content=(
             f"grant_type=client_credentials&client_id={partner}&client_secret=x{secret}")),
@@ -64,7 +67,7 @@ def test_bad_token_requests_are_refused_with_the_oauth_error_and_a_pointer(
             "grant_type=client_credentials")), 400, "oauth-invalid-request")
         assert {e["pointer"] for e in missing["errors"]} == {"/client_id", "/client_secret"}
         # A new secret revokes the old one.
-        client_secret(settings, partner)
+        client_secret(cli, settings, partner)
         assert anonymous.post("/oauth/token", headers=FORM, content=(
             f"grant_type=client_credentials&client_id={partner}&client_secret={secret}")
         ).status_code == 401
