@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 
 from gateway.api.deps import SessionDep, SettingsDep
@@ -20,6 +20,7 @@ from gateway.protection import audit
 
 router = APIRouter(tags=["authentication"])
 FORM = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 4096
 
 
 class TokenOut(BaseModel):
@@ -37,20 +38,31 @@ class OAuthProblem(CaseBridgeError):
                                      "errors": [e.as_dict() for e in errors or []]})
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """The form body, read here so the endpoint itself can run off the event loop."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
+        raise OAuthProblem("invalid_request", f"Send the request as {FORM}.", 415)
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        raise OAuthProblem("invalid_request", "The token request is too large.", 413)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise OAuthProblem("invalid_request", "The token request is too large.", 413)
+    return {k: v[0] for k, v in parse_qs(body.decode("latin-1")).items()}
+
+
 @router.post("/oauth/token", response_model=TokenOut, summary="Get an access token",
              openapi_extra={"requestBody": {"required": True, "content": {FORM: {"schema": {
                  "type": "object", "required": ["grant_type"],
                  "properties": {"grant_type": {"const": "client_credentials"},
                                 "client_id": {"type": "string"},
                                 "client_secret": {"type": "string"}}}}}}})
-async def token(
-    request: Request, session: SessionDep, settings: SettingsDep,
+def token(
+    form: Annotated[dict[str, str], Depends(_form)], session: SessionDep, settings: SettingsDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TokenOut:
     """Client credentials in the form body, or in HTTP Basic (`client_id:client_secret`)."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
-        raise OAuthProblem("invalid_request", f"Send the request as {FORM}.", 415)
-    form = {k: v[0] for k, v in parse_qs((await request.body()).decode("latin-1")).items()}
     if form.get("grant_type") != "client_credentials":
         raise OAuthProblem("unsupported_grant_type", "Only client_credentials is offered.",
                            errors=[FieldError("/grant_type", "enum",

@@ -66,6 +66,10 @@ def test_bad_token_requests_are_refused_with_the_oauth_error_and_a_pointer(
         missing = assert_problem(anonymous.post("/oauth/token", headers=FORM, content=(
             "grant_type=client_credentials")), 400, "oauth-invalid-request")
         assert {e["pointer"] for e in missing["errors"]} == {"/client_id", "/client_secret"}
+        assert_problem(anonymous.post("/oauth/token", json={"grant_type": "client_credentials"}),
+                       415, "oauth-invalid-request")
+        assert_problem(anonymous.post("/oauth/token", headers=FORM, content="x" * 5000), 413,
+                       "oauth-invalid-request")
         # A new secret revokes the old one.
         client_secret(cli, settings, partner)
         assert anonymous.post("/oauth/token", headers=FORM, content=(
