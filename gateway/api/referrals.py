@@ -1,5 +1,6 @@
 """Routes of /v1/referrals: submit, read, list, post status events."""
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from gateway.errors import (
 from gateway.lifecycle import Kind, State
 from gateway.logs import CORRELATION_HEADER
 from gateway.protection import audit
+from gateway.protection.consent import latest_today
 from gateway.referrals import (
     list_referrals,
     record_status_event,
@@ -38,6 +40,7 @@ from gateway.referrals import (
 from gateway.store.models import Partner, Referral
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 JsonBody = Annotated[Any, Depends(json_body)]
 log = structlog.get_logger()
 
@@ -133,9 +136,13 @@ def _visible(session: SessionDep, sessions: SessionsDep, partner: Partner, refer
                                 for_update=for_update)
     except NotFound:
         session.rollback()
+        # Only a well-formed id goes on the record: the path is the caller's free text.
+        well_formed = _UUID.fullmatch(referral_id) is not None
         audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.deny",
-                           partner_id=partner.id, referral_id=referral_id[:36],
-                           detail={"why": "not sender or receiver, or no such referral"})
+                           partner_id=partner.id,
+                           referral_id=referral_id if well_formed else None,
+                           detail={"why": "not sender or receiver, or no such referral"
+                                   if well_formed else "not a referral id"})
         raise
 
 
@@ -194,7 +201,7 @@ def _withdrawn_date(document: Any) -> date:
     if withdrawn_on is None or len(value or "") != 10:
         raise ValidationProblem("withdrawn_date is required, as YYYY-MM-DD.", [
             FieldError("/withdrawn_date", "format", "a date, YYYY-MM-DD")])
-    if withdrawn_on > date.today():
+    if withdrawn_on > latest_today():
         raise ValidationProblem("Consent cannot be withdrawn in the future.", [
             FieldError("/withdrawn_date", "not-future", "today or earlier")])
     return withdrawn_on

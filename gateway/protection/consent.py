@@ -15,7 +15,7 @@ Every refusal names each gap by JSON Pointer and rule, never a personal value.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from gateway.contracts import Contracts
@@ -88,7 +88,7 @@ def consent_gaps(document: dict[str, Any], *, today: date) -> list[FieldError]:
     if consent.get("withdrawn"):
         gaps.append(FieldError("/consent/withdrawn", "consent-withdrawn",
                                "consent was withdrawn; nothing may be shared"))
-    if "date" in consent and date.fromisoformat(consent["date"]) > today:
+    if "date" in consent and date.fromisoformat(consent["date"]) > latest_today(today):
         gaps.append(FieldError("/consent/date", "consent-date",
                                "consent cannot be dated in the future"))
     if document["kind"] not in scope.get("purposes", []):
@@ -99,6 +99,12 @@ def consent_gaps(document: dict[str, Any], *, today: date) -> list[FieldError]:
         gaps.append(FieldError("/consent/scope/receivers", "consent-receiver",
                                f"consent does not cover the receiver '{receiver}'"))
     return gaps
+
+
+def latest_today(today: date | None = None) -> date:
+    """The latest date that is "today" somewhere: UTC's today plus one day, for the time
+    zones ahead of UTC (up to +14 h). A date after it is in the future everywhere."""
+    return (today or datetime.now(UTC).date()) + timedelta(days=1)
 
 
 def child_gaps(document: dict[str, Any], agreement: Agreement, *, today: date

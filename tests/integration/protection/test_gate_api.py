@@ -5,6 +5,7 @@ and leaves an audit entry; what passes reaches the receiver filtered.
 """
 
 import uuid
+from datetime import date, timedelta
 
 from sqlalchemy import select, text
 
@@ -57,6 +58,17 @@ def test_withdrawn_consent_and_consent_for_another_purpose_are_refused(
                                                       headers=key()), 422, "consent-required")
     assert pointers(body) == {("/consent/withdrawn", "consent-withdrawn"),
                               ("/consent/scope/purposes", "consent-purpose")}
+
+
+def test_consent_dated_in_the_future_is_refused(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, _ = two_partners(new_partner, settings)
+    document = make_referral(sender, receiver)
+    document["consent"]["date"] = (date.today() + timedelta(days=3)).isoformat()
+    body = assert_problem(client_for(sender_key).post("/v1/referrals", json=document,
+                                                      headers=key()), 422, "consent-required")
+    assert pointers(body) == {("/consent/date", "consent-date")}
 
 
 def test_fields_outside_the_consent_are_removed_before_anything_is_stored(
@@ -154,8 +166,12 @@ def test_a_third_partner_cannot_read_a_referral_and_the_attempt_is_audited(
     assert_problem(client_for(third_key).post(f"{path}/events", json={"status": "accepted"}),
                    404, "not-found")
     assert client_for(receiver_key).get(path).status_code == 200
+    # A name where an id belongs is refused too, and stays off the record.
+    assert_problem(client_for(third_key).get("/v1/referrals/Zawadi-Fictionalson"), 404,
+                   "not-found")
     denied = [(a, d) for a, d in audit_actions(settings, third)]
-    assert [a for a, _ in denied] == ["referral.deny", "referral.deny"]
+    assert [a for a, _ in denied] == ["referral.deny"] * 3
+    assert "Zawadi" not in str(denied) and denied[-1][1] == {"why": "not a referral id"}
     reads = [a for a, _ in audit_actions(settings, receiver)]
     assert reads == ["referral.read"]
     with make_sessionmaker(make_engine(settings.database_url))() as session:
