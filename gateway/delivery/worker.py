@@ -95,10 +95,10 @@ class Deliverer:
             referral = session.get(Referral, envelope["referral_id"])
             if referral is None:
                 return Dead("unknown_referral", "no referral with the envelope's id")
-            if referral.status != State.SUBMITTED:
-                return Done(f"already {referral.status}: nothing to deliver")
             if referral.consent_withdrawn_at is not None:
                 return self._withhold(envelope, attempt)
+            if referral.status != State.SUBMITTED:
+                return Done(f"already {referral.status}: nothing to deliver")
             receiver = session.get(Partner, referral.receiver_id)
             assert receiver is not None  # a foreign key guarantees it
             adapter = self.adapter_for(receiver)

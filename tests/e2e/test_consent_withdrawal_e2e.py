@@ -58,6 +58,7 @@ def test_withdrawal_before_delivery_stops_it_and_after_delivery_tells_the_receiv
     with stack.sessions() as session:
         actions = [(e.action, e.referral_id) for e in session.query(AuditEntry)]
         assert ("consent.withdraw", pending) in actions
+        assert ("delivery.withhold", pending) in actions  # the queued delivery, stopped
         assert ("consent.withdraw", delivered) in actions
         outcomes = {d.outcome for d in session.query(Delivery).filter_by(referral_id=pending)}
         assert "delivered" not in outcomes
