@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.contracts import Contracts
 from gateway.errors import (
@@ -280,7 +280,8 @@ def list_referrals(
     `identifier` (`<system>:<value>`, or `external_reference:<value>`) is matched through
     the keyed digests, never against plain text.
     """
-    query = select(Referral).where(_visible_to(partner))
+    # Summaries need no content: it is not even decrypted.
+    query = select(Referral).options(defer(Referral.content)).where(_visible_to(partner))
     if identifier:
         query = query.where(Referral.id.in_(
             select(IdentifierDigest.referral_id)
