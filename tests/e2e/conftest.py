@@ -1,14 +1,15 @@
 """End-to-end fixtures: a whole stack per test, on a store of its own."""
 
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pika
 import pytest
 
 from gateway import ROOT
-from gateway.delivery import topology
 from gateway.logs import configure_logging
 from gateway.settings import Settings
 from gateway.store.db import upgrade
@@ -26,22 +27,33 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def personal_data_watch(amqp_url: str, tmp_path_factory: pytest.TempPathFactory
                         ) -> Iterator[Path]:
-    """Every log line of the end-to-end run goes to one file, and a tap queue takes a copy
-    of every broker message (deliveries, retries and dead letters), for
-    test_zz_no_personal_data to scan after every other end-to-end test has run."""
+    """Every log line of the end-to-end run goes to one file, and RabbitMQ's firehose
+    copies every message published (deliveries, retries, dead letters) to a tap queue,
+    for test_zz_no_personal_data to scan after every other end-to-end test has run.
+
+    The firehose (`rabbitmqctl trace_on`) copies without changing routing: a queue bound
+    to the gateway's own exchange would make unroutable messages routable."""
     log_file = tmp_path_factory.mktemp("logs") / "e2e.log"
+    vhost = unquote(urlparse(amqp_url).path.lstrip("/")) or "/"
+    tracing = rabbitmqctl("trace_on", "-p", vhost)
     with log_file.open("a", buffering=1) as stream:
         configure_logging(level="debug", json=True, stream=stream)
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        channel = connection.channel()
-        channel.exchange_declare(topology.EXCHANGE, exchange_type="topic", durable=True)
-        channel.exchange_declare(topology.DEAD_EXCHANGE, exchange_type="fanout", durable=True)
-        channel.queue_declare(TAP_QUEUE, durable=True)
-        channel.queue_bind(TAP_QUEUE, topology.EXCHANGE, routing_key="#")
-        channel.queue_bind(TAP_QUEUE, topology.DEAD_EXCHANGE)
-        connection.close()
+        if tracing:
+            with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+                channel = connection.channel()
+                channel.queue_declare(TAP_QUEUE, durable=True)
+                channel.queue_bind(TAP_QUEUE, "amq.rabbitmq.trace", routing_key="publish.#")
         yield log_file
         configure_logging(level="info", json=True)
+    if tracing:
+        rabbitmqctl("trace_off", "-p", vhost)
+
+
+def rabbitmqctl(*args: str) -> bool:
+    """Run rabbitmqctl (the tests' vhost is made with it too); False where it cannot run."""
+    ctl = shutil.which("rabbitmqctl")
+    return ctl is not None and subprocess.run(
+        [ctl, "-q", *args], capture_output=True, timeout=120).returncode == 0
 
 
 @pytest.fixture
