@@ -1,8 +1,6 @@
 """Fixtures shared by every test: settings, fictional people, databases, a live gateway."""
 
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from gateway.partners import register_partner
 from gateway.protection.crypto import new_key_line
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
-from servers import LiveServer, drop_pg_database, fresh_pg_database, fresh_store
+from servers import LiveServer, drop_pg_database, fresh_pg_database, fresh_store, rabbitmqctl
 from sharing import write_agreement
 
 # One encryption key for this run, in the environment so that every process the tests
@@ -62,18 +60,12 @@ def amqp_url() -> Iterator[str]:
     """
     default = Settings().amqp_url
     vhost = f"casebridge-test-{uuid.uuid4().hex[:8]}"
-    ctl = shutil.which("rabbitmqctl")
-
-    def run(*args: str) -> bool:
-        return ctl is not None and subprocess.run(
-            [ctl, "-q", *args], capture_output=True, timeout=120).returncode == 0
-
-    if not run("add_vhost", vhost):
+    if not rabbitmqctl("add_vhost", vhost):
         yield default
         return
-    run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield default.rsplit("/", 1)[0] + "/" + vhost
-    run("delete_vhost", vhost)
+    rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")

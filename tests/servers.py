@@ -1,7 +1,9 @@
 """Real servers for tests: ASGI apps served by uvicorn on 127.0.0.1, fresh PostgreSQL databases."""
 
 import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -9,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import httpx
 import psycopg
@@ -80,6 +83,17 @@ def fresh_store(kind_of: str, folder: Path) -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(url)
+
+
+def rabbitmqctl(*args: str) -> bool:
+    """Run rabbitmqctl quietly; False where it is missing or fails (not root, say)."""
+    ctl = shutil.which("rabbitmqctl")
+    return ctl is not None and subprocess.run(
+        [ctl, "-q", *args], capture_output=True, timeout=180).returncode == 0
+
+
+def vhost_of(amqp_url: str) -> str:
+    return unquote(urlparse(amqp_url).path.lstrip("/")) or "/"
 
 
 def drop_pg_database(url: str) -> None:

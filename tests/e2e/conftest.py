@@ -1,10 +1,8 @@
 """End-to-end fixtures: a whole stack per test, on a store of its own."""
 
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pika
 import pytest
@@ -13,7 +11,7 @@ from gateway import ROOT
 from gateway.logs import configure_logging
 from gateway.settings import Settings
 from gateway.store.db import upgrade
-from servers import drop_pg_database, fresh_pg_database
+from servers import drop_pg_database, fresh_pg_database, rabbitmqctl, vhost_of
 from sharing import write_agreement
 from stack import TAP_QUEUE, SandboxSpec, Stack
 
@@ -34,26 +32,22 @@ def personal_data_watch(amqp_url: str, tmp_path_factory: pytest.TempPathFactory
     The firehose (`rabbitmqctl trace_on`) copies without changing routing: a queue bound
     to the gateway's own exchange would make unroutable messages routable."""
     log_file = tmp_path_factory.mktemp("logs") / "e2e.log"
-    vhost = unquote(urlparse(amqp_url).path.lstrip("/")) or "/"
+    vhost = vhost_of(amqp_url)
     tracing = rabbitmqctl("trace_on", "-p", vhost)
     with log_file.open("a", buffering=1) as stream:
         configure_logging(level="debug", json=True, stream=stream)
         if tracing:
             with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
                 channel = connection.channel()
-                channel.queue_declare(TAP_QUEUE, durable=True)
+                # Quorum: its copies outlive the broker restart one test makes.
+                channel.queue_declare(TAP_QUEUE, durable=True,
+                                      arguments={"x-queue-type": "quorum"})
                 channel.queue_bind(TAP_QUEUE, "amq.rabbitmq.trace", routing_key="publish.#")
         yield log_file
         configure_logging(level="info", json=True)
     if tracing:
         rabbitmqctl("trace_off", "-p", vhost)
 
-
-def rabbitmqctl(*args: str) -> bool:
-    """Run rabbitmqctl (the tests' vhost is made with it too); False where it cannot run."""
-    ctl = shutil.which("rabbitmqctl")
-    return ctl is not None and subprocess.run(
-        [ctl, "-q", *args], capture_output=True, timeout=120).returncode == 0
 
 
 @pytest.fixture

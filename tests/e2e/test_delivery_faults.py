@@ -8,7 +8,6 @@ import os
 import random
 import shutil
 import sqlite3
-import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from gateway import ROOT
 from gateway.delivery.dead_letters import find, redrive
 from gateway.store.db import unit_of_work
 from gateway.store.models import Delivery
+from servers import rabbitmqctl, vhost_of
 from stack import SandboxSpec, Stack, wait_for
 
 RECEIVER, SENDER = "primero-ssd", "sender-api"
@@ -129,23 +129,20 @@ def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
     print(f"workers killed with SIGKILL: {kills}")
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=180)
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="stopping the broker needs rabbitmqctl as root")
 def test_a_broker_restart_during_delivery_loses_nothing(make_stack, make_referral) -> None:
     stack = make_stack([SandboxSpec(RECEIVER, "primero")], [SENDER], worker_threads=1)
     stack.set_faults(RECEIVER, latency_ms=20)
     first = submit_many(stack, 60, make_referral)
     wait_for(lambda: stack.statuses(first).get("delivered", 0) >= 5, what="delivery under way")
-    rabbitmqctl("stop_app")
+    assert rabbitmqctl("stop_app")
     try:
         # The API still takes referrals: they wait in the outbox while the broker is away.
         second = submit_many(stack, 40, make_referral)
         time.sleep(3)
     finally:
-        rabbitmqctl("start_app")
+        assert rabbitmqctl("start_app")
+        rabbitmqctl("trace_on", "-p", vhost_of(stack.settings.amqp_url))  # for the PII scan
     sent = first + second
     wait_for(lambda: stack.statuses(sent).get("delivered", 0) == len(sent), timeout=180,
              what="relay and worker reconnected by themselves and delivered everything")
