@@ -39,6 +39,7 @@ from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.consent import admit
 from gateway.protection.identifiers import lookup_digests, store_digests
+from gateway.protection.need_to_know import need_to_know
 from gateway.store.models import (
     IdentifierDigest,
     OutboxMessage,
@@ -108,6 +109,7 @@ def submit_referral(
         correlation_id=correlation_id, idempotency_key=idempotency_key, request_hash=digest,
         content=admitted.document, withheld=[w.pointer for w in admitted.withheld],
         agreement_id=admitted.agreement.id, retention_days=admitted.agreement.retention_days,
+        shared_categories=sorted(admitted.categories),
         created_at=now, updated_at=now,
     )
     event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
@@ -173,6 +175,15 @@ def record_status_event(
     for state in skipped:
         _append_event(session, referral, to_state=state, actor=actor, actor_partner=actor_partner,
                       content={"inferred": True}, reason_code=None, occurred_at=None)
+    if referral.shared_categories is not None:
+        # Need-to-know both ways: a reason or note of a category the agreement and the
+        # consent do not share is neither stored nor sent to the other side.
+        filtered = need_to_know(document, allowed=frozenset(referral.shared_categories),
+                                contracts=contracts, contract="status-event")
+        document = filtered.document
+        if filtered.withheld:
+            log.info("status_event_filtered", referral_id=referral.id,
+                     withheld=[w.pointer for w in filtered.withheld])
     return _append_event(
         session, referral, to_state=requested, actor=actor, actor_partner=actor_partner,
         content={k: v for k, v in document.items() if k not in ("status", "occurred_at")},

@@ -19,8 +19,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.api.app import create_app
+from gateway.contracts import Contracts
+from gateway.lifecycle import Actor
+from gateway.referrals import record_status_event
 from gateway.settings import Settings
-from gateway.store.db import upgrade
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
+from gateway.store.models import Referral
 
 PG_ADMIN_URL = os.environ.get("CASEBRIDGE_TEST_PG_ADMIN",
                               "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -122,3 +126,14 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
 
 def pointers(body: dict[str, Any]) -> set[tuple[str, str]]:
     return {(e["pointer"], e["rule"]) for e in body["errors"]}
+
+
+# -- acting as the gateway -----------------------------------------------------------------
+def gateway_marks_delivered(settings, referral_id: str) -> None:
+    """What the delivery worker does once the receiver stored the referral."""
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with unit_of_work(sessions) as session:
+        referral = session.get(Referral, referral_id)
+        record_status_event(session=session, contracts=Contracts(settings.contracts_dir),
+                            referral=referral, actor=Actor.GATEWAY, actor_partner=None,
+                            document={"status": "delivered"})

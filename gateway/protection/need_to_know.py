@@ -70,20 +70,22 @@ class Filtered:
     withheld: list[Withheld]
 
 
-_INDEXES: weakref.WeakKeyDictionary[Contracts, CategoryIndex] = weakref.WeakKeyDictionary()
+_INDEXES: weakref.WeakKeyDictionary[Contracts, dict[str, CategoryIndex]] = (
+    weakref.WeakKeyDictionary())
 
 
-def categories_of(contracts: Contracts) -> CategoryIndex:
-    """The category index of the referral contract, built once per `Contracts`."""
-    index = _INDEXES.get(contracts)
+def categories_of(contracts: Contracts, contract: str = CONTRACT) -> CategoryIndex:
+    """The category index of a contract (the referral's by default), built once."""
+    indexes = _INDEXES.setdefault(contracts, {})
+    index = indexes.get(contract)
     if index is None:
         view = SchemaView(contracts)
-        root = view.root(CONTRACT)
+        root = view.root(contract)
         if root is None:
-            raise KeyError(f"no '{CONTRACT}' contract in {contracts.folder}")
+            raise KeyError(f"no '{contract}' contract in {contracts.folder}")
         shape = _shape(view, root, 0)
         index = CategoryIndex(shape, dict(_paths(shape, "")))
-        _INDEXES[contracts] = index
+        indexes[contract] = index
     return index
 
 
@@ -111,10 +113,11 @@ def _paths(shape: Shape, path: str) -> Iterator[tuple[str, str]]:
 
 
 def need_to_know(document: dict[str, Any], *, allowed: frozenset[str],
-                 contracts: Contracts) -> Filtered:
-    """A copy of a canonical referral without the fields whose category is not `allowed`."""
+                 contracts: Contracts, contract: str = CONTRACT) -> Filtered:
+    """A copy of a canonical referral (or of a document of another `contract`, such as a
+    status event) without the fields whose category is not `allowed`."""
     withheld: list[Withheld] = []
-    copy = _object(document, categories_of(contracts).shape, "", allowed, withheld)
+    copy = _object(document, categories_of(contracts, contract).shape, "", allowed, withheld)
     return Filtered(copy if copy is not None else {}, withheld)
 
 

@@ -6,22 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from sqlalchemy import func, select
 
-from gateway.contracts import Contracts
-from gateway.lifecycle import Actor
-from gateway.referrals import record_status_event
-from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.db import make_engine, make_sessionmaker
 from gateway.store.models import OutboxMessage, Referral
-from servers import assert_problem, key, pointers
-
-
-def gateway_marks_delivered(settings, referral_id: str) -> None:
-    """What the delivery worker does once the receiver stored the referral."""
-    sessions = make_sessionmaker(make_engine(settings.database_url))
-    with unit_of_work(sessions) as session:
-        referral = session.get(Referral, referral_id)
-        record_status_event(session=session, contracts=Contracts(settings.contracts_dir),
-                            referral=referral, actor=Actor.GATEWAY, actor_partner=None,
-                            document={"status": "delivered"})
+from servers import assert_problem, gateway_marks_delivered, key, pointers
 
 
 def test_submitted_referral_is_stored_with_its_first_event_and_an_outbox_row(

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from gateway.protection import audit
 from gateway.store.db import make_engine, make_sessionmaker
 from gateway.store.models import AuditEntry
-from servers import assert_problem, key, pointers
+from servers import assert_problem, gateway_marks_delivered, key, pointers
 from sharing import write_agreement
 
 
@@ -195,3 +195,23 @@ def test_referrals_are_found_by_an_identifier_stored_only_as_a_keyed_hash(
                                                "status_events", "audit_log")
                         for row in connection.execute(text(f"SELECT * FROM {table}")))
     assert case_number not in dump and "Zawadi" not in dump and "Fictionalson" not in dump
+
+
+def test_status_events_carry_only_what_the_referral_may_share(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, receiver_key = two_partners(
+        new_partner, settings, data_categories={
+            "referral": ["identity", "demographics", "protection"]}, purposes=["referral"])
+    created = client_for(sender_key).post("/v1/referrals", json=make_referral(
+        sender, receiver), headers=key()).json()
+    path = f"/v1/referrals/{created['id']}"
+    gateway_marks_delivered(settings, created["id"])
+    answer = client_for(receiver_key).post(f"{path}/events", json={
+        "status": "rejected", "note": "Spoke with her aunt about the family.",
+        "reason": {"code": "lack_of_capacity", "text": "No tracing caseworker free."}})
+    assert answer.status_code == 201, answer.text
+    last = client_for(sender_key).get(path).json()["events"][-1]
+    # The code travels; free text (case-notes) is not shared under this agreement.
+    assert (last["to_state"], last["reason_code"]) == ("rejected", "lack_of_capacity")
+    assert last["details"] == {"reason": {"code": "lack_of_capacity"}}
