@@ -109,7 +109,7 @@ def submit_referral(
         correlation_id=correlation_id, idempotency_key=idempotency_key, request_hash=digest,
         content=admitted.document, withheld=[w.pointer for w in admitted.withheld],
         agreement_id=admitted.agreement.id, retention_days=admitted.agreement.retention_days,
-        shared_categories=sorted(admitted.categories),
+        agreement_categories=sorted(admitted.agreement.categories[document["kind"]]),
         created_at=now, updated_at=now,
     )
     event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
@@ -175,11 +175,16 @@ def record_status_event(
     for state in skipped:
         _append_event(session, referral, to_state=state, actor=actor, actor_partner=actor_partner,
                       content={"inferred": True}, reason_code=None, occurred_at=None)
-    if referral.shared_categories is not None:
-        # Need-to-know both ways: a reason or note of a category the agreement and the
-        # consent do not share is neither stored nor sent to the other side.
-        filtered = need_to_know(document, allowed=frozenset(referral.shared_categories),
-                                contracts=contracts, contract="status-event")
+    if referral.agreement_categories is not None:
+        # Need-to-know both ways: a reason or note of a category the agreement does not
+        # share is neither stored nor sent to the other side; what the sender says about
+        # the person stays within the person's consent too. (The receiver's feedback to
+        # the case owner is governed by the agreement.)
+        allowed = frozenset(referral.agreement_categories)
+        if actor is Actor.SENDER:
+            allowed &= frozenset(referral.content["consent"]["scope"]["data_categories"])
+        filtered = need_to_know(document, allowed=allowed, contracts=contracts,
+                                contract="status-event")
         document = filtered.document
         if filtered.withheld:
             log.info("status_event_filtered", referral_id=referral.id,

@@ -28,13 +28,11 @@ ADULT_AGE = 18
 
 @dataclass(frozen=True)
 class Admitted:
-    """The receiver's copy, what was removed from it, the agreement it leaves under, and
-    the data categories that may pass between the two sides about this referral."""
+    """The receiver's copy, what was removed from it, and the agreement it leaves under."""
 
     document: dict[str, Any]
     withheld: Sequence[Withheld]
     agreement: Agreement
-    categories: frozenset[str]
 
 
 def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts: Contracts,
@@ -67,8 +65,7 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
             raise ConsentProblem(
                 f"Agreement '{agreement.id}' refuses fields the consent does not cover; "
                 "nothing was stored.", gaps, title="Consent does not cover these fields")
-    shared = allowed & consented
-    filtered = need_to_know(document, allowed=shared, contracts=contracts)
+    filtered = need_to_know(document, allowed=allowed & consented, contracts=contracts)
     lost = contracts.validate("referral", filtered.document)
     if lost:
         categories = {w.pointer: w.category for w in filtered.withheld}
@@ -80,7 +77,7 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
                         " but the consent or the agreement does not allow its category")
              for e in lost],
             title="Not enough may be shared")
-    return Admitted(filtered.document, filtered.withheld, agreement, shared)
+    return Admitted(filtered.document, filtered.withheld, agreement)
 
 
 def consent_gaps(document: dict[str, Any], *, today: date) -> list[FieldError]:

@@ -145,10 +145,10 @@ class Referral(Base):
     # JSON Pointers of the fields the need-to-know filter removed (names only, no values).
     withheld: Mapped[list[str]] = mapped_column(JSON, default=list)
     agreement_id: Mapped[str | None] = mapped_column(String(100))
-    # The data categories that may pass between sender and receiver about this referral
-    # (the agreement's for its purpose, within the consent): status events are filtered
-    # to them too. None for a referral stored before agreements existed.
-    shared_categories: Mapped[list[str] | None] = mapped_column(JSON)
+    # The data categories the agreement allows for this referral's purpose: status events
+    # are filtered to them too (and, from the sender, to the consent's). None for a
+    # referral stored before agreements existed.
+    agreement_categories: Mapped[list[str] | None] = mapped_column(JSON)
     # Days the record is kept after it closes, from the agreement when it was submitted.
     retention_days: Mapped[int | None] = mapped_column(Integer)
     consent_withdrawn_at: Mapped[datetime | None]

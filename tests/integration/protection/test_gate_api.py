@@ -215,3 +215,22 @@ def test_status_events_carry_only_what_the_referral_may_share(
     # The code travels; free text (case-notes) is not shared under this agreement.
     assert (last["to_state"], last["reason_code"]) == ("rejected", "lack_of_capacity")
     assert last["details"] == {"reason": {"code": "lack_of_capacity"}}
+
+
+def test_the_senders_notes_stay_within_the_consent_the_receivers_within_the_agreement(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, receiver_key = two_partners(new_partner, settings)
+    document = make_referral(sender, receiver)
+    document["consent"]["scope"]["data_categories"] = ["identity", "demographics"]
+    created = client_for(sender_key).post("/v1/referrals", json=document, headers=key()).json()
+    path = f"/v1/referrals/{created['id']}"
+    gateway_marks_delivered(settings, created["id"])
+    client_for(receiver_key).post(f"{path}/events", json={
+        "status": "acknowledged", "note": "Caseworker assigned; first visit on Monday."})
+    client_for(sender_key).post(f"{path}/events", json={
+        "status": "withdrawn", "note": "Family moved to a fictional town."})
+    events = client_for(receiver_key).get(path).json()["events"]
+    assert [(e["to_state"], e["details"]) for e in events[-2:]] == [
+        ("acknowledged", {"note": "Caseworker assigned; first visit on Monday."}),
+        ("withdrawn", {})]

@@ -121,7 +121,7 @@ def upgrade() -> None:
             sa.Column("withheld", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
         )
         batch_op.add_column(sa.Column("agreement_id", sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column("shared_categories", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("agreement_categories", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("retention_days", sa.Integer(), nullable=True))
         batch_op.add_column(
             sa.Column(
@@ -180,7 +180,7 @@ def downgrade() -> None:
         )
         batch_op.drop_column("consent_withdrawn_at")
         batch_op.drop_column("retention_days")
-        batch_op.drop_column("shared_categories")
+        batch_op.drop_column("agreement_categories")
         batch_op.drop_column("agreement_id")
         batch_op.drop_column("withheld")
 
