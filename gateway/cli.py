@@ -17,13 +17,15 @@ from sqlalchemy import select
 
 from gateway import ROOT
 from gateway.console.users_cli import users_app
-from gateway.logs import configure_logging
+from gateway.errors import ConfigurationError
+from gateway.logs import configure_logging, ensure_logging
 from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
 from gateway.protection.agreements_cli import agreements_app
 from gateway.protection.audit_cli import audit_app
+from gateway.protection.crypto import Keyring, use_keyring
 from gateway.protection.keys_cli import keys_app
-from gateway.settings import get_settings
+from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import Partner
 
@@ -47,8 +49,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Serve the partner API (OpenAPI at /docs and /openapi.json)."""
-    settings = get_settings()
-    configure_logging(level=settings.log_level, json=settings.log_json)
+    settings = _process_settings()
     uvicorn.run("gateway.api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, log_config=None,
                 log_level=settings.log_level, access_log=False)
@@ -82,7 +83,7 @@ def sandbox(
     faults = Faults(latency_ms=latency_ms, failure_rate=failure_rate, drop_rate=drop_rate,
                     lost_response_rate=lost_response_rate, throttle_rate=throttle_rate,
                     retry_after=retry_after)
-    settings = get_settings()
+    settings = get_settings()  # a stand-in partner system: it needs no gateway key
     configure_logging(level=settings.log_level, json=settings.log_json)
     path = database or ROOT / "var" / f"sandbox-{name}-{port}.db"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,8 +98,7 @@ def relay() -> None:
     """Publish the outbox to RabbitMQ (with confirms) until stopped."""
     from gateway.delivery.relay import run_relay
 
-    settings = get_settings()
-    configure_logging(level=settings.log_level, json=settings.log_json)
+    settings = _process_settings()
     sessions = make_sessionmaker(make_engine(settings.database_url))
     _until_signal(lambda stop: run_relay(settings=settings, sessions=sessions, stop=stop))
 
@@ -110,8 +110,7 @@ def worker() -> None:
     from gateway.delivery.consumer import run_worker
     from gateway.mapping.translator import MappingTranslator
 
-    settings = get_settings()
-    configure_logging(level=settings.log_level, json=settings.log_json)
+    settings = _process_settings()
     sessions = make_sessionmaker(make_engine(settings.database_url))
     contracts = Contracts(settings.contracts_dir)
     translator = MappingTranslator(settings.mappings_dir, contracts=contracts)
@@ -129,8 +128,7 @@ def poll(
     from gateway.mapping.translator import MappingTranslator
     from gateway.protection.agreements import AgreementRegistry
 
-    settings = get_settings()
-    configure_logging(level=settings.log_level, json=settings.log_json)
+    settings = _process_settings()
     sessions = make_sessionmaker(make_engine(settings.database_url))
     contracts = Contracts(settings.contracts_dir)
     poller = Poller(sessions=sessions, contracts=contracts,
@@ -203,7 +201,8 @@ def purge(
     """Purge closed referrals past their agreement's retention period (audited)."""
     from gateway.protection.retention import purge as run_purge
 
-    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    settings = _process_settings()
+    sessions = make_sessionmaker(make_engine(settings.database_url))
 
     def once() -> None:
         report = run_purge(sessions, dry_run=dry_run)
@@ -215,7 +214,6 @@ def purge(
     if every is None:
         once()
         return
-    configure_logging(level=get_settings().log_level, json=get_settings().log_json)
 
     def loop(stop: threading.Event) -> None:
         while not stop.is_set():
@@ -238,6 +236,22 @@ def _key_values(items: list[str] | None, hint: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             values[key] = raw
     return values
+
+
+def _process_settings() -> Settings:
+    """The settings of a long-running process, its logging set up and its key ring in use.
+
+    Without an encryption key the process does not start: one line says why (exit 2).
+    """
+    settings = get_settings()
+    # ensure_: a test running commands in-process keeps the logging it set up.
+    ensure_logging(level=settings.log_level, json=settings.log_json)
+    try:
+        use_keyring(Keyring.from_settings(settings))
+    except ConfigurationError as error:
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(2) from None
+    return settings
 
 
 def _until_signal(run: Callable[[threading.Event], None]) -> None:

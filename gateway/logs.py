@@ -52,7 +52,8 @@ def configure_logging(
     # route template, not the path) replaces it. httpx logs every URL the adapters call at
     # INFO, and partner URLs carry people's identifiers (/person/<CRN>): warnings only.
     logging.getLogger("uvicorn.access").disabled = True
-    for name in ("httpx", "httpcore"):
+    # pika narrates every connection step at INFO: operators need its warnings only.
+    for name in ("httpx", "httpcore", "pika"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 

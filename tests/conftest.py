@@ -11,6 +11,7 @@ import pytest
 
 from fictional import remember
 from gateway.partners import register_partner
+from gateway.protection import crypto
 from gateway.protection.crypto import new_key_line
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
@@ -20,6 +21,15 @@ from sharing import write_agreement
 # One encryption key for this run, in the environment so that every process the tests
 # start (gateway, workers, CLI) finds it, as a deployment's processes find theirs.
 os.environ.setdefault("CASEBRIDGE_KEYS", new_key_line("test-run"))
+
+@pytest.fixture(autouse=True)
+def _keyring_kept() -> Iterator[None]:
+    """The process's key ring as each test found it: a test (or a command it runs in this
+    process) that puts other keys in use cannot leave them to the next test."""
+    before = crypto._ring
+    yield
+    crypto._ring = before
+
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
@@ -180,7 +190,12 @@ def cli() -> Callable[..., Any]:
     from typer.testing import CliRunner
 
     from gateway.cli import app
+    from gateway.logs import ensure_logging
     from gateway.settings import get_settings
+
+    # Commands set up logging when nothing has: do it here, on the test run's own output,
+    # not on the runner's stream that closes when the command returns.
+    ensure_logging(level="info", json=True)
 
     def invoke(*args: str, **env: str) -> Any:
         get_settings.cache_clear()

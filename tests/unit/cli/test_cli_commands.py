@@ -52,5 +52,14 @@ def test_db_upgrade_then_partner_add_stores_only_the_key_hash(tmp_path, monkeypa
 def test_help_lists_the_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("serve", "db", "partners"):
+    for command in ("serve", "db", "partners", "agreements", "keys", "audit", "users",
+                    "purge"):
         assert command in result.output
+
+
+def test_gateway_processes_refuse_to_start_without_an_encryption_key(cli) -> None:
+    for command in (["serve"], ["relay"], ["worker"], ["poll", "--once"], ["purge"]):
+        result = cli(*command, keys="", key_file="")
+        assert result.exit_code == 2, (command, result.output)
+        assert result.output.startswith("error: no encryption key: set CASEBRIDGE_KEY_FILE")
+        assert "Traceback" not in result.output
