@@ -21,12 +21,13 @@ PASSWORD = "a long fictional passphrase"
 
 
 def chromium() -> Path:
-    """Debian's Chromium, installed by scripts/browser.sh when missing; skip if impossible."""
+    """Debian's Chromium, installed by scripts/browser.sh when missing (`make test` runs it
+    first): a machine without it fails here rather than passing without a browser."""
     if not CHROMIUM.exists():
         done = subprocess.run([str(ROOT / "scripts" / "browser.sh")], capture_output=True,
                               text=True, timeout=900)
         if done.returncode != 0 or not CHROMIUM.exists():
-            pytest.skip(f"no browser: {CHROMIUM} is missing and scripts/browser.sh could not "
+            pytest.fail(f"no browser: {CHROMIUM} is missing and scripts/browser.sh could not "
                         f"install it ({done.stderr.strip()[-300:] or done.returncode})")
     return CHROMIUM
 

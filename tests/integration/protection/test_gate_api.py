@@ -234,3 +234,24 @@ def test_the_senders_notes_stay_within_the_consent_the_receivers_within_the_agre
     assert [(e["to_state"], e["details"]) for e in events[-2:]] == [
         ("acknowledged", {"note": "Caseworker assigned; first visit on Monday."}),
         ("withdrawn", {})]
+
+
+def test_a_bad_consent_withdrawal_is_refused_and_changes_nothing(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, receiver_key = two_partners(new_partner, settings)
+    created = client_for(sender_key).post("/v1/referrals", json=make_referral(
+        sender, receiver), headers=key()).json()
+    path = f"/v1/referrals/{created['id']}/consent-withdrawal"
+    client = client_for(sender_key)
+    for body, rule in (({}, "format"), ({"withdrawn_date": "20-11-2026"}, "format"),
+                       ({"withdrawn_date": (date.today() + timedelta(days=3)).isoformat()},
+                        "not-future")):
+        problem = assert_problem(client.post(path, json=body), 422, "validation-error")
+        assert pointers(problem) == {("/withdrawn_date", rule)}
+    refused = assert_problem(client_for(receiver_key).post(path, json={
+        "withdrawn_date": "2026-11-20"}), 403, "forbidden")
+    assert pointers(refused) == {("", "sender-only")}
+    after = client.get(f"/v1/referrals/{created['id']}").json()
+    assert after["status"] == "submitted" and after["consent_withdrawn_at"] is None
+    assert after["content"]["consent"].get("withdrawn") is not True
