@@ -51,7 +51,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -62,7 +61,7 @@ from gateway import ROOT
 from gateway.partners import register_partner
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import OutboxMessage, Referral
-from sharing import allow
+from sharing import allow, referral_document
 
 DATABASES = ("sqlite", "postgresql")
 PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",
@@ -114,37 +113,6 @@ class Result:
 
 
 # --- the workload --------------------------------------------------------------------------
-
-
-def referral_document(sender: str, receiver: str) -> dict[str, Any]:
-    """A valid canonical referral about a fictional child (same shape as the tests' fixture)."""
-    return {
-        "kind": "referral",
-        "sender": {"partner": sender, "unit": "CP unit Juba"},
-        "receiver": {"partner": receiver},
-        "external_reference": f"REF-{uuid.uuid4().hex[:8]}",
-        "subject": {
-            "identifiers": [{"system": "primero_case", "value": f"CP-{uuid.uuid4().hex[:6]}"}],
-            "given_name": "Zawadi",
-            "family_name": "Fictionalson",
-            "birth_date": "2014-03-09",
-            "sex": "female",
-            "is_minor": True,
-        },
-        "case": {"reference": "CASE-0001", "module": "child_protection", "risk_level": "high"},
-        "source_record": {"type": "bia", "reference": "BIA-2026-0042"},
-        "reason": "Needs family tracing after separation at the border.",
-        "consent": {
-            "given_by": "caregiver",
-            "form": "written",
-            "date": "2026-11-01",
-            "scope": {"purposes": ["referral"], "receivers": [receiver],
-                      "data_categories": ["identity", "demographics", "protection"]},
-            "child_assent": True,
-            "bia_reference": "BIA-2026-0042",
-        },
-        "services": [{"type": "family_tracing_reunification", "urgency": "urgent"}],
-    }
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,13 @@ from sqlalchemy import select
 
 from gateway import ROOT
 from gateway.console.users_cli import users_app
-from gateway.errors import ConfigurationError
 from gateway.logs import configure_logging, ensure_logging
 from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
 from gateway.protection.agreements_cli import agreements_app
 from gateway.protection.audit_cli import audit_app
 from gateway.protection.crypto import Keyring, use_keyring
-from gateway.protection.keys_cli import keys_app
+from gateway.protection.keys_cli import cli_errors, keys_app
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import Partner
@@ -246,11 +245,8 @@ def _process_settings() -> Settings:
     settings = get_settings()
     # ensure_: a test running commands in-process keeps the logging it set up.
     ensure_logging(level=settings.log_level, json=settings.log_json)
-    try:
+    with cli_errors():
         use_keyring(Keyring.from_settings(settings))
-    except ConfigurationError as error:
-        typer.echo(f"error: {error.detail}", err=True)
-        raise typer.Exit(2) from None
     return settings
 
 

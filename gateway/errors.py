@@ -76,12 +76,12 @@ class PayloadTooLarge(CaseBridgeError):
 
 
 class UnsupportedMediaType(CaseBridgeError):
-    def __init__(self, got: str) -> None:
+    def __init__(self, got: str, expected: str = "application/json") -> None:
         super().__init__(
-            detail=f"Content-Type must be application/json, not {got or 'missing'}.",
+            detail=f"Content-Type must be {expected}, not {got or 'missing'}.",
             status=415, slug="unsupported-media-type", title="Unsupported media type",
             extensions={"errors": [{"pointer": "", "rule": "content-type",
-                                    "detail": "send the body as application/json"}]},
+                                    "detail": f"send the body as {expected}"}]},
         )
 
 

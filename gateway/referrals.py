@@ -128,7 +128,7 @@ def submit_referral(
         if winner.request_hash != digest:
             raise IdempotencyConflict() from None
         return Submitted(winner, replayed=True)
-    store_digests(session, referral)
+    store_digests(session, referral, new=True)
     audit.record(session, actor=f"partner:{sender.id}", action="referral.create",
                  partner_id=sender.id, referral_id=referral.id, correlation_id=correlation_id,
                  detail={"kind": referral.kind, "receiver": receiver.id,

@@ -2,12 +2,17 @@
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gateway.contracts import Contracts
+from gateway.partners import register_partner
 from gateway.protection.agreements import AgreementRegistry
+from gateway.referrals import submit_referral
 from gateway.settings import Settings
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import Partner
 
 CATEGORIES = ["identity", "contact", "demographics", "protection", "incident", "health",
               "legal", "risk", "case-notes"]
@@ -33,3 +38,21 @@ def agreed(settings: Settings, *parties: str) -> AgreementRegistry:
     """The agreements in `settings.agreements_dir`, after adding one between `parties`."""
     write_agreement(settings.agreements_dir, f"test-{uuid.uuid4().hex[:12]}", list(parties))
     return AgreementRegistry(settings.agreements_dir, Contracts(settings.contracts_dir))
+
+
+def stored_referral(settings: Settings, document: Callable[[str, str], dict[str, Any]], *,
+                    prefix: str) -> tuple[str, str, str]:
+    """A referral submitted through the gateway's own service, between two new partners
+    that share an agreement: (referral id, sender id, receiver id)."""
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    sender_id, receiver_id = (f"{prefix}-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    with unit_of_work(sessions) as session:
+        for partner_id in (sender_id, receiver_id):
+            register_partner(session=session, partner_id=partner_id, name="x", system="other")
+        referral = submit_referral(
+            session=session, contracts=Contracts(settings.contracts_dir),
+            agreements=agreed(settings, sender_id, receiver_id),
+            sender=session.get_one(Partner, sender_id),
+            document=document(sender_id, receiver_id), idempotency_key=uuid.uuid4().hex,
+            correlation_id=f"corr-{sender_id}").referral
+    return referral.id, sender_id, receiver_id

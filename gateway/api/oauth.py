@@ -13,13 +13,19 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 
+from gateway.api.body import FORM, read_body
 from gateway.api.deps import SessionDep, SettingsDep
-from gateway.errors import CaseBridgeError, FieldError, NotAuthenticated
+from gateway.errors import (
+    CaseBridgeError,
+    FieldError,
+    NotAuthenticated,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from gateway.partners import issue_access_token
 from gateway.protection import audit
 
 router = APIRouter(tags=["authentication"])
-FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 4096
 
 
@@ -40,15 +46,10 @@ class OAuthProblem(CaseBridgeError):
 
 async def _form(request: Request) -> dict[str, str]:
     """The form body, read here so the endpoint itself can run off the event loop."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM:
-        raise OAuthProblem("invalid_request", f"Send the request as {FORM}.", 415)
-    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-        raise OAuthProblem("invalid_request", "The token request is too large.", 413)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise OAuthProblem("invalid_request", "The token request is too large.", 413)
+    try:
+        body = await read_body(request, media_type=FORM, limit=MAX_FORM_BYTES)
+    except (UnsupportedMediaType, PayloadTooLarge) as error:  # in OAuth2's words too
+        raise OAuthProblem("invalid_request", error.detail, error.status) from None
     return {k: v[0] for k, v in parse_qs(body.decode("latin-1")).items()}
 
 

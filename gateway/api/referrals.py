@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sqlalchemy.orm import Session, sessionmaker
 from structlog.contextvars import bind_contextvars
 
 from gateway.api.body import json_body
@@ -128,8 +129,8 @@ def get_referral(referral_id: str, session: SessionDep, sessions: SessionsDep,
     return ReferralOut.of(referral)
 
 
-def _visible(session: SessionDep, sessions: SessionsDep, partner: Partner, referral_id: str,
-             *, for_update: bool = False) -> Referral:
+def _visible(session: Session, sessions: sessionmaker[Session], partner: Partner,
+             referral_id: str, *, for_update: bool = False) -> Referral:
     """The referral if `partner` sent or received it; otherwise 404, and the attempt audited."""
     try:
         return visible_referral(session=session, partner=partner, referral_id=referral_id,

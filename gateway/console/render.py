@@ -11,11 +11,11 @@ from fastapi import Depends, Request
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from gateway.api.body import FORM, read_body
 from gateway.console.access import ConsoleForbidden, Viewer
-from gateway.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import MalformedRequest
 
 FORM_LIMIT = 64 * 1024
-FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 # No script runs in the console: the policy forbids any, and framing by other sites.
 SECURITY_HEADERS = {
@@ -103,14 +103,7 @@ async def read_form(request: Request) -> Form:
     ours = {request.headers.get("host"), request.headers.get("x-forwarded-host")} - {None}
     if origin is not None and urlsplit(origin).netloc not in ours:
         raise ConsoleForbidden("The form was sent from another site.", None)
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != FORM_MEDIA_TYPE:
-        raise UnsupportedMediaType(media_type)
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > FORM_LIMIT:
-            raise PayloadTooLarge(FORM_LIMIT)
+    body = await read_body(request, media_type=FORM, limit=FORM_LIMIT)
     try:
         text = body.decode()
         fields = parse_qsl(text, keep_blank_values=True, strict_parsing=False,

@@ -66,7 +66,8 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
                 f"Agreement '{agreement.id}' refuses fields the consent does not cover; "
                 "nothing was stored.", gaps, title="Consent does not cover these fields")
     filtered = need_to_know(document, allowed=allowed & consented, contracts=contracts)
-    lost = contracts.validate("referral", filtered.document)
+    # Removing fields can only break `required` rules: check again only if any went.
+    lost = contracts.validate("referral", filtered.document) if filtered.withheld else []
     if lost:
         categories = {w.pointer: w.category for w in filtered.withheld}
         raise ConsentProblem(

@@ -25,10 +25,13 @@ def search_terms(document: dict[str, Any]) -> list[str]:
     return terms
 
 
-def store_digests(session: Session, referral: Referral) -> None:
-    """(Re)write the referral's identifier digests under the active key."""
+def store_digests(session: Session, referral: Referral, *, new: bool = False) -> None:
+    """(Re)write the referral's identifier digests under the active key (`new`: it has
+    none yet, so there is nothing to delete first)."""
     ring = keyring()
-    session.execute(delete(IdentifierDigest).where(IdentifierDigest.referral_id == referral.id))
+    if not new:
+        session.execute(delete(IdentifierDigest)
+                        .where(IdentifierDigest.referral_id == referral.id))
     for digest in sorted({ring.digest(term) for term in search_terms(referral.content)}):
         session.add(IdentifierDigest(referral_id=referral.id, digest=digest))
 

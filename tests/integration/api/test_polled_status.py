@@ -1,36 +1,24 @@
 """Status changes read from a partner's system: skipped states inferred, old reports ignored."""
 
-import uuid
 
 import pytest
 
 from gateway.contracts import Contracts
 from gateway.errors import LifecycleViolation
 from gateway.lifecycle import Actor
-from gateway.partners import register_partner
-from gateway.referrals import record_status_event, submit_referral
+from gateway.referrals import record_status_event
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import Partner, Referral
-from sharing import agreed
+from servers import gateway_marks_delivered
+from sharing import stored_referral
 
 
 @pytest.fixture
 def delivered_referral(settings, make_referral):
-    sessions = make_sessionmaker(make_engine(settings.database_url))
-    contracts = Contracts(settings.contracts_dir)
-    sender_id, receiver_id = (f"poll-{uuid.uuid4().hex[:8]}" for _ in range(2))
-    with unit_of_work(sessions) as session:
-        for partner_id in (sender_id, receiver_id):
-            register_partner(session=session, partner_id=partner_id, name="x", system="other")
-        referral = submit_referral(
-            session=session, contracts=contracts, sender=session.get(Partner, sender_id),
-            agreements=agreed(settings, sender_id, receiver_id),
-            document=make_referral(sender_id, receiver_id), idempotency_key="k",
-            correlation_id="corr-poll-test").referral
-        record_status_event(session=session, contracts=contracts, referral=referral,
-                            actor=Actor.GATEWAY, actor_partner=None,
-                            document={"status": "delivered"})
-    return sessions, contracts, referral.id, receiver_id
+    referral_id, _, receiver_id = stored_referral(settings, make_referral, prefix="poll")
+    gateway_marks_delivered(settings, referral_id)
+    return (make_sessionmaker(make_engine(settings.database_url)),
+            Contracts(settings.contracts_dir), referral_id, receiver_id)
 
 
 def apply(sessions, contracts, referral_id, receiver_id, status, *, polled):
@@ -72,24 +60,16 @@ def test_a_sender_enforcing_a_challenged_transfer_is_not_taken_for_an_old_report
 ) -> None:
     sessions = make_sessionmaker(make_engine(settings.database_url))
     contracts = Contracts(settings.contracts_dir)
-    sender_id, receiver_id = (f"poll-{uuid.uuid4().hex[:8]}" for _ in range(2))
-    with unit_of_work(sessions) as session:
-        for partner_id in (sender_id, receiver_id):
-            register_partner(session=session, partner_id=partner_id, name="x", system="other")
-        referral = submit_referral(
-            session=session, contracts=contracts, sender=session.get(Partner, sender_id),
-            agreements=agreed(settings, sender_id, receiver_id),
-            document=make_referral(sender_id, receiver_id, kind="transfer"),
-            idempotency_key="k", correlation_id="corr-poll-test").referral
-        record_status_event(session=session, contracts=contracts, referral=referral,
-                            actor=Actor.GATEWAY, actor_partner=None,
-                            document={"status": "delivered"})
-    apply(sessions, contracts, referral.id, receiver_id, "accepted", polled=True)
-    apply(sessions, contracts, referral.id, receiver_id, {"status": "challenged", "reason": {
+    referral_id, sender_id, receiver_id = stored_referral(
+        settings, lambda sender, receiver: make_referral(sender, receiver, kind="transfer"),
+        prefix="poll")
+    gateway_marks_delivered(settings, referral_id)
+    apply(sessions, contracts, referral_id, receiver_id, "accepted", polled=True)
+    apply(sessions, contracts, referral_id, receiver_id, {"status": "challenged", "reason": {
         "code": "risk_concerns"}}, polled=True)
     with unit_of_work(sessions) as session:
         enforced = record_status_event(
-            session=session, contracts=contracts, referral=session.get(Referral, referral.id),
+            session=session, contracts=contracts, referral=session.get(Referral, referral_id),
             actor=Actor.SENDER, actor_partner=session.get(Partner, sender_id),
             document={"status": "accepted"}, polled=True)
     assert enforced is not None and enforced.from_state == "challenged"

@@ -4,12 +4,11 @@ import uuid
 
 from gateway.contracts import Contracts
 from gateway.delivery import dead_letters
-from gateway.partners import register_partner
 from gateway.protection import audit
-from gateway.referrals import submit_referral, withdraw_consent
+from gateway.referrals import withdraw_consent
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import AuditEntry, Partner, Referral
-from sharing import agreed
+from sharing import stored_referral
 
 
 def test_a_failed_delivery_is_not_redriven_once_consent_is_withdrawn(
@@ -17,16 +16,10 @@ def test_a_failed_delivery_is_not_redriven_once_consent_is_withdrawn(
 ) -> None:
     sessions = make_sessionmaker(make_engine(settings.database_url))
     contracts = Contracts(settings.contracts_dir)
-    sender_id, receiver_id = (f"wd-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    referral_id, sender_id, receiver_id = stored_referral(settings, make_referral,
+                                                          prefix="wd")
     with unit_of_work(sessions) as session:
-        for partner_id in (sender_id, receiver_id):
-            register_partner(session=session, partner_id=partner_id, name="x", system="other")
-        referral = submit_referral(
-            session=session, contracts=contracts,
-            agreements=agreed(settings, sender_id, receiver_id),
-            sender=session.get(Partner, sender_id),
-            document=make_referral(sender_id, receiver_id), idempotency_key="wd",
-            correlation_id=f"corr-{sender_id}").referral
+        referral = session.get_one(Referral, referral_id)
         envelope = {
             "message_id": uuid.uuid4().hex, "type": "deliver", "referral_id": referral.id,
             "target": receiver_id, "correlation_id": referral.correlation_id}
