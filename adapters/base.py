@@ -23,6 +23,9 @@ class NativeChange:
     `status` for a status change of a record exchanged through the gateway.
     `referral_id` is the gateway's id when the record carries one (status changes of
     records the gateway created), else None (a new outgoing record).
+    `problem` says why the adapter could not read a change it was told of (a feed event
+    without the fields it needs, a record that answers garbage): the poller records such a
+    change as an inbound dead letter instead of losing it. Ids and codes only, no values.
     """
 
     kind: ChangeKind
@@ -30,6 +33,7 @@ class NativeChange:
     record: dict[str, Any]
     referral_id: str | None = None
     changed_at: str | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,9 @@ class Poller:
             clear_contextvars()
             bind_contextvars(partner=partner_id, native_id=change.native_id, change=change.kind)
             try:
+                if change.problem is not None:
+                    raise CaseBridgeError(detail=change.problem, status=422,
+                                          slug="unreadable-change", title="Unreadable change")
                 if change.kind == "status":
                     result.status_events += self._take_status(partner_id, system, change)
                 else:
