@@ -169,7 +169,8 @@ class MappingError(CaseBridgeError):
     """A mapping could not translate a record (or could not be found or loaded).
 
     The message and `extensions` name the mapping file, line, rule and field path, never the
-    value that failed, so delivery can dead-letter the record with this reason.
+    value that failed — except an unlisted code that has the shape of a code, which the
+    operator needs to fix the code list — so delivery can dead-letter the record with it.
     """
 
     def __init__(self, detail: str, *, file: str = "", line: int = 0, rule: str = "",

@@ -7,14 +7,14 @@ registry call: a file with any problem is never compiled, so it never runs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.mapping.checkrules import RuleChecker
 from gateway.mapping.codes import CodeListFolder, check_code_list
 from gateway.mapping.loader import Problem, Problems
-from gateway.mapping.model import DIRECTIONS, Block, CodeList, MappingFile
+from gateway.mapping.model import DIRECTIONS, Block, CodeList, Direction, MappingFile, Rule
 from gateway.mapping.parse import parse_mapping_file
 from gateway.mapping.reverse import check_reversible
 from gateway.mapping.schema import Field, SchemaView
@@ -29,6 +29,7 @@ class Checked:
     mapping: MappingFile | None
     code_lists: dict[str, CodeList] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     content_hash: str = ""
 
     @property
@@ -98,9 +99,38 @@ def check_mapping_file(path: Path, view: SchemaView, *,
     lists = [c for n in sorted(used) if (c := code_list(n)) is not None]
     checked.code_lists = {c.name: c for c in lists}
     checked.problems = sorted(set(problems) | set(other_problems))
+    checked.warnings = fallback_warnings(mapping, checked.file, code_list)
     checked.content_hash = content_hash(mapping.raw, [c for c in lists
                                                       if c.name not in mapping.codes])
     return checked
+
+
+def fallback_warnings(mapping: MappingFile, file: str,
+                      code_list: Callable[[str], CodeList | None]) -> list[Problem]:
+    """Every place an unlisted code or a missing value is answered for the partner: said aloud.
+
+    None of these is an error, but each decides something the partner's record did not say,
+    so `mappings check` lists them all for the IM officer to review.
+    """
+    warnings = Problems(file)
+
+    def walk(rules: list[Rule], direction: Direction) -> None:
+        for rule in rules:
+            walk(rule.rules, direction)
+            source = ", ".join(str(s) for s in rule.sources)
+            codes = code_list(rule.code) if rule.code else None
+            fallback = codes.fallbacks.get(direction) if codes else None
+            if rule.unknown == "fallback" and codes is not None and fallback is not None:
+                warnings.add(rule.at("unknown"), "fallback",
+                             f"{rule.to}: a {direction} code not in code list '{codes.name}' "
+                             f"{fallback.describe()} — {fallback.why}")
+            if rule.has_default:
+                warnings.add(rule.at("default"), "default",
+                             f"{rule.to}: when {source} is missing, '{rule.default}' is used")
+
+    for direction, block in mapping.blocks.items():
+        walk(block.rules, direction)
+    return list(warnings)
 
 
 def _contract(mapping: MappingFile, view: SchemaView, problems: Problems) -> Field | None:

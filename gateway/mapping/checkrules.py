@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.mapping.codes import check_against_enum
 from gateway.mapping.loader import Pos, Problems, suggest
-from gateway.mapping.model import Block, CodeList, Condition, Direction, Rule
+from gateway.mapping.model import DROP, Block, CodeList, Condition, Direction, Rule
 from gateway.mapping.paths import FieldPath
 from gateway.mapping.schema import Field, SchemaView, compatible, json_type
 from gateway.mapping.transforms import ARRAY, SPECS
@@ -200,6 +200,10 @@ class RuleChecker:
             self.code_list_fits(rule, codes, canonical, values)
         produced = {json_type(e.native if not self.inbound else e.canonical)
                     for e in codes.entries}
+        if rule.unknown == "fallback":
+            fallback = self.fallback(rule, codes, values)
+            if fallback is not None:
+                produced.add(json_type(fallback))
         if rule.unknown == "keep" and types:
             produced |= types
         if types == ARRAY_ONLY:
@@ -207,6 +211,23 @@ class RuleChecker:
         if types is None and produced:
             produced.add(ARRAY)  # an unknown native value may be a list of codes
         return frozenset(produced) if produced else None
+
+    def fallback(self, rule: Rule, codes: CodeList, values: list[Any] | None) -> Any:
+        """The fallback `unknown: fallback` relies on: declared for this direction, a real code."""
+        declared = codes.fallbacks.get(self.direction)
+        if declared is None:
+            self.problems.add(rule.at("unknown"), "missing-key",
+                              f"unknown: fallback, but code list '{codes.name}' declares no "
+                              f"{self.direction} fallback (add 'fallback: {{{self.direction}: "
+                              "<code or drop>, why: <reason>}' to the list)")
+            return None
+        if declared.value == DROP:
+            return None
+        if self.inbound and values is not None and declared.value not in values:
+            self.problems.add(rule.at("unknown"), "unknown-code",
+                              f"the inbound fallback '{declared.value}' of code list "
+                              f"'{codes.name}' is not a code of the field")
+        return declared.value
 
     def code_list_fits(self, rule: Rule, codes: CodeList, field: Field, values: list[Any]) -> None:
         where = rule.at("code")

@@ -60,6 +60,10 @@ def check(paths: PathsArg = None) -> None:
     results, problems = check_all(paths or [get_settings().mappings_dir], _view())
     for problem in problems:
         typer.echo(str(problem))
+    warnings = sorted({w for result in results for w in result.warnings})
+    for warning in warnings:
+        typer.echo(f"{warning.file}:{warning.line}:{warning.column}: warning: {warning.rule}: "
+                   f"{warning.message}")
     for result in results:
         if result.ok:
             typer.echo(f"{result.file}: ok {result.content_hash[:19]}")
@@ -69,7 +73,9 @@ def check(paths: PathsArg = None) -> None:
     files = len({p.file for p in problems})
     typer.echo(f"{_count(len(results), 'mapping file')} checked: " + (
         f"{_count(len(problems), 'problem')} in {_count(files, 'file')}" if problems
-        else "no problems"))
+        else "no problems") + (
+        f"; {_count(len(warnings), 'warning')} (explicit fallbacks and defaults: review them)"
+        if warnings else ""))
     if problems:
         raise typer.Exit(1)
 

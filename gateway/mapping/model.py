@@ -11,7 +11,9 @@ from gateway.mapping.paths import FieldPath
 
 Direction = Literal["inbound", "outbound"]
 DIRECTIONS: tuple[Direction, ...] = ("inbound", "outbound")
-UNKNOWN_POLICIES = ("error", "default", "keep", "drop")
+UNKNOWN_POLICIES = ("error", "fallback", "keep")
+# Written in a code list's `fallback` to say "an unknown code is left out".
+DROP = "drop"
 CONDITION_OPS = ("equals", "not_equals", "in", "not_in", "present", "contains")
 
 
@@ -117,9 +119,26 @@ class CodeEntry:
         return self.only != "inbound"
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """What a code list declares an unknown code becomes, one way, and why (never silent)."""
+
+    value: Any
+    why: str
+    pos: Pos
+
+    def describe(self) -> str:
+        """The fallback in words, for `mappings check`."""
+        return "is left out" if self.value == DROP else f"becomes '{self.value}'"
+
+
 @dataclass
 class CodeList:
-    """Native codes ↔ canonical codes; `unmapped` names canonical codes with no native one."""
+    """Native codes ↔ canonical codes; `unmapped` names canonical codes with no native one.
+
+    `fallbacks` holds what the list *declares* an unknown code becomes, per direction; a rule
+    uses it only when it says `unknown: fallback`, and `mappings check` lists every such use.
+    """
 
     name: str
     file: str
@@ -128,6 +147,7 @@ class CodeList:
     contract: str | None = None
     contract_pos: Pos | None = None
     unmapped: list[tuple[str, Pos]] = field(default_factory=list)
+    fallbacks: dict[Direction, Fallback] = field(default_factory=dict)
     raw: bytes = b""
 
     def inbound_table(self) -> dict[Any, Any]:

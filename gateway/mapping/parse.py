@@ -22,6 +22,7 @@ from gateway.mapping.model import (
     Condition,
     Direction,
     Example,
+    Fallback,
     MappingFile,
     Rule,
     Transform,
@@ -34,7 +35,10 @@ BLOCK_KEYS = ("rules", "examples")
 RULE_KEYS = ("to", "from", "value", "default", "required", "when", "transform", "code",
              "unknown", "reversible", "each", "where", "rules")
 EXAMPLE_KEYS = ("name", "input", "output", "error")
-CODE_LIST_KEYS = ("description", "contract", "codes", "unmapped")
+CODE_LIST_KEYS = ("description", "contract", "codes", "unmapped", "fallback")
+FALLBACK_KEYS = ("inbound", "outbound", "why")
+# Unknown-code policies of earlier versions, which hid unlisted codes behind a default.
+SILENT_POLICIES = {"default": "a rule's default", "drop": "nothing"}
 ENTRY_KEYS = ("native", "canonical", "only", "label")
 
 
@@ -132,7 +136,29 @@ def _code_list(node: Node, name: str, file: str, raw: bytes) -> CodeList:
                 codes.unmapped.append((str(item), pos))
             else:
                 node.problems.add(pos, "bad-value", "'unmapped' lists canonical codes")
+    fallback = node.child("fallback", "a code list's fallback") if "fallback" in node else None
+    if fallback is not None:
+        _fallbacks(fallback, codes)
     return codes
+
+
+def _fallbacks(node: Node, codes: CodeList) -> None:
+    """`fallback: {inbound?, outbound?, why}`: an explicit, explained answer for unknown codes."""
+    node.check_keys(FALLBACK_KEYS, ("why",))
+    why = node.text("why")
+    if "inbound" not in node and "outbound" not in node:
+        node.problems.add(node.pos, "missing-key",
+                          "a fallback names what an unknown code becomes 'inbound', "
+                          "'outbound' or both")
+    for direction in DIRECTIONS:
+        if direction not in node:
+            continue
+        value = plain(node.get(direction))
+        if value is None or isinstance(value, dict | list):
+            node.problems.add(node.value_pos(direction), "bad-value",
+                              f"the {direction} fallback is one code, or 'drop'")
+            continue
+        codes.fallbacks[direction] = Fallback(value, why or "", node.value_pos(direction))
 
 
 def _block(node: Node, direction: Direction) -> Block:
@@ -212,7 +238,13 @@ def _rule(node: Node) -> Rule | None:
         rule.code = node.text("code")
     if "unknown" in node:
         unknown = node.get("unknown")
-        if unknown not in UNKNOWN_POLICIES:
+        if isinstance(unknown, str) and unknown in SILENT_POLICIES:
+            problems.add(node.value_pos("unknown"), "silent-default",
+                         f"'unknown: {unknown}' would turn a code nobody listed into "
+                         f"{SILENT_POLICIES[unknown]} without a word: use 'unknown: error', or "
+                         f"declare a 'fallback' (with 'why') in code list "
+                         f"'{node.get('code')}' and write 'unknown: fallback'")
+        elif unknown not in UNKNOWN_POLICIES:
             problems.add(node.value_pos("unknown"), "bad-value",
                          f"'unknown' is one of {', '.join(UNKNOWN_POLICIES)}")
         else:
@@ -239,12 +271,9 @@ def _combinations(node: Node, rule: Rule) -> None:
     if rule.code and rule.unknown is None and "unknown" not in node:
         problems.add(node.key_pos("code"), "missing-key",
                      "a code list lookup must say what to do with an unknown code: "
-                     "unknown: error, default, keep or drop")
+                     "unknown: error, fallback or keep")
     if "unknown" in node and "code" not in node:
         problems.add(node.key_pos("unknown"), "bad-value", "'unknown' goes with 'code'")
-    if rule.unknown == "default" and not rule.has_default:
-        problems.add(node.key_pos("unknown"), "missing-key",
-                     "unknown: default needs a 'default' value")
 
 
 def _sources(node: Node) -> tuple[tuple[FieldPath, ...], bool]:

@@ -4,10 +4,11 @@ that turns a source value into the target value (transforms, code list, default,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from gateway.mapping.model import CodeList, Condition, Direction, Rule
+from gateway.mapping.model import DROP, CodeList, Condition, Direction, Rule
 from gateway.mapping.paths import compile_getter
 from gateway.mapping.transforms import Apply, TransformFailed
 
@@ -70,22 +71,28 @@ def conditions(tests: tuple[Condition, ...]) -> Test | None:
     return lambda scope, root: all(check(scope, root) for check in checks)
 
 
+CODE_SHAPE = re.compile(r"[A-Za-z0-9_.:/-]{1,40}")
+
+
 class CodeLookup:
     """The code list lookup of one rule, with its policy for unknown codes."""
 
     def __init__(self, rule: Rule, codes: CodeList, direction: Direction) -> None:
         self.table = codes.inbound_table() if direction == "inbound" else codes.outbound_table()
-        self.policy, self.default, self.name = rule.unknown, rule.default, codes.name
+        self.policy, self.name = rule.unknown, codes.name
+        fallback = codes.fallbacks.get(direction)
+        self.fallback = None if fallback is None or fallback.value == DROP else fallback.value
 
     def missing(self, value: Any) -> Any:
-        """What an unknown code becomes: itself, the default, nothing, or an error."""
+        """What an unknown code becomes: itself, the code list's declared fallback, or an error.
+
+        The error names the code: codes are vocabulary, never personal data.
+        """
         if self.policy == "keep":
             return value
-        if self.policy == "default":
-            return self.default
-        if self.policy == "drop":
-            return None
-        raise TransformFailed(f"the code is not in code list '{self.name}'")
+        if self.policy == "fallback":
+            return self.fallback
+        raise TransformFailed(f"the code {_shown(value)} is not in code list '{self.name}'")
 
     def one(self, value: Any) -> Any:
         try:
@@ -100,6 +107,19 @@ class CodeLookup:
         if type(value) is list:
             return [c for c in map(self.one, value) if c is not None]
         return self.one(value)
+
+
+def _shown(code: Any) -> str:
+    """A code as an error message may show it: only what has the shape of a code.
+
+    Operators need the unlisted code to fix the list, but a field meant for a code can hold
+    free text (a name, a note), which must never reach a dead letter, a log or the broker.
+    """
+    if isinstance(code, bool) or not isinstance(code, str | int):
+        return f"(a {type(code).__name__}, not a code)"
+    if isinstance(code, int) or CODE_SHAPE.fullmatch(code):
+        return repr(code)
+    return "(a value that does not look like a code, not shown)"
 
 
 def fresh(value: Any) -> Any:
