@@ -117,13 +117,13 @@ def fallback_warnings(mapping: MappingFile, file: str,
     def walk(rules: list[Rule], direction: Direction) -> None:
         for rule in rules:
             walk(rule.rules, direction)
-            source = ", ".join(str(s) for s in rule.sources)
+            source = " and ".join(str(s) for s in rule.sources)
             codes = code_list(rule.code) if rule.code else None
             fallback = codes.fallbacks.get(direction) if codes else None
             if rule.unknown == "fallback" and codes is not None and fallback is not None:
                 warnings.add(rule.at("unknown"), "fallback",
-                             f"{rule.to}: a {direction} code not in code list '{codes.name}' "
-                             f"{fallback.describe()} — {fallback.why}")
+                             f"{rule.to}: an {direction} code not in code list '{codes.name}' "
+                             f"{fallback.describe()} ({fallback.why})")
             if rule.has_default:
                 warnings.add(rule.at("default"), "default",
                              f"{rule.to}: when {source} is missing, '{rule.default}' is used")

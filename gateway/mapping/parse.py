@@ -158,7 +158,8 @@ def _fallbacks(node: Node, codes: CodeList) -> None:
             node.problems.add(node.value_pos(direction), "bad-value",
                               f"the {direction} fallback is one code, or 'drop'")
             continue
-        codes.fallbacks[direction] = Fallback(value, why or "", node.value_pos(direction))
+        reason = " ".join((why or "").split())
+        codes.fallbacks[direction] = Fallback(value, reason, node.value_pos(direction))
 
 
 def _block(node: Node, direction: Direction) -> Block:

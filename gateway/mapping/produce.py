@@ -71,7 +71,10 @@ def conditions(tests: tuple[Condition, ...]) -> Test | None:
     return lambda scope, root: all(check(scope, root) for check in checks)
 
 
-CODE_SHAPE = re.compile(r"[A-Za-z0-9_.:/-]{1,40}")
+# What an option value, lookup id or code looks like: one case, digits, underscores; or a
+# GUID. A name ("Amani"), a hyphenated or spaced phrase, or anything long is not shown.
+CODE_SHAPE = re.compile(r"[a-z0-9_]{1,40}|[A-Z0-9_]{1,40}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}"
+                        r"-[0-9a-fA-F]{12}")
 
 
 class CodeLookup:

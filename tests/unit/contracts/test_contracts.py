@@ -58,7 +58,8 @@ TOP_LEVEL_PROPERTIES = {
         "kind subtype sender receiver external_reference subject case source_record "
         "services reason consent transfer attachments requested_at"
     ),
-    "status-event": words("status occurred_at reason outcome note source_status due_date new_owner"),
+    "status-event": words(
+        "status occurred_at reason outcome note source_status due_date new_owner"),
     "person": words(
         "identifiers given_name family_name middle_name other_names birth_date "
         "birth_date_precision age sex nationality languages is_minor contact"

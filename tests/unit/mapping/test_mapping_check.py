@@ -307,10 +307,46 @@ def test_a_code_lookup_must_say_what_to_do_with_an_unknown_code(
     assert (problem.rule, problem.line) == ("missing-key", line_of(text, "code: sex"))
 
 
-def test_unknown_default_needs_a_default(write_mapping: Write, check: Check) -> None:
-    text = replace(MINIMAL_REFERRAL, "unknown: error", "unknown: default")
+@pytest.mark.parametrize("policy", ["default", "drop"])
+def test_a_silent_unknown_code_policy_is_refused_with_the_way_out(
+        write_mapping: Write, check: Check, policy: str) -> None:
+    text = replace(MINIMAL_REFERRAL, "unknown: error", f"unknown: {policy}")
     [problem] = check(write_mapping(text)).problems
-    assert (problem.rule, problem.line) == ("missing-key", line_of(text, "unknown: default"))
+    assert (problem.rule, problem.line) == ("silent-default", line_of(text, f"unknown: {policy}"))
+    assert "declare a 'fallback' (with 'why') in code list 'sex'" in problem.message
+
+
+def test_unknown_fallback_needs_the_code_list_to_declare_one(
+        write_mapping: Write, check: Check) -> None:
+    text = replace(MINIMAL_REFERRAL, "unknown: error", "unknown: fallback")
+    [problem] = check(write_mapping(text)).problems
+    assert (problem.rule, problem.line) == ("missing-key", line_of(text, "unknown: fallback"))
+    assert "declares no inbound fallback" in problem.message
+
+
+def test_a_fallback_must_say_why_and_be_a_code_of_the_field(
+        write_mapping: Write, check: Check) -> None:
+    text = replace(MINIMAL_REFERRAL, "unknown: error", "unknown: fallback")
+    codes = SEX_CODES.replace("codes:\n", "fallback:\n  inbound: nonbinary\ncodes:\n")
+    problems = check(write_mapping(text, codes={"sex": codes})).problems
+    assert {p.rule for p in problems} == {"missing-key", "unknown-code"}
+    assert any("'why'" in p.message for p in problems if p.rule == "missing-key")
+
+
+def test_every_fallback_and_default_is_listed_as_a_warning_not_a_problem(
+        write_mapping: Write, check: Check) -> None:
+    text = replace(MINIMAL_REFERRAL, "unknown: error", "unknown: fallback\n      default: unknown")
+    codes = SEX_CODES.replace(
+        "codes:\n", "fallback:\n  inbound: unknown\n  why: >\n    the office records\n"
+                    "    sex its own way\ncodes:\n")
+    checked = check(write_mapping(text, codes={"sex": codes}))
+    assert checked.ok
+    fallback, default = sorted(checked.warnings, key=lambda w: w.rule)[::-1]
+    assert (fallback.rule, fallback.line) == ("fallback", line_of(text, "unknown: fallback"))
+    assert fallback.message == ("subject.sex: an inbound code not in code list 'sex' becomes "
+                                "'unknown' (the office records sex its own way)")
+    assert (default.rule, default.line) == ("default", line_of(text, "default: unknown"))
+    assert "when sex is missing, 'unknown' is used" in default.message
 
 
 def test_an_unknown_code_list_is_reported(write_mapping: Write, check: Check) -> None:

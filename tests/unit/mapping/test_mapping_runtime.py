@@ -107,21 +107,51 @@ def test_translating_never_changes_the_input_nor_shares_constants(
     assert mapping.inbound(record)["consent"]["scope"]["purposes"] == ["referral"]
 
 
-@pytest.mark.parametrize(("policy", "expected"), [
-    ("keep", {"sex": "x"}), ("default", {"sex": "unknown"}), ("drop", {}),
+@pytest.mark.parametrize(("fallback", "expected"), [
+    (None, None), ("  outbound: U\n", {"sex": "U"}), ("  outbound: drop\n", {}),
 ])
-def test_each_unknown_code_policy(write_mapping: Write, compiled: Compile, policy: str,
-                                  expected: dict[str, Any]) -> None:
-    default = "      default: unknown\n" if policy == "default" else ""
+def test_an_unlisted_code_is_an_error_naming_it_unless_the_list_declares_a_fallback(
+        write_mapping: Write, compiled: Compile, fallback: str | None,
+        expected: dict[str, Any] | None) -> None:
+    policy = "error" if fallback is None else "fallback"
     text = outbound(f"    - to: sex\n      from: subject.sex\n      code: native-sex\n"
-                    f"      unknown: {policy}\n{default}")
-    codes = {"native-sex": "codes:\n  - {native: F, canonical: female}\n"
-                           "  - {native: M, canonical: male}\n"
-                           "unmapped: [other, unknown]\n"}
+                    f"      unknown: {policy}\n")
+    declared = f"fallback:\n{fallback}  why: sandbox rules\n" if fallback else ""
+    codes = {"native-sex": declared + "codes:\n  - {native: F, canonical: female}\n"
+                                      "  - {native: M, canonical: male}\n"
+                                      "unmapped: [other, unknown]\n"}
     mapping = compiled(write_mapping(text, "x.out.yaml", codes=codes))
     assert mapping.outbound({"subject": {"sex": "female"}}) == {"sex": "F"}
-    value = "x" if policy == "keep" else "other"
-    assert mapping.outbound({"subject": {"sex": value}}) == expected
+    if expected is not None:
+        assert mapping.outbound({"subject": {"sex": "other"}}) == expected
+        return
+    with pytest.raises(MappingError) as raised:
+        mapping.outbound({"subject": {"sex": "other"}})
+    assert "the code 'other' is not in code list 'native-sex'" in raised.value.detail
+    assert raised.value.extensions["path"] == "/sex"
+
+
+def test_keep_passes_an_unlisted_code_on(write_mapping: Write, compiled: Compile) -> None:
+    text = outbound("    - to: sex\n      from: subject.sex\n      code: native-sex\n"
+                    "      unknown: keep\n")
+    codes = {"native-sex": "codes:\n  - {native: F, canonical: female}\n"
+                           "unmapped: [male, other, unknown]\n"}
+    mapping = compiled(write_mapping(text, "x.out.yaml", codes=codes))
+    assert mapping.outbound({"subject": {"sex": "x"}}) == {"sex": "x"}
+
+
+@pytest.mark.parametrize("value", ["Amani", "Amani Testcase", "line\nbreak", "x" * 41, 1.5,
+                                   "secret-thing"])
+def test_an_unlisted_value_that_is_not_code_shaped_is_never_shown(
+        write_mapping: Write, compiled: Compile, value: Any) -> None:
+    text = outbound("    - to: sex\n      from: subject.sex\n      code: native-sex\n"
+                    "      unknown: error\n")
+    codes = {"native-sex": "codes:\n  - {native: F, canonical: female}\n"
+                           "unmapped: [male, other, unknown]\n"}
+    mapping = compiled(write_mapping(text, "x.out.yaml", codes=codes))
+    with pytest.raises(MappingError) as raised:
+        mapping.outbound({"subject": {"sex": value}})
+    assert str(value) not in raised.value.detail and "not in code list" in raised.value.detail
 
 
 def test_a_number_in_a_code_list_matches_the_same_digits_sent_as_text(
