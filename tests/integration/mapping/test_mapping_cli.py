@@ -39,7 +39,23 @@ def test_check_passes_on_the_shipped_mappings() -> None:
     assert "mappings/primero/case-to-referral.in.yaml: ok sha256:" in output
     assert "mappings/primero/referral-to-case.out.yaml: ok sha256:" in output
     assert "mappings/primero/referral-status.yaml: ok sha256:" in output
-    assert output.rstrip().endswith(" mapping files checked: no problems")
+    assert re.search(r" mapping files checked: no problems; \d+ warnings \(explicit fallbacks "
+                     r"and defaults: review them\)$", output.rstrip()), output[-300:]
+
+
+def test_check_lists_every_fallback_the_shipped_code_lists_declare_where_it_is_used() -> None:
+    """No mapping defaults silently: each `unknown: fallback` is a warning naming its list."""
+    code, output = run("check", "mappings/")
+    warned = {(m["file"], int(m["line"])) for m in re.finditer(
+        r"^(?P<file>mappings/\S+):(?P<line>\d+):\d+: warning: fallback: ", output, re.M)}
+    used = {(str(path.relative_to(ROOT)), number)
+            for path in sorted((ROOT / "mappings").glob("*/*.yaml"))
+            for number, line in enumerate(path.read_text().splitlines(), 1)
+            if line.split("#")[0].strip() == "unknown: fallback"}
+    assert code == 0 and used and warned == used
+    for path in (ROOT / "mappings").rglob("*.yaml"):
+        text = path.read_text()
+        assert "unknown: default" not in text and "unknown: drop" not in text, path
 
 
 def test_check_without_paths_checks_the_configured_folder() -> None:
@@ -77,7 +93,7 @@ def test_check_reports_each_problem_as_file_line_column_rule_and_exits_1(copy: P
     assert {(int(p["line"]), p["rule"]) for p in problems
             if p["file"].endswith("in.yaml")} >= {(line, "unknown-field"),
                                                   (line + 1, "unknown-key")}
-    assert re.search(r"\d+ problems in 2 files$", output.rstrip())
+    assert re.search(r"\d+ problems in 2 files(; \d+ warnings \(.*\))?$", output.rstrip())
 
 
 def test_test_shows_a_diff_for_an_example_whose_output_differs(copy: Path) -> None:
@@ -109,11 +125,16 @@ def test_preview_prints_the_output_and_the_rule_of_each_field(tmp_path: Path) ->
                      re.MULTILINE)
 
 
-def test_preview_of_a_record_that_fails_names_the_rule(tmp_path: Path) -> None:
+def test_preview_of_a_record_that_fails_names_the_rule_and_the_unlisted_code(
+        tmp_path: Path) -> None:
     record = tmp_path / "transition.json"
-    record.write_text(json.dumps({"referral": {"status": "on_hold_secret"}}))
+    record.write_text(json.dumps({"referral": {"status": "on_hold_pending"}}))
     code, output = run("preview", "mappings/primero/referral-status.yaml", str(record),
                        "--direction", "inbound")
     assert code == 1
     assert "rule 'status' (inbound) failed at /status" in output
-    assert "on_hold_secret" not in output
+    assert "the code 'on_hold_pending' is not in code list 'transition-status'" in output
+    record.write_text(json.dumps({"referral": {"status": "On hold for Amani"}}))
+    code, output = run("preview", "mappings/primero/referral-status.yaml", str(record),
+                       "--direction", "inbound")
+    assert code == 1 and "Amani" not in output and "does not look like a code" in output
