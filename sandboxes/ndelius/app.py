@@ -57,8 +57,9 @@ Size = Annotated[int, Query(ge=1, le=100)]
 def create_app(*, database: Path, seed: bool = True, faults: Faults | None = None,
                provider: str = "N07", provider_name: str | None = None,
                clients: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
-               token_lifetime: int = 1200) -> FastAPI:
-    """The sandbox for `provider`, storing in `database` (SQLite)."""
+               token_lifetime: int = 1200, feed: events.FeedShape | None = None) -> FastAPI:
+    """The sandbox for `provider`, storing in `database` (SQLite); `feed` shapes the event
+    feed (SNS-wrapped by default, see events.py)."""
     store = Store(database)
     national = dict(NATIONAL_PROVIDERS)
     if provider not in national or provider_name:
@@ -82,11 +83,11 @@ def create_app(*, database: Path, seed: bool = True, faults: Faults | None = Non
     fault_injection.install(app, error_body=lambda status, message: error_body(status, message),
                             faults=faults)
     app.include_router(auth_router(app.state.issuer))
-    app.include_router(_routes(store, provider))
+    app.include_router(_routes(store, provider, feed or events.FeedShape()))
     return app
 
 
-def _routes(store: Store, home: str) -> APIRouter:
+def _routes(store: Store, home: str, shape: events.FeedShape) -> APIRouter:
     routes = APIRouter()
 
     @contextmanager
@@ -219,6 +220,7 @@ def _routes(store: Store, home: str) -> APIRouter:
                    event_type: Annotated[list[str] | None, Query(alias="eventType")] = None,
                    ) -> dict[str, Any]:
         with store.read() as session:
-            return events.feed(session, after=after, size=size, event_types=event_type or [])
+            return events.feed(session, after=after, size=size, event_types=event_type or [],
+                               shape=shape)
 
     return routes

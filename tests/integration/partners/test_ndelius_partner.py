@@ -18,6 +18,7 @@ import pytest
 from adapters.ndelius import NdeliusAdapter
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 from sandboxes.ndelius.app import create_app
+from sandboxes.ndelius.events import FeedShape
 from servers import LiveServer
 
 GATEWAY = {"client_id": "casebridge", "client_secret": "casebridge-sandbox-secret"}
@@ -199,6 +200,32 @@ def test_discover_reports_what_staff_did_and_not_its_own_changes(
     assert challenged["nsiType"] == "TRF01" and challenged["externalReference"] == ref
     assert all(c.changed_at for c in found.changes)
     assert adapter.discover(cursor=found.cursor).changes == []
+
+
+def test_bare_and_wrapped_events_without_detail_urls_redelivered_count_once(
+        tmp_path: Path, adapter_for: Callable[..., NdeliusAdapter]) -> None:
+    shape = FeedShape(style="mixed", redeliver_every=2, detail_urls=False)
+    with LiveServer(create_app(database=tmp_path / "n03.db", provider="N03",
+                               feed=shape)) as server:
+        adapter, spo = adapter_for(server, page_size=2), Officer(server, "N03ACT1")
+        cursor = adapter.discover(cursor=None).cursor
+        refs = [referral_id() for _ in range(3)]
+        native_ids = [adapter.create(referral_id=ref, kind="transfer",
+                                     record=transfer_record(f"X07{n:04d}"))
+                      for n, ref in zip(range(300, 303), refs, strict=True)]
+        for native_id in native_ids:
+            spo.set_status(native_id, "AWAL")
+            spo.set_status(native_id, "ACC")
+        items = Officer(server, "N03ACT1").get("/events", after=cursor, size=100)["content"]
+        assert any("Message" in i for i in items) and any("eventType" in i for i in items)
+        assert len({i.get("MessageId") for i in items if "MessageId" in i}) < sum(
+            "MessageId" in i for i in items)  # the sandbox did redeliver
+        assert not any("detailUrl" in i for i in items)
+        found = adapter.discover(cursor=cursor)
+    assert [(c.native_id, c.referral_id, c.record["status"], c.problem)
+            for c in found.changes] == [(n, ref, s, None)
+                                        for n, ref in zip(native_ids, refs, strict=True)
+                                        for s in ("AWAL", "ACC")]
 
 
 def test_discover_pages_through_a_long_feed(
