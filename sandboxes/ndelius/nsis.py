@@ -47,7 +47,7 @@ from sandboxes.ndelius.store import add_working_days, iso, london, now
 
 TRANSFER_DEADLINE_WORKING_DAYS = 20
 ADDRESS_ASSESSMENT_WORKING_DAYS = 10
-COMPLETION_OUTCOMES = {codes.CASE_TRANSFER: "TRFC", codes.TEMPORARY_MOVE: "TMVE"}
+COMPLETION_OUTCOMES = codes.SUCCESS_OUTCOMES
 
 
 def find_nsi(session: Session, nsi_id: int) -> Nsi:
@@ -220,12 +220,18 @@ def change_status(ctx: Context, nsi_id: int, body: StatusChange) -> Nsi:
     checked_code(outcome, codes.NSI_OUTCOMES, "NSI outcome")
     if status in codes.OUTCOME_REQUIRED and outcome is None:
         raise Unprocessable(f"Status {status} needs an outcome", error_code="OUTCOME_REQUIRED")
-    fitting = (frozenset({COMPLETION_OUTCOMES[nsi.nsi_type]}) if status == codes.COMPLETED
+    succeeded = status == codes.COMPLETED and outcome == COMPLETION_OUTCOMES[nsi.nsi_type]
+    fitting = (frozenset({COMPLETION_OUTCOMES[nsi.nsi_type]}) | codes.REJECTION_OUTCOMES
+               if status == codes.COMPLETED
                else codes.OUTCOMES_FOR_STATUS.get(status, frozenset()))
     if outcome is not None and outcome not in fitting:
         raise Unprocessable(f"Outcome {outcome} does not fit status {status}",
                             error_code="OUTCOME_MISMATCH")
-    completes_transfer = status == codes.COMPLETED and nsi.nsi_type == codes.CASE_TRANSFER
+    if succeeded and nsi.nsi_status in (codes.REQUESTED, codes.AWAITING_ALLOCATION):
+        raise Conflict(f"NSI status cannot change from {nsi.nsi_status} to {status} "
+                       f"with outcome {outcome}", error_code="INVALID_STATUS_TRANSITION")
+    # A transfer closed with a rejection outcome leaves the person where they are.
+    completes_transfer = succeeded and nsi.nsi_type == codes.CASE_TRANSFER
     if body.manager is not None and not completes_transfer:
         raise Unprocessable("A new manager is given only when completing a case transfer",
                             error_code="UNEXPECTED_MANAGER")

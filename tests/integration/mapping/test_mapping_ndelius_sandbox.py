@@ -28,6 +28,7 @@ import pytest
 from adapters.base import NativeChange
 from adapters.ndelius import NdeliusAdapter
 from gateway.contracts import Contracts
+from gateway.errors import MappingError
 from gateway.mapping.translator import MappingTranslator
 from gateway.protection.consent import consent_gaps
 from sandboxes.ndelius.app import create_app
@@ -342,7 +343,42 @@ def test_every_nsi_status_and_outcome_of_the_sandbox_reads_and_goes_back_as_itse
                 event = translator.status_in("ndelius", "transfer", record)
                 assert contracts.validate("status-event", event) == [], (status, outcome)
                 native = translator.status_out("ndelius", "transfer", event)
-                # Completion goes without an outcome: nDelius sets the one of the NSI type.
-                expected = None if status == "COMP" else outcome
-                assert (native["status"], native.get("outcome")) == (status, expected)
+                # Completion goes without an outcome: nDelius sets the one of the NSI type. A
+                # COMP with a rejection outcome is a rejection, and goes back as a return.
+                expected = (status, None if status == "COMP" else outcome)
+                if status == "COMP" and outcome.startswith("RJ"):
+                    expected = ("RET", outcome)
+                assert (native["status"], native.get("outcome")) == expected
                 assert "manager" not in native
+
+
+def test_a_transfer_closed_completed_with_a_rejection_outcome_is_a_rejection(
+        london: Provider, wales: Provider, translator: MappingTranslator,
+        contracts: Contracts) -> None:
+    practitioner = london.officer("N07AOM2")
+    practitioner.raise_nsi(new_nsi("X070001"))
+    referral_id, sent, received, _ = carry_transfer(london, wales, translator, contracts)
+    spo = wales.officer("N03ACT1")
+    # The receiving SPO closes the NSI as nDelius closes every NSI, COMP; the outcome says how.
+    spo.set_status(received, "COMP", outcome="RJADDR", notes="Address not suitable.")
+    event = step(wales, london, {"N07": sent, "N03": received}, referral_id, translator,
+                 contracts)
+    assert (event["status"], event["reason"]["code"]) == ("rejected", "not_eligible")
+    assert "outcome" not in event
+    returned = practitioner.nsi(sent)
+    assert (returned["status"]["code"], returned["outcome"]["code"]) == ("RET", "RJADDR")
+    # Nobody took the case: the person stays with London on both sides.
+    assert practitioner.manager_of("X070001")[0] == "N07"
+    assert spo.nsi(received)["status"]["code"] == "COMP"
+
+
+def test_a_completion_with_an_outcome_the_mapping_does_not_know_is_an_error(
+        translator: MappingTranslator) -> None:
+    record = {"status": "COMP", "outcome": "XYZ99", "nsiType": "TRF01",
+              "statusDate": "2027-01-11T10:00:00+00:00"}
+    with pytest.raises(MappingError) as raised:
+        translator.status_in("ndelius", "transfer", record)
+    assert "XYZ99" in raised.value.detail  # the operator sees which code to add
+    assert raised.value.extensions["path"] == "/status"
+    with pytest.raises(MappingError):
+        translator.status_in("ndelius", "transfer", {**record, "outcome": None})
