@@ -234,6 +234,7 @@ def test_a_case_transfer_is_challenged_enforced_and_completed_on_both_sides(
     receiving.set_status(received, "ACC", notes="Address assessed as suitable.")
     event = step(wales, london, ids, referral_id, translator, contracts)
     assert (event["status"], event["note"]) == ("accepted", "Address assessed as suitable.")
+    assert event["new_owner"] == {"provider": "N03", "unit": "N03AOM", "user": "N03AOM1"}
     assert practitioner.nsi(sent)["status"]["code"] == "ACC"
 
     receiving.set_status(received, "CHAL", outcome="CHRISK",
@@ -255,13 +256,15 @@ def test_a_case_transfer_is_challenged_enforced_and_completed_on_both_sides(
     receiving.set_status(received, "COMP", outcome="TRFC", notes="Handover meeting held.")
     event = step(wales, london, ids, referral_id, translator, contracts)
     assert event["status"] == "completed" and event["outcome"] == {"result": "successful"}
+    assert event["new_owner"] == {"provider": "N03", "unit": "N03AOM", "user": "N03AOM1"}
     done = practitioner.nsi(sent)
     assert (done["status"]["code"], done["outcome"]["code"]) == ("COMP", "TRFC")
     assert [h["status"]["code"] for h in done["statusHistory"]] == [
         "REQ", "AWAL", "ACC", "CHAL", "ACC", "COMP"]
     # The person is now managed in Wales, in both nDelius instances.
     assert receiving.manager_of("X070002") == ("N03", "N03AOM", "N03AOM1")
-    assert practitioner.manager_of("X070002")[0] == "N03"
+    # London names the same officer Wales did, not just Wales's transfer SPOC.
+    assert practitioner.manager_of("X070002") == ("N03", "N03AOM", "N03AOM1")
     assert london.poll() == [] and wales.poll() == []  # the gateway's own changes stay quiet
 
 
