@@ -247,7 +247,7 @@ class NdeliusAdapter:
         nsi = self._read_once(nsi_id, event.detail_url, nsis)
         if isinstance(nsi, str):
             return problem(nsi)
-        if _code(_pick(nsi, "nsiType", "type")) not in TRANSFER_TYPES:
+        if _code(nsi.get("nsiType")) not in TRANSFER_TYPES:
             return None  # the event did not say, the NSI does: not a transfer
         if created:
             return NativeChange(kind="transfer", native_id=native_id,
@@ -383,7 +383,7 @@ def _status_record(nsi: Json, info: Json, history_id: int) -> Json | None:
         "statusDate": entry.get("statusDate"),
         "outcome": _code(entry.get("outcome")),
         "notes": entry.get("notes"),
-        "nsiType": _code(nsi.get("type")),
+        "nsiType": _code(nsi.get("nsiType")),
         "externalReference": nsi.get("externalReference"),
         "manager": {part: _code(manager.get(part)) for part in ("provider", "team", "staff")},
     }

@@ -376,22 +376,23 @@ def _event_info(ctx: Context, nsi: Nsi, **extra: Any) -> dict[str, Any]:
 
 
 def nsi_json(session: Session, nsi: Nsi) -> dict[str, Any]:
-    """An NSI as the sandbox API answers it (NewNsi field names, codes as pairs)."""
+    """An NSI as the HMPPS APIs answer it (§3.2): `id`, `nsiType`/`nsiSubType`/`nsiStatus`/
+    `nsiOutcome` as `{code, description}` pairs, managers as provider/team/staff pairs."""
     active = active_nsi_manager(nsi)
     form = nsi.transfer_form
     return {
-        "nsiId": nsi.nsi_id,
-        "type": pair(nsi.nsi_type, codes.NSI_TYPES),
-        "subType": pair(nsi.nsi_sub_type, codes.NSI_SUB_TYPES.get(nsi.nsi_type, {})),
+        "id": nsi.nsi_id,
+        "nsiType": pair(nsi.nsi_type, codes.NSI_TYPES),
+        "nsiSubType": pair(nsi.nsi_sub_type, codes.NSI_SUB_TYPES.get(nsi.nsi_type, {})),
         "offenderCrn": nsi.offender.crn,
         "referralDate": _day(nsi.referral_date),
         "expectedStartDate": _day(nsi.expected_start_date),
         "expectedEndDate": _day(nsi.expected_end_date),
-        "startDate": _day(nsi.actual_start_date),
-        "endDate": _day(nsi.actual_end_date),
-        "status": pair(nsi.nsi_status, codes.NSI_STATUSES),
-        "statusDate": iso(nsi.nsi_status_date),
-        "outcome": pair(nsi.nsi_outcome, codes.NSI_OUTCOMES),
+        "actualStartDate": _day(nsi.actual_start_date),
+        "actualEndDate": _day(nsi.actual_end_date),
+        "nsiStatus": pair(nsi.nsi_status, codes.NSI_STATUSES),
+        "statusDateTime": iso(nsi.nsi_status_date),
+        "nsiOutcome": pair(nsi.nsi_outcome, codes.NSI_OUTCOMES),
         "notes": nsi.notes,
         "intendedProvider": {"code": nsi.intended_provider,
                              "description": provider(session, nsi.intended_provider).description},

@@ -45,8 +45,8 @@ def error(status: int, code: str, message: str = "Refused", **headers: str) -> h
 
 def nsi(nsi_id: int = 42, *, reference: str | None = "ref-1", history: list[Any] | None = None,
         status: str = "REQ") -> dict[str, Any]:
-    return {"nsiId": nsi_id, "offenderCrn": CRN, "type": {"code": "TRF01"},
-            "status": {"code": status}, "externalReference": reference,
+    return {"nsiId": nsi_id, "offenderCrn": CRN, "nsiType": {"code": "TRF01"},
+            "nsiStatus": {"code": status}, "externalReference": reference,
             "manager": {"provider": {"code": "N03"}, "team": {"code": "N03AOM"},
                         "staff": {"code": "N03AOM1"}},
             "statusHistory": history or [], "transferForm": {"receivingPdu": "N03A"},
@@ -460,3 +460,40 @@ def test_a_garbled_message_of_a_tracked_type_is_a_problem_not_a_failed_poll(
     found = adapter.discover(cursor="0")
     assert found.cursor == "1"
     assert [(c.native_id, bool(c.problem)) for c in found.changes] == [("event-1", True)]
+
+
+def real_nsi(nsi_id: int, *, reference: str | None, history: list[Any]) -> dict[str, Any]:
+    """An NSI as the HMPPS APIs answer it: `id`, nsi* {code, description} pairs."""
+    return {"id": nsi_id, "offenderCrn": CRN,
+            "nsiType": {"code": "TRF01", "description": "Case Transfer"},
+            "nsiSubType": {"code": "TRF01A", "description": "Inter-provider transfer"},
+            "nsiStatus": {"code": "COMP", "description": "Completed"},
+            "nsiOutcome": {"code": "TRFC", "description": "Transferred"},
+            "statusDateTime": "2026-11-23T11:00:00Z", "externalReference": reference,
+            "manager": {"provider": {"code": "N03", "description": "Wales"},
+                        "team": {"code": "N03AOM", "description": "Cardiff OM"},
+                        "staff": {"code": "N03AOM1", "name": {"forename": "Jo"}}},
+            "statusHistory": history, "transferForm": {"receivingPdu": "N03A"}, "actions": []}
+
+
+def test_nsis_in_the_hmpps_shape_are_read(delius: respx.MockRouter,
+                                          adapter: NdeliusAdapter) -> None:
+    history = [{"id": 6, "status": {"code": "COMP"}, "statusDate": "2026-11-23T11:00:00Z",
+                "outcome": {"code": "TRFC"}, "notes": None}]
+    delius.get("/events").mock(return_value=feed(
+        event(1, "probation-case.nsi.created", nsiId=10, nsiType=None),
+        status_event(2, statusHistoryId=6, nsiType=None), cursor="2"))
+    delius.get("/nsi/10").mock(return_value=httpx.Response(200, json=real_nsi(
+        10, reference=None, history=[])))
+    delius.get("/nsi/11").mock(return_value=httpx.Response(200, json=real_nsi(
+        11, reference="ref-9", history=history)))
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    transfer, status = adapter.discover(cursor="0").changes
+    assert (transfer.kind, transfer.native_id, transfer.problem) == ("transfer", "10", None)
+    assert transfer.record["nsi"]["nsiType"]["code"] == "TRF01"
+    assert (status.native_id, status.problem, status.record["nsiType"],
+            status.record["manager"]) == ("11", None, "TRF01", {
+                "provider": "N03", "team": "N03AOM", "staff": "N03AOM1"})
+    delius.get("/nsi", params={"externalReference": "ref-2"}).mock(return_value=page(
+        real_nsi(12, reference="ref-2", history=[])))
+    assert adapter.create(referral_id="ref-2", kind="transfer", record=record()) == "12"
