@@ -385,3 +385,23 @@ def test_a_completion_with_an_outcome_the_mapping_does_not_know_is_an_error(
     assert raised.value.extensions["path"] == "/status"
     with pytest.raises(MappingError):
         translator.status_in("ndelius", "transfer", {**record, "outcome": None})
+
+
+def test_noms_number_middle_name_and_due_date_reach_the_receiving_ndelius(
+        london: Provider, wales: Provider, translator: MappingTranslator,
+        contracts: Contracts) -> None:
+    practitioner = london.officer("N07AOM1")
+    practitioner.send("POST", "/person", {
+        "crn": "X079001", "nomsNumber": "A1234BC", "dateOfBirth": "1991-02-03", "gender": "F",
+        "name": {"forename": "Rowan", "middleName": "Quinn", "surname": "Exampleby"},
+        "manager": {"team": "N07AOM", "staff": "N07AOM1"}}, expect=201)
+    practitioner.raise_nsi(new_nsi("X079001"))
+    _, sent, received, canonical = carry_transfer(london, wales, translator, contracts)
+    due = practitioner.nsi(sent)["expectedEndDate"]
+    assert {"system": "noms", "value": "A1234BC"} in canonical["subject"]["identifiers"]
+    assert canonical["subject"]["middle_name"] == "Quinn"
+    assert canonical["services"][0]["due_date"] == due
+    # At Wales: the person is recorded with the same identifiers and names, the deadline kept.
+    person = wales.officer("N03ACT1").get("/person/X079001")
+    assert (person["nomsNumber"], person["name"]["middleName"]) == ("A1234BC", "Quinn")
+    assert wales.officer("N03ACT1").nsi(received)["expectedEndDate"] == due
