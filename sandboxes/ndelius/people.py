@@ -53,7 +53,8 @@ def create_person(ctx: Context, body: NewPerson) -> Offender:
     moment = now()
     person = Offender(
         crn=body.crn, noms_number=body.noms_number, forename=body.name.forename,
-        middle_name=body.name.middle_name, surname=body.name.surname, date_of_birth=body.date_of_birth, gender_code=body.gender,
+        middle_name=body.name.middle_name, surname=body.name.surname,
+        date_of_birth=body.date_of_birth, gender_code=body.gender,
         pnc_number=body.pnc_number, rosh_level=body.rosh_level,
         mappa_category=body.mappa.category if body.mappa else None,
         mappa_level=body.mappa.level if body.mappa else None, created_datetime=moment)
