@@ -30,18 +30,29 @@ update_status(native_id, referral_id, status) takes
 read(native_id) and a discovered "transfer" give
     {"person": <GET /person/{crn}>, "nsi": <GET /nsi/{id} without transferForm and actions>,
      "transfer_form": <nsi.transferForm>, "actions": <nsi.actions>}
-  with codes as {"code", "description"} pairs (e.g. nsi.status.code, nsi.type.code).
+  with the NSI in the HMPPS shape: `id` (`nsiId` in the Community API), `nsiType`,
+  `nsiSubType`, `nsiStatus`, `nsiOutcome` as {"code", "description"} pairs, `manager` as
+  provider/team/staff pairs.
 
-discover(cursor) polls the domain-event feed and yields
+discover(cursor) polls the domain-event feed — items bare or SNS-wrapped (`Message` as a
+JSON string, `MessageAttributes.eventType`, `MessageId`), a redelivered MessageId reported
+once — and yields
   - kind "transfer", referral_id None: a transfer NSI raised here towards another provider
     (no external reference; `provider`, when given, is this nDelius's own provider code);
   - kind "status": a status change of an NSI carrying a gateway referral id (referral_id
     set) or of such an outgoing NSI not yet stamped (referral_id None: match on native_id),
     with record {"status", "previousStatus", "statusDate", "outcome", "notes", "nsiType",
     "externalReference", "manager": {"provider", "team", "staff"}};
-  changes this adapter made itself (same client, no username) are not reported back.
+  - a change with `problem` set (ids and codes only; native_id "event-<sequence>" when the
+    event names no NSI) for a tracked NSI event it cannot read: the NSI answers 404/410, the
+    event lacks nsiId or statusHistoryId, the history has no such entry, the message is
+    not JSON. The poller keeps it as an inbound dead letter: nothing is skipped silently.
+  Events of other types, NSIs of other types and changes this adapter made itself (same
+  client, no username) are passed over. The NSI is read through the event's `detailUrl`
+  when it points at this nDelius (never sending the token elsewhere), else by its id.
   The cursor is the feed's sequence number as a string; None polls from now. A failure
-  part-way raises and keeps the cursor, so the next poll reports those changes again.
+  part-way (5xx, timeouts) raises and keeps the cursor, so the next poll reports those
+  changes again.
 """
 
 import json
