@@ -249,15 +249,25 @@ class NdeliusAdapter:
 
         if event.problem is not None:
             return problem(event.problem)
-        if created and not outgoing:
+        # An event without the ids to judge it by is judged by its NSI, never passed over.
+        judged = all(key in info for key in ("raisedByProvider", "intendedProvider"))
+        if judged and created and not outgoing:
             return None  # raised here towards here, or by the gateway itself
-        if not created and reference is None and not outgoing:
+        if judged and not created and reference is None and not outgoing:
             return None  # an NSI never exchanged through the gateway
         if nsi_id is None:
             return problem("the event has no numeric nsiId")
         nsi = self._read_once(nsi_id, event.detail_url, nsis)
         if isinstance(nsi, str):
             return problem(nsi)
+        if not judged:
+            reference = nsi.get("externalReference")
+            reference = reference if isinstance(reference, str) else None
+            raised = _code(nsi.get("raisedByProvider"))
+            outgoing = (reference is None and raised != _code(nsi.get("intendedProvider"))
+                        and self._provider in (None, raised))
+            if (created and not outgoing) or (reference is None and not outgoing):
+                return None
         if _code(nsi.get("nsiType")) not in TRANSFER_TYPES:
             return None  # the event did not say, the NSI does: not a transfer
         if created:

@@ -497,3 +497,25 @@ def test_nsis_in_the_hmpps_shape_are_read(delius: respx.MockRouter,
     delius.get("/nsi", params={"externalReference": "ref-2"}).mock(return_value=page(
         real_nsi(12, reference="ref-2", history=[])))
     assert adapter.create(referral_id="ref-2", kind="transfer", record=record()) == "12"
+
+
+def test_an_event_too_thin_to_judge_is_judged_by_its_nsi(delius: respx.MockRouter,
+                                                        adapter: NdeliusAdapter) -> None:
+    history = [{"id": 6, "status": {"code": "COMP"}, "statusDate": "2026-11-23T11:00:00Z",
+                "outcome": {"code": "TRFC"}, "notes": None}]
+    thin = event(1, "probation-case.nsi.status-changed")
+    body = json.loads(thin["Message"])
+    body["additionalInformation"] = {"nsiId": 11, "statusHistoryId": 6}
+    del body["detailUrl"]
+    thin["Message"] = json.dumps(body)
+    nameless = event(2, "probation-case.nsi.status-changed")
+    body["additionalInformation"] = {"statusHistoryId": 6}
+    nameless["Message"] = json.dumps(body)
+    delius.get("/events").mock(return_value=feed(thin, nameless, cursor="2"))
+    delius.get("/nsi/11").mock(return_value=httpx.Response(200, json={
+        **real_nsi(11, reference="ref-9", history=history),
+        "raisedByProvider": {"code": "N07"}, "intendedProvider": {"code": "N03"}}))
+    found = adapter.discover(cursor="0")
+    assert [(c.native_id, c.referral_id, c.record.get("status"), bool(c.problem))
+            for c in found.changes] == [("11", "ref-9", "COMP", False),
+                                        ("event-2", None, None, True)]
