@@ -30,27 +30,41 @@ update_status(native_id, referral_id, status) takes
 read(native_id) and a discovered "transfer" give
     {"person": <GET /person/{crn}>, "nsi": <GET /nsi/{id} without transferForm and actions>,
      "transfer_form": <nsi.transferForm>, "actions": <nsi.actions>}
-  with codes as {"code", "description"} pairs (e.g. nsi.status.code, nsi.type.code).
+  with the NSI in the HMPPS shape: `id` (`nsiId` in the Community API), `nsiType`,
+  `nsiSubType`, `nsiStatus`, `nsiOutcome` as {"code", "description"} pairs, `manager` as
+  provider/team/staff pairs.
 
-discover(cursor) polls the domain-event feed and yields
+discover(cursor) polls the domain-event feed — items bare or SNS-wrapped (`Message` as a
+JSON string, `MessageAttributes.eventType`, `MessageId`), a redelivered MessageId reported
+once — and yields
   - kind "transfer", referral_id None: a transfer NSI raised here towards another provider
     (no external reference; `provider`, when given, is this nDelius's own provider code);
   - kind "status": a status change of an NSI carrying a gateway referral id (referral_id
     set) or of such an outgoing NSI not yet stamped (referral_id None: match on native_id),
     with record {"status", "previousStatus", "statusDate", "outcome", "notes", "nsiType",
     "externalReference", "manager": {"provider", "team", "staff"}};
-  changes this adapter made itself (same client, no username) are not reported back.
+  - a change with `problem` set (ids and codes only; native_id "event-<sequence>" when the
+    event names no NSI) for a tracked NSI event it cannot read: the NSI answers 404/410, the
+    event lacks nsiId or statusHistoryId, the history has no such entry, the message is
+    not JSON. The poller keeps it as an inbound dead letter: nothing is skipped silently.
+  Events of other types, NSIs of other types and changes this adapter made itself (same
+  client, no username) are passed over. The NSI is read through the event's `detailUrl`
+  when it points at this nDelius (never sending the token elsewhere), else by its id.
   The cursor is the feed's sequence number as a string; None polls from now. A failure
-  part-way raises and keeps the cursor, so the next poll reports those changes again.
+  part-way (5xx, timeouts) raises and keeps the cursor, so the next poll reports those
+  changes again.
 """
 
 import json
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from adapters.base import Discovery, NativeChange
+from adapters.base import ChangeKind, Discovery, NativeChange
 from adapters.ndelius.client import Json, NdeliusClient, json_body, partner_code, unexpected
 from gateway.errors import PermanentDeliveryError
 
@@ -58,6 +72,12 @@ CASE_TRANSFER, TEMPORARY_MOVE = "TRF01", "TMV01"
 TRANSFER_TYPES = frozenset({CASE_TRANSFER, TEMPORARY_MOVE})
 NSI_CREATED = "probation-case.nsi.created"
 NSI_STATUS_CHANGED = "probation-case.nsi.status-changed"
+TRACKED_EVENTS = frozenset({NSI_CREATED, NSI_STATUS_CHANGED})
+# How many SNS message ids one adapter remembers to drop redeliveries across polls; a
+# redelivery after a restart reaches the gateway again, which takes a repeated status as a
+# no-op.
+SEEN_MESSAGES = 10_000
+_SAFE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _STATUS_FIELDS = ("status", "outcome", "notes", "statusDate", "manager", "rowVersion")
 
 
@@ -73,9 +93,11 @@ class NdeliusAdapter:
         self._client = NdeliusClient(base_url, client_id=client_id, client_secret=client_secret,
                                      timeout=timeout, transport=transport)
         self._client_id = client_id
+        self._base_url = httpx.URL(base_url)
         self._provider = provider
         self._page_size = page_size
         self._max_pages = max_pages
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     def close(self) -> None:
         """Release connections."""
@@ -178,7 +200,7 @@ class NdeliusAdapter:
             return Discovery(changes=[], cursor=_cursor(head, "latest"))
         after = _int(cursor)
         changes: list[NativeChange] = []
-        nsis: dict[int, Json | None] = {}  # one read per NSI per poll
+        nsis: dict[int, Json | str] = {}  # one read per NSI per poll
         for _ in range(self._max_pages):
             page = self._client.get_json("events.read", "/events", params={
                 "after": after, "size": self._page_size,
@@ -187,7 +209,7 @@ class NdeliusAdapter:
             if not isinstance(content, list):
                 raise unexpected("events.read")
             for item in content:
-                change = self._change(_envelope(item), nsis)
+                change = self._change(item, nsis)
                 if change is not None:
                     changes.append(change)
             after = _int(_cursor(page, "cursor"))
@@ -195,51 +217,183 @@ class NdeliusAdapter:
                 break
         return Discovery(changes=changes, cursor=str(after))
 
-    def _change(self, event: Json, nsis: dict[int, Json | None]) -> NativeChange | None:
-        info = event.get("additionalInformation")
-        if not isinstance(info, dict) or info.get("nsiType") not in TRANSFER_TYPES:
+    def _change(self, item: Any, nsis: dict[int, Json | str]) -> NativeChange | None:
+        """The change one feed item reports: None for what the gateway does not track, a
+        change with `problem` set for a tracked event it cannot read — never silence."""
+        event = _unwrap(item)
+        if event.message_id is not None:
+            if event.message_id in self._seen:
+                return None  # an SNS redelivery of a message already reported
+            self._remember(event.message_id)
+        if event.event_type not in TRACKED_EVENTS:
             return None
+        info = event.info
+        if info.get("nsiType") not in TRANSFER_TYPES and info.get("nsiType") is not None:
+            return None  # an NSI of another kind (e.g. approved premises)
         if info.get("updatedBy") == self._client_id:
             return None  # our own change, coming back round
-        nsi_id = _int(info.get("nsiId"))
         reference = info.get("externalReference")
+        reference = reference if isinstance(reference, str) else None
+        raw_id = info.get("nsiId")
+        nsi_id = int(raw_id) if isinstance(raw_id, int | str) and str(raw_id).isdigit() else None
         outgoing = (reference is None and info.get("raisedByProvider") != info.get(
             "intendedProvider") and self._provider in (None, info.get("raisedByProvider")))
-        changed_at = event.get("occurredAt")
-        changed_at = changed_at if isinstance(changed_at, str) else None
-        if event.get("eventType") == NSI_CREATED:
-            nsi = self._read_once(nsi_id, nsis) if outgoing else None
-            if nsi is None:
-                return None
-            return NativeChange(kind="transfer", native_id=str(nsi_id),
-                                record=self._with_person(nsi, f"nsi {nsi_id}"),
-                                changed_at=changed_at)
-        if reference is None and not outgoing:
-            return None
-        nsi = self._read_once(nsi_id, nsis)
-        status = _status_record(nsi, info) if nsi is not None else None
-        if status is None:
-            return None
-        return NativeChange(kind="status", native_id=str(nsi_id), record=status,
-                            referral_id=reference if isinstance(reference, str) else None,
-                            changed_at=changed_at)
+        created = event.event_type == NSI_CREATED
+        kind: ChangeKind = "transfer" if created else "status"
+        native_id = str(nsi_id) if nsi_id is not None else f"event-{event.sequence}"
 
-    def _read_once(self, nsi_id: int, cache: dict[int, Json | None]) -> Json | None:
-        """The NSI as nDelius answers it, read at most once per poll; None if it is gone."""
+        def problem(why: str) -> NativeChange:
+            return NativeChange(kind=kind, native_id=native_id, referral_id=reference,
+                                changed_at=event.occurred_at, problem=f"{event.event_type} "
+                                f"{event.label}: {why}", record=event.ids(nsi_id))
+
+        if event.problem is not None:
+            return problem(event.problem)
+        # An event without the ids to judge it by is judged by its NSI, never passed over.
+        judged = all(key in info for key in ("raisedByProvider", "intendedProvider"))
+        if judged and created and not outgoing:
+            return None  # raised here towards here, or by the gateway itself
+        if judged and not created and reference is None and not outgoing:
+            return None  # an NSI never exchanged through the gateway
+        if nsi_id is None:
+            return problem("the event has no numeric nsiId")
+        nsi = self._read_once(nsi_id, event.detail_url, nsis)
+        if isinstance(nsi, str):
+            return problem(nsi)
+        if not judged:
+            reference = nsi.get("externalReference")
+            reference = reference if isinstance(reference, str) else None
+            raised = _code(nsi.get("raisedByProvider"))
+            outgoing = (reference is None and raised != _code(nsi.get("intendedProvider"))
+                        and self._provider in (None, raised))
+            if (created and not outgoing) or (reference is None and not outgoing):
+                return None
+        if _code(nsi.get("nsiType")) not in TRANSFER_TYPES:
+            return None  # the event did not say, the NSI does: not a transfer
+        if created:
+            return NativeChange(kind="transfer", native_id=native_id,
+                                record=self._with_person(nsi, f"nsi {nsi_id}"),
+                                changed_at=event.occurred_at)
+        history_id = info.get("statusHistoryId")
+        if not isinstance(history_id, int):
+            return problem("the event has no statusHistoryId")
+        status = _status_record(nsi, info, history_id)
+        if status is None:
+            return problem(f"nsi {nsi_id} has no status history entry {history_id}")
+        return NativeChange(kind="status", native_id=native_id, record=status,
+                            referral_id=reference, changed_at=event.occurred_at)
+
+    def _remember(self, message_id: str) -> None:
+        self._seen[message_id] = None
+        while len(self._seen) > SEEN_MESSAGES:
+            self._seen.popitem(last=False)
+
+    def _read_once(self, nsi_id: int, detail_url: str | None,
+                   cache: dict[int, Json | str]) -> Json | str:
+        """The NSI as nDelius answers it, read at most once per poll, through the event's
+        detail URL when it points at this nDelius; a text saying why when it is gone."""
         if nsi_id not in cache:
             about = f"nsi {nsi_id}"
-            response = self._client.request("nsi.read", "GET", f"/nsi/{nsi_id}", about=about,
-                                            allow=(404,))
-            cache[nsi_id] = (None if response.status_code == 404
-                             else json_body("nsi.read", response, about))
+            path = _local_path(self._base_url, detail_url) or f"/nsi/{nsi_id}"
+            response = self._client.request("nsi.read", "GET", path, about=about,
+                                            allow=(404, 410))
+            if response.status_code in (404, 410):
+                cache[nsi_id] = f"nsi {nsi_id} answered {response.status_code}"
+            else:
+                body = json_body("nsi.read", response, about)
+                cache[nsi_id] = (body if _nsi_number(body) == nsi_id
+                                 else f"nsi {nsi_id} answered another or no NSI id")
         return cache[nsi_id]
 
 
-def _status_record(nsi: Json, info: Json) -> Json | None:
+@dataclass(frozen=True)
+class _Event:
+    """One feed item, bare or SNS-wrapped, as far as it could be read."""
+
+    event_type: str | None
+    info: Json
+    sequence: str | None
+    message_id: str | None
+    occurred_at: str | None
+    detail_url: str | None
+    problem: str | None = None
+
+    @property
+    def label(self) -> str:
+        return (f"message {self.message_id}" if self.message_id
+                else f"event {self.sequence or '?'}")
+
+    def ids(self, nsi_id: int | None) -> Json:
+        """What a dead letter may keep of the event: ids and codes, no values."""
+        return {"eventType": self.event_type, "sequence": self.sequence,
+                "messageId": self.message_id, "nsiId": nsi_id,
+                "statusHistoryId": _plain(self.info.get("statusHistoryId")),
+                "nsiType": _plain(self.info.get("nsiType"))}
+
+
+def _unwrap(item: Any) -> _Event:
+    """A feed item as a domain event: bare, or wrapped by SNS (`Message` as a JSON string,
+    `eventType` in `MessageAttributes`, `MessageId`)."""
+    if not isinstance(item, dict):
+        return _Event(None, {}, None, None, None, None, problem="the feed item is not an object")
+    sequence = _plain(item.get("sequence"))
+    sequence = str(sequence) if sequence is not None else None
+    message_id = item.get("MessageId")
+    message_id = message_id if isinstance(message_id, str) and message_id else None
+    attribute = item.get("MessageAttributes")
+    attribute = attribute.get("eventType") if isinstance(attribute, dict) else None
+    declared = attribute.get("Value") if isinstance(attribute, dict) else None
+    body: Any = item
+    problem = None
+    if "Message" in item:
+        try:
+            body = json.loads(item["Message"])
+        except (TypeError, ValueError):
+            body, problem = {}, "the SNS Message is not JSON"
+    if not isinstance(body, dict):
+        body, problem = {}, "the event is not an object"
+    event_type = body.get("eventType", declared)
+    info = body.get("additionalInformation")
+    if not isinstance(info, dict):
+        info = {}
+        if problem is None and event_type in TRACKED_EVENTS:
+            problem = "the event has no additionalInformation"
+    occurred, detail = body.get("occurredAt"), body.get("detailUrl")
+    return _Event(event_type if isinstance(event_type, str) else None, info, sequence,
+                  message_id, occurred if isinstance(occurred, str) else None,
+                  detail if isinstance(detail, str) and detail else None, problem)
+
+
+def _local_path(base: httpx.URL, url: str | None) -> str | None:
+    """The path of a detail URL on this nDelius; None for any other host, which never gets
+    our token."""
+    if url is None:
+        return None
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+        return None
+    path = target.raw_path.decode("ascii")
+    prefix = base.raw_path.decode("ascii").rstrip("/")
+    # The client puts its base URL's path in front of every path it is given.
+    return path[len(prefix):] if prefix and path.startswith(prefix + "/") else (
+        path if not prefix else None)
+
+
+def _plain(value: Any) -> str | int | None:
+    """A value fit for a dead letter: a short code or number, else nothing."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return value if isinstance(value, str) and _SAFE.match(value) else None
+
+
+def _status_record(nsi: Json, info: Json, history_id: int) -> Json | None:
     """The status change an event names, from the NSI's status history."""
     history = nsi.get("statusHistory")
     entry = next((h for h in history if isinstance(h, dict)
-                  and h.get("id") == info.get("statusHistoryId")), None) \
+                  and h.get("id") == history_id), None) \
         if isinstance(history, list) else None
     if entry is None:
         return None
@@ -250,7 +404,7 @@ def _status_record(nsi: Json, info: Json) -> Json | None:
         "statusDate": entry.get("statusDate"),
         "outcome": _code(entry.get("outcome")),
         "notes": entry.get("notes"),
-        "nsiType": _code(nsi.get("type")),
+        "nsiType": _code(nsi.get("nsiType")),
         "externalReference": nsi.get("externalReference"),
         "manager": {part: _code(manager.get(part)) for part in ("provider", "team", "staff")},
     }
@@ -270,17 +424,6 @@ def _section(record: dict[str, Any], key: str, about: str) -> dict[str, Any]:
     return value
 
 
-def _envelope(item: Any) -> Json:
-    """The domain event inside one SNS-wrapped feed item."""
-    try:
-        event = json.loads(item["Message"])
-    except (TypeError, KeyError, ValueError):
-        raise unexpected("events.read") from None
-    if not isinstance(event, dict):
-        raise unexpected("events.read")
-    return event
-
-
 def _cursor(page: Json, key: str) -> str:
     cursor = page.get(key)
     if not isinstance(cursor, str | int):
@@ -293,10 +436,21 @@ def _person_path(crn: str) -> str:
 
 
 def _nsi_id(nsi: Json, operation: str, about: str) -> str:
-    value = nsi.get("nsiId")
-    if not isinstance(value, int):
+    value = _nsi_number(nsi)
+    if value is None:
         raise unexpected(operation, about)
     return str(value)
+
+
+def _nsi_number(nsi: Json) -> int | None:
+    """The NSI's id: `id` in the HMPPS integration APIs, `nsiId` in the Community API."""
+    value = _pick(nsi, "id", "nsiId")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _pick(record: Json, *keys: str) -> Any:
+    """The first of `keys` the record has a value for (the real APIs name fields two ways)."""
+    return next((record[k] for k in keys if record.get(k) is not None), None)
 
 
 def _int(value: Any) -> int:

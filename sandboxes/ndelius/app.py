@@ -32,7 +32,7 @@ from sandboxes.faults import Faults
 from sandboxes.ndelius import codes, events, nsis, organisation, people
 from sandboxes.ndelius.auth import DEFAULT_CLIENTS, Principal, Reader, TokenIssuer, Writer
 from sandboxes.ndelius.auth import router as auth_router
-from sandboxes.ndelius.errors import error_body
+from sandboxes.ndelius.errors import ErrorStyle, error_body
 from sandboxes.ndelius.errors import install as install_errors
 from sandboxes.ndelius.organisation import Context
 from sandboxes.ndelius.schemas import (
@@ -57,8 +57,10 @@ Size = Annotated[int, Query(ge=1, le=100)]
 def create_app(*, database: Path, seed: bool = True, faults: Faults | None = None,
                provider: str = "N07", provider_name: str | None = None,
                clients: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
-               token_lifetime: int = 1200) -> FastAPI:
-    """The sandbox for `provider`, storing in `database` (SQLite)."""
+               token_lifetime: int = 1200, feed: events.FeedShape | None = None,
+               errors: ErrorStyle = "community-api") -> FastAPI:
+    """The sandbox for `provider`, storing in `database` (SQLite); `feed` shapes the event
+    feed (SNS-wrapped by default, see events.py), `errors` the error bodies (errors.py)."""
     store = Store(database)
     national = dict(NATIONAL_PROVIDERS)
     if provider not in national or provider_name:
@@ -78,15 +80,16 @@ def create_app(*, database: Path, seed: bool = True, faults: Faults | None = Non
     app.state.store = store
     app.state.provider = provider
     app.state.issuer = TokenIssuer(clients or DEFAULT_CLIENTS, token_lifetime)
-    install_errors(app)
-    fault_injection.install(app, error_body=lambda status, message: error_body(status, message),
+    install_errors(app, errors)
+    fault_injection.install(app, error_body=lambda status, message: error_body(
+                                status, message, style=errors),
                             faults=faults)
     app.include_router(auth_router(app.state.issuer))
-    app.include_router(_routes(store, provider))
+    app.include_router(_routes(store, provider, feed or events.FeedShape()))
     return app
 
 
-def _routes(store: Store, home: str) -> APIRouter:
+def _routes(store: Store, home: str, shape: events.FeedShape) -> APIRouter:
     routes = APIRouter()
 
     @contextmanager
@@ -219,6 +222,7 @@ def _routes(store: Store, home: str) -> APIRouter:
                    event_type: Annotated[list[str] | None, Query(alias="eventType")] = None,
                    ) -> dict[str, Any]:
         with store.read() as session:
-            return events.feed(session, after=after, size=size, event_types=event_type or [])
+            return events.feed(session, after=after, size=size, event_types=event_type or [],
+                               shape=shape)
 
     return routes

@@ -64,10 +64,14 @@ OUTCOME_REQUIRED = frozenset({COMPLETED, RETURNED, WITHDRAWN, CHALLENGED})
 
 # The sandbox's own NSI status workflow: which status may follow which. A challenge is
 # raised only on a case transfer (a temporary move leaves the case with the sender).
+# Delius closes every NSI as COMP, whatever became of it: a transfer the receiving area turns
+# down may be closed COMP with a rejection outcome instead of going RET, so COMP may follow a
+# status before acceptance — with a rejection outcome only (see REJECTION_OUTCOMES).
 NEXT_STATUSES: dict[str, frozenset[str]] = {
-    REQUESTED: frozenset({AWAITING_ALLOCATION, ACCEPTED, RETURNED, WITHDRAWN, NOT_DELIVERED}),
+    REQUESTED: frozenset({AWAITING_ALLOCATION, ACCEPTED, RETURNED, WITHDRAWN, NOT_DELIVERED,
+                          COMPLETED}),
     NOT_DELIVERED: frozenset({REQUESTED, WITHDRAWN}),
-    AWAITING_ALLOCATION: frozenset({ACCEPTED, RETURNED, WITHDRAWN}),
+    AWAITING_ALLOCATION: frozenset({ACCEPTED, RETURNED, WITHDRAWN, COMPLETED}),
     ACCEPTED: frozenset({IN_PROGRESS, COMPLETED, CHALLENGED, WITHDRAWN}),
     CHALLENGED: frozenset({ACCEPTED, WITHDRAWN}),
     IN_PROGRESS: frozenset({COMPLETED, WITHDRAWN}),
@@ -105,10 +109,15 @@ NSI_OUTCOMES = _table(
     Code("WDSEND", "Withdrawn by sending area"),
     Code("WDMOVE", "Person on probation did not move"),
 )
+# The outcome, not the closing status, says what became of a transfer: COMP with TRFC (or
+# TMVE) is a transfer done, COMP with a rejection outcome one turned down (GUESS, in the way
+# Delius closes NSIs of every type as COMP with an outcome).
+SUCCESS_OUTCOMES = {CASE_TRANSFER: "TRFC", TEMPORARY_MOVE: "TMVE"}
+REJECTION_OUTCOMES = frozenset({"RJADDR", "RJINFO", "RJAREA"})
 # Which outcomes fit which closing status.
 OUTCOMES_FOR_STATUS: dict[str, frozenset[str]] = {
-    COMPLETED: frozenset({"TRFC", "TMVE"}),
-    RETURNED: frozenset({"RJADDR", "RJINFO", "RJAREA"}),
+    COMPLETED: frozenset(SUCCESS_OUTCOMES.values()) | REJECTION_OUTCOMES,
+    RETURNED: REJECTION_OUTCOMES,
     CHALLENGED: frozenset({"CHRISK", "CHINFO"}),
     WITHDRAWN: frozenset({"WDSEND", "WDMOVE"}),
 }

@@ -6,13 +6,21 @@ and `additionalInformation` — wrapped as SNS delivers it on SQS (§6.2):
 `{"sequence", "Message": "<envelope as a JSON string>", "MessageAttributes": {"eventType":
 {"Type": "String", "Value"}}}`. The `probation-case.nsi.*` types are sandbox-only (codes.py).
 
+Feeds differ in the wild, so the sandbox can serve the shapes a subscriber must take
+(`FeedStyle`): `sns` (the default, above), `bare` (the envelope itself, as a consumer of the
+topic without raw delivery off sees it in tests), or `mixed` (odd sequences bare, even ones
+wrapped); `redeliver_every=N` serves every Nth SNS message twice with the same `MessageId`
+(SQS is at-least-once); `detail_urls=False` leaves out the optional `detailUrl`.
+
 `GET /events?after=<cursor>&size=N[&eventType=…]` answers
 `{"content": [...], "cursor", "latest", "hasMore"}`: pass `cursor` back as `after`.
 Without `after` the feed starts at the beginning; `latest` is the newest sequence number.
 """
 
 import json
-from typing import Any
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,6 +28,18 @@ from sqlalchemy.orm import Session
 from sandboxes.ndelius.models import DomainEvent, Offender
 from sandboxes.ndelius.organisation import Context
 from sandboxes.ndelius.store import iso, now
+
+FeedStyle = Literal["sns", "bare", "mixed"]
+_MESSAGE_IDS = uuid.UUID("5d1a7c52-7e0e-4d4c-9a51-1f6e0b5c0d31")
+
+
+@dataclass(frozen=True)
+class FeedShape:
+    """How the feed serves events: wrapped or bare, redelivered, with or without detail URLs."""
+
+    style: FeedStyle = "sns"
+    redeliver_every: int = 0
+    detail_urls: bool = True
 
 
 def raise_event(ctx: Context, *, event_type: str, description: str, person: Offender,
@@ -40,7 +60,8 @@ def raise_event(ctx: Context, *, event_type: str, description: str, person: Offe
     ctx.session.add(DomainEvent(event_type=event_type, message_body=envelope))
 
 
-def feed(session: Session, *, after: int, size: int, event_types: list[str]) -> dict[str, Any]:
+def feed(session: Session, *, after: int, size: int, event_types: list[str],
+         shape: FeedShape | None = None) -> dict[str, Any]:
     """Up to `size` events after sequence `after`, oldest first, and the cursor to go on from."""
     # Read the newest sequence first: every event up to it is committed (writers are
     # serialised), so the answer can never skip one that commits later.
@@ -54,11 +75,24 @@ def feed(session: Session, *, after: int, size: int, event_types: list[str]) -> 
     full = len(rows) == size
     cursor = rows[-1].domain_event_id if full else max(after, latest)
     return {
-        "content": [{"sequence": row.domain_event_id, "Message": json.dumps(row.message_body),
-                     "MessageAttributes": {"eventType": {"Type": "String",
-                                                         "Value": row.event_type}}}
-                    for row in rows],
+        "content": [item for row in rows for item in _served(row, shape or FeedShape())],
         "cursor": str(cursor),
         "latest": str(latest),
         "hasMore": full and cursor < latest,
     }
+
+
+def _served(row: DomainEvent, shape: FeedShape) -> list[dict[str, Any]]:
+    """One outbox row as the feed serves it: once, or twice when SQS redelivers it."""
+    body = dict(row.message_body)
+    if not shape.detail_urls:
+        body.pop("detailUrl", None)
+    sequence = row.domain_event_id
+    if shape.style == "bare" or (shape.style == "mixed" and sequence % 2):
+        return [{"sequence": sequence, **body}]
+    item = {"sequence": sequence,
+            "MessageId": str(uuid.uuid5(_MESSAGE_IDS, str(sequence))),
+            "Message": json.dumps(body),
+            "MessageAttributes": {"eventType": {"Type": "String", "Value": row.event_type}}}
+    redelivered = shape.redeliver_every > 0 and sequence % shape.redeliver_every == 0
+    return [item, dict(item)] if redelivered else [item]

@@ -69,6 +69,7 @@ class Offender(Base):
     crn: Mapped[str] = mapped_column(String(7), unique=True)
     noms_number: Mapped[str | None]
     forename: Mapped[str]
+    middle_name: Mapped[str | None]
     surname: Mapped[str]
     date_of_birth: Mapped[date]
     gender_code: Mapped[str]

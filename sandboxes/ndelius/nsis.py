@@ -47,7 +47,7 @@ from sandboxes.ndelius.store import add_working_days, iso, london, now
 
 TRANSFER_DEADLINE_WORKING_DAYS = 20
 ADDRESS_ASSESSMENT_WORKING_DAYS = 10
-COMPLETION_OUTCOMES = {codes.CASE_TRANSFER: "TRFC", codes.TEMPORARY_MOVE: "TMVE"}
+COMPLETION_OUTCOMES = codes.SUCCESS_OUTCOMES
 
 
 def find_nsi(session: Session, nsi_id: int) -> Nsi:
@@ -220,12 +220,18 @@ def change_status(ctx: Context, nsi_id: int, body: StatusChange) -> Nsi:
     checked_code(outcome, codes.NSI_OUTCOMES, "NSI outcome")
     if status in codes.OUTCOME_REQUIRED and outcome is None:
         raise Unprocessable(f"Status {status} needs an outcome", error_code="OUTCOME_REQUIRED")
-    fitting = (frozenset({COMPLETION_OUTCOMES[nsi.nsi_type]}) if status == codes.COMPLETED
+    succeeded = status == codes.COMPLETED and outcome == COMPLETION_OUTCOMES[nsi.nsi_type]
+    fitting = (frozenset({COMPLETION_OUTCOMES[nsi.nsi_type]}) | codes.REJECTION_OUTCOMES
+               if status == codes.COMPLETED
                else codes.OUTCOMES_FOR_STATUS.get(status, frozenset()))
     if outcome is not None and outcome not in fitting:
         raise Unprocessable(f"Outcome {outcome} does not fit status {status}",
                             error_code="OUTCOME_MISMATCH")
-    completes_transfer = status == codes.COMPLETED and nsi.nsi_type == codes.CASE_TRANSFER
+    if succeeded and nsi.nsi_status in (codes.REQUESTED, codes.AWAITING_ALLOCATION):
+        raise Conflict(f"NSI status cannot change from {nsi.nsi_status} to {status} "
+                       f"with outcome {outcome}", error_code="INVALID_STATUS_TRANSITION")
+    # A transfer closed with a rejection outcome leaves the person where they are.
+    completes_transfer = succeeded and nsi.nsi_type == codes.CASE_TRANSFER
     if body.manager is not None and not completes_transfer:
         raise Unprocessable("A new manager is given only when completing a case transfer",
                             error_code="UNEXPECTED_MANAGER")
@@ -370,22 +376,23 @@ def _event_info(ctx: Context, nsi: Nsi, **extra: Any) -> dict[str, Any]:
 
 
 def nsi_json(session: Session, nsi: Nsi) -> dict[str, Any]:
-    """An NSI as the sandbox API answers it (NewNsi field names, codes as pairs)."""
+    """An NSI as the HMPPS APIs answer it (§3.2): `id`, `nsiType`/`nsiSubType`/`nsiStatus`/
+    `nsiOutcome` as `{code, description}` pairs, managers as provider/team/staff pairs."""
     active = active_nsi_manager(nsi)
     form = nsi.transfer_form
     return {
-        "nsiId": nsi.nsi_id,
-        "type": pair(nsi.nsi_type, codes.NSI_TYPES),
-        "subType": pair(nsi.nsi_sub_type, codes.NSI_SUB_TYPES.get(nsi.nsi_type, {})),
+        "id": nsi.nsi_id,
+        "nsiType": pair(nsi.nsi_type, codes.NSI_TYPES),
+        "nsiSubType": pair(nsi.nsi_sub_type, codes.NSI_SUB_TYPES.get(nsi.nsi_type, {})),
         "offenderCrn": nsi.offender.crn,
         "referralDate": _day(nsi.referral_date),
         "expectedStartDate": _day(nsi.expected_start_date),
         "expectedEndDate": _day(nsi.expected_end_date),
-        "startDate": _day(nsi.actual_start_date),
-        "endDate": _day(nsi.actual_end_date),
-        "status": pair(nsi.nsi_status, codes.NSI_STATUSES),
-        "statusDate": iso(nsi.nsi_status_date),
-        "outcome": pair(nsi.nsi_outcome, codes.NSI_OUTCOMES),
+        "actualStartDate": _day(nsi.actual_start_date),
+        "actualEndDate": _day(nsi.actual_end_date),
+        "nsiStatus": pair(nsi.nsi_status, codes.NSI_STATUSES),
+        "statusDateTime": iso(nsi.nsi_status_date),
+        "nsiOutcome": pair(nsi.nsi_outcome, codes.NSI_OUTCOMES),
         "notes": nsi.notes,
         "intendedProvider": {"code": nsi.intended_provider,
                              "description": provider(session, nsi.intended_provider).description},

@@ -53,7 +53,8 @@ def create_person(ctx: Context, body: NewPerson) -> Offender:
     moment = now()
     person = Offender(
         crn=body.crn, noms_number=body.noms_number, forename=body.name.forename,
-        surname=body.name.surname, date_of_birth=body.date_of_birth, gender_code=body.gender,
+        middle_name=body.name.middle_name, surname=body.name.surname,
+        date_of_birth=body.date_of_birth, gender_code=body.gender,
         pnc_number=body.pnc_number, rosh_level=body.rosh_level,
         mappa_category=body.mappa.category if body.mappa else None,
         mappa_level=body.mappa.level if body.mappa else None, created_datetime=moment)
@@ -124,7 +125,8 @@ def person_json(session: Session, person: Offender) -> dict[str, Any]:
     return {
         "crn": person.crn,
         "nomsNumber": person.noms_number,
-        "name": {"forename": person.forename, "surname": person.surname},
+        "name": {"forename": person.forename, "middleName": person.middle_name,
+                 "surname": person.surname},
         "dateOfBirth": person.date_of_birth.isoformat(),
         "gender": pair(person.gender_code, codes.GENDERS),
         "pncNumber": person.pnc_number,

@@ -378,7 +378,7 @@ def raise_in_london(stack: Stack, practitioner: httpx.Client, body: dict[str, An
     """Raise the NSI at N07 and wait for the gateway to deliver it to N03.
 
     Returns (referral id, N07's NSI id, N03's NSI id)."""
-    sent = str(ok(practitioner.post("/nsi", json=body), 201)["nsiId"])
+    sent = str(ok(practitioner.post("/nsi", json=body), 201)["id"])
     referral_id = wait_for(lambda: stack.referral_from("ndelius-n07", sent), timeout=STEP,
                            what="the NSI discovered at N07")
     settled(stack, referral_id, "delivered", "ndelius-n07")
@@ -400,7 +400,7 @@ def test_a_case_transfer_challenged_on_risk_is_enforced_and_completed_at_both_pr
     # Wales holds the NSI, routed to its case-transfer SPOC, with London's form.
     spo = delius_officer(stack, "ndelius-n03", "N03ACT1", staff)
     nsi = nsi_of(spo, received)
-    assert (nsi["type"]["code"], nsi["status"]["code"], nsi["externalReference"]) == (
+    assert (nsi["nsiType"]["code"], nsi["nsiStatus"]["code"], nsi["externalReference"]) == (
         "TRF01", "REQ", referral_id)
     assert nsi["manager"]["team"]["code"] == "N03ACT"
     form = nsi["transferForm"]
@@ -410,19 +410,19 @@ def test_a_case_transfer_challenged_on_risk_is_enforced_and_completed_at_both_pr
     # Wales acknowledges, allocates and accepts.
     set_nsi_status(spo, received, "AWAL")
     settled(stack, referral_id, "acknowledged", "ndelius-n07")
-    assert nsi_of(practitioner, sent)["status"]["code"] == "AWAL"
+    assert nsi_of(practitioner, sent)["nsiStatus"]["code"] == "AWAL"
     ok(spo.put(f"/nsi/{received}/manager", json={"team": "N03AOM", "staff": "N03AOM1"}))
     receiving = delius_officer(stack, "ndelius-n03", "N03AOM1", staff)
     set_nsi_status(receiving, received, "ACC", notes="Address assessed as suitable.")
     settled(stack, referral_id, "accepted", "ndelius-n07")
-    assert nsi_of(practitioner, sent)["status"]["code"] == "ACC"
+    assert nsi_of(practitioner, sent)["nsiStatus"]["code"] == "ACC"
 
     # Wales challenges on risk grounds; London sees the challenge with its outcome.
     set_nsi_status(receiving, received, "CHAL", outcome="CHRISK",
                    notes="The victim lives two streets from the proposed address.")
     settled(stack, referral_id, "challenged", "ndelius-n07")
     challenged = nsi_of(practitioner, sent)
-    assert (challenged["status"]["code"], challenged["outcome"]["code"]) == ("CHAL", "CHRISK")
+    assert (challenged["nsiStatus"]["code"], challenged["nsiOutcome"]["code"]) == ("CHAL", "CHRISK")
 
     # London enforces the transfer: accepted again, on both sides.
     set_nsi_status(practitioner, sent, "ACC",
@@ -430,7 +430,7 @@ def test_a_case_transfer_challenged_on_risk_is_enforced_and_completed_at_both_pr
     wait_for(lambda: len(stack.events(referral_id)) == 6, timeout=STEP,
              what="the sender's enforcement recorded")
     settled(stack, referral_id, "accepted", "ndelius-n03")
-    wait_for(lambda: nsi_of(receiving, received)["status"]["code"] == "ACC", timeout=STEP,
+    wait_for(lambda: nsi_of(receiving, received)["nsiStatus"]["code"] == "ACC", timeout=STEP,
              what="ACC at N03 again")
     assert manager_of(practitioner, "X070002")[0] == "N07"  # nothing moves before completion
 
@@ -438,7 +438,7 @@ def test_a_case_transfer_challenged_on_risk_is_enforced_and_completed_at_both_pr
     set_nsi_status(receiving, received, "COMP", notes="Handover meeting held.")
     settled(stack, referral_id, "completed", "ndelius-n07")
     done = nsi_of(practitioner, sent)
-    assert (done["status"]["code"], done["outcome"]["code"]) == ("COMP", "TRFC")
+    assert (done["nsiStatus"]["code"], done["nsiOutcome"]["code"]) == ("COMP", "TRFC")
     assert [h["status"]["code"] for h in done["statusHistory"]] == [
         "REQ", "AWAL", "ACC", "CHAL", "ACC", "COMP"]
     assert manager_of(receiving, "X070002") == ("N03", "N03AOM", "N03AOM1")
@@ -466,16 +466,16 @@ def test_a_temporary_move_completes_with_the_manager_staying_at_the_sender(
     assert stored.content["transfer"]["return_date"] == "2027-03-26"
 
     host = delius_officer(stack, "ndelius-n03", "N03AOM1", staff)
-    assert (nsi_of(host, received)["type"]["code"], nsi_of(host, received)["expectedEndDate"]
+    assert (nsi_of(host, received)["nsiType"]["code"], nsi_of(host, received)["expectedEndDate"]
             ) == ("TMV01", "2027-03-26")
     for native, state in (("AWAL", "acknowledged"), ("ACC", "accepted"),
                           ("INPROG", "in_progress"), ("COMP", "completed")):
         set_nsi_status(host, received, native)
         settled(stack, referral_id, state, "ndelius-n07")
-        assert nsi_of(practitioner, sent)["status"]["code"] == native
+        assert nsi_of(practitioner, sent)["nsiStatus"]["code"] == native
 
     done = nsi_of(practitioner, sent)
-    assert done["outcome"]["code"] == "TMVE"
+    assert done["nsiOutcome"]["code"] == "TMVE"
     # Supervision support only: the case never left London.
     assert manager_of(practitioner, "X070004")[0] == "N07"
     assert manager_of(host, "X070004")[0] == "N07"

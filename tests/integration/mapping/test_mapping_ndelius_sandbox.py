@@ -28,6 +28,7 @@ import pytest
 from adapters.base import NativeChange
 from adapters.ndelius import NdeliusAdapter
 from gateway.contracts import Contracts
+from gateway.errors import MappingError
 from gateway.mapping.translator import MappingTranslator
 from gateway.protection.consent import consent_gaps
 from sandboxes.ndelius.app import create_app
@@ -60,7 +61,7 @@ class Officer:
         return answer.json()
 
     def raise_nsi(self, body: dict[str, Any]) -> str:
-        return str(self.send("POST", "/nsi", body, expect=201)["nsiId"])
+        return str(self.send("POST", "/nsi", body, expect=201)["id"])
 
     def set_status(self, nsi_id: str, status: str, **extra: Any) -> None:
         self.send("PUT", f"/nsi/{nsi_id}/status", {"status": status, **extra})
@@ -206,7 +207,7 @@ def test_a_case_transfer_is_challenged_enforced_and_completed_on_both_sides(
     # Wales holds the NSI, routed to its case-transfer SPOC, with the form as London wrote it.
     spo = wales.officer("N03ACT1")
     nsi = spo.nsi(received)
-    assert (nsi["type"]["code"], nsi["status"]["code"]) == ("TRF01", "REQ")
+    assert (nsi["nsiType"]["code"], nsi["nsiStatus"]["code"]) == ("TRF01", "REQ")
     assert nsi["externalReference"] == referral_id
     assert nsi["manager"]["team"]["code"] == "N03ACT"
     form = nsi["transferForm"]
@@ -220,20 +221,21 @@ def test_a_case_transfer_is_challenged_enforced_and_completed_on_both_sides(
                 "consent"):
         assert back[key] == canonical[key], key
     assert practitioner.nsi(sent)["externalReference"] == referral_id
-    assert practitioner.nsi(sent)["status"]["code"] == "REQ"
+    assert practitioner.nsi(sent)["nsiStatus"]["code"] == "REQ"
 
     ids = {"N07": sent, "N03": received}
     spo.set_status(received, "AWAL")
     assert step(wales, london, ids, referral_id, translator, contracts)["status"] == \
         "acknowledged"
-    assert practitioner.nsi(sent)["status"]["code"] == "AWAL"
+    assert practitioner.nsi(sent)["nsiStatus"]["code"] == "AWAL"
 
     spo.send("PUT", f"/nsi/{received}/manager", {"team": "N03AOM", "staff": "N03AOM1"})
     receiving = wales.officer("N03AOM1")
     receiving.set_status(received, "ACC", notes="Address assessed as suitable.")
     event = step(wales, london, ids, referral_id, translator, contracts)
     assert (event["status"], event["note"]) == ("accepted", "Address assessed as suitable.")
-    assert practitioner.nsi(sent)["status"]["code"] == "ACC"
+    assert event["new_owner"] == {"provider": "N03", "unit": "N03AOM", "user": "N03AOM1"}
+    assert practitioner.nsi(sent)["nsiStatus"]["code"] == "ACC"
 
     receiving.set_status(received, "CHAL", outcome="CHRISK",
                          notes="The victim lives two streets from the proposed address.")
@@ -242,25 +244,27 @@ def test_a_case_transfer_is_challenged_enforced_and_completed_on_both_sides(
     assert event["reason"] == {"code": "risk_concerns",
                                "text": "The victim lives two streets from the proposed address."}
     challenged = practitioner.nsi(sent)
-    assert (challenged["status"]["code"], challenged["outcome"]["code"]) == ("CHAL", "CHRISK")
+    assert (challenged["nsiStatus"]["code"], challenged["nsiOutcome"]["code"]) == ("CHAL", "CHRISK")
 
     # London enforces the transfer: its own NSI goes back to accepted, and so does Wales's.
     practitioner.set_status(sent, "ACC", notes="Risk plan agreed with the victim liaison unit.")
     event = step(london, wales, ids, referral_id, translator, contracts)
     assert (event["status"], event["source_status"]) == ("accepted", "ACC")
-    assert receiving.nsi(received)["status"]["code"] == "ACC"
+    assert receiving.nsi(received)["nsiStatus"]["code"] == "ACC"
     assert practitioner.manager_of("X070002")[0] == "N07"  # nothing moves before completion
 
     receiving.set_status(received, "COMP", outcome="TRFC", notes="Handover meeting held.")
     event = step(wales, london, ids, referral_id, translator, contracts)
     assert event["status"] == "completed" and event["outcome"] == {"result": "successful"}
+    assert event["new_owner"] == {"provider": "N03", "unit": "N03AOM", "user": "N03AOM1"}
     done = practitioner.nsi(sent)
-    assert (done["status"]["code"], done["outcome"]["code"]) == ("COMP", "TRFC")
+    assert (done["nsiStatus"]["code"], done["nsiOutcome"]["code"]) == ("COMP", "TRFC")
     assert [h["status"]["code"] for h in done["statusHistory"]] == [
         "REQ", "AWAL", "ACC", "CHAL", "ACC", "COMP"]
     # The person is now managed in Wales, in both nDelius instances.
     assert receiving.manager_of("X070002") == ("N03", "N03AOM", "N03AOM1")
-    assert practitioner.manager_of("X070002")[0] == "N03"
+    # London names the same officer Wales did, not just Wales's transfer SPOC.
+    assert practitioner.manager_of("X070002") == ("N03", "N03AOM", "N03AOM1")
     assert london.poll() == [] and wales.poll() == []  # the gateway's own changes stay quiet
 
 
@@ -280,7 +284,7 @@ def test_a_temporary_move_completes_with_the_manager_staying_with_the_sender(
                                      "return_date": "2027-03-26"}
     host = wales.officer("N03AOM1")
     nsi = host.nsi(received)
-    assert (nsi["type"]["code"], nsi["expectedEndDate"]) == ("TMV01", "2027-03-26")
+    assert (nsi["nsiType"]["code"], nsi["expectedEndDate"]) == ("TMV01", "2027-03-26")
     assert nsi["transferForm"]["mappa"] is None
     assert nsi["transferForm"]["victimContact"] is False
 
@@ -290,13 +294,13 @@ def test_a_temporary_move_completes_with_the_manager_staying_with_the_sender(
         host.set_status(received, native)
         event = step(wales, london, ids, referral_id, translator, contracts)
         assert (event["status"], event["source_status"]) == (canonical_state, native)
-        assert practitioner.nsi(sent)["status"]["code"] == native
+        assert practitioner.nsi(sent)["nsiStatus"]["code"] == native
 
     host.set_status(received, "COMP", outcome="TMVE")
     event = step(wales, london, ids, referral_id, translator, contracts)
     assert event["status"] == "completed"
     done = practitioner.nsi(sent)
-    assert (done["status"]["code"], done["outcome"]["code"]) == ("COMP", "TMVE")
+    assert (done["nsiStatus"]["code"], done["nsiOutcome"]["code"]) == ("COMP", "TMVE")
     # Supervision support only: the case never left London.
     assert practitioner.manager_of("X070004")[0] == "N07"
     assert host.manager_of("X070004")[0] == "N07"
@@ -320,14 +324,14 @@ def test_a_return_and_a_withdrawal_reach_the_other_side_with_their_outcome(
                  translator, contracts)
     assert (event["status"], event["reason"]["code"]) == ("rejected", "not_applicable")
     returned = practitioner.nsi(returned_sent)
-    assert (returned["status"]["code"], returned["outcome"]["code"]) == ("RET", "RJAREA")
+    assert (returned["nsiStatus"]["code"], returned["nsiOutcome"]["code"]) == ("RET", "RJAREA")
 
     practitioner.set_status(withdrawn_sent, "WDN", outcome="WDMOVE")
     event = step(london, wales, {"N07": withdrawn_sent, "N03": withdrawn_received},
                  withdrawn_id, translator, contracts)
     assert (event["status"], event["reason"]) == ("withdrawn", {"code": "not_applicable"})
     withdrawn = spo.nsi(withdrawn_received)
-    assert (withdrawn["status"]["code"], withdrawn["outcome"]["code"]) == ("WDN", "WDMOVE")
+    assert (withdrawn["nsiStatus"]["code"], withdrawn["nsiOutcome"]["code"]) == ("WDN", "WDMOVE")
 
 
 def test_every_nsi_status_and_outcome_of_the_sandbox_reads_and_goes_back_as_itself(
@@ -342,7 +346,62 @@ def test_every_nsi_status_and_outcome_of_the_sandbox_reads_and_goes_back_as_itse
                 event = translator.status_in("ndelius", "transfer", record)
                 assert contracts.validate("status-event", event) == [], (status, outcome)
                 native = translator.status_out("ndelius", "transfer", event)
-                # Completion goes without an outcome: nDelius sets the one of the NSI type.
-                expected = None if status == "COMP" else outcome
-                assert (native["status"], native.get("outcome")) == (status, expected)
+                # Completion goes without an outcome: nDelius sets the one of the NSI type. A
+                # COMP with a rejection outcome is a rejection, and goes back as a return.
+                expected = (status, None if status == "COMP" else outcome)
+                if status == "COMP" and outcome.startswith("RJ"):
+                    expected = ("RET", outcome)
+                assert (native["status"], native.get("outcome")) == expected
                 assert "manager" not in native
+
+
+def test_a_transfer_closed_completed_with_a_rejection_outcome_is_a_rejection(
+        london: Provider, wales: Provider, translator: MappingTranslator,
+        contracts: Contracts) -> None:
+    practitioner = london.officer("N07AOM2")
+    practitioner.raise_nsi(new_nsi("X070001"))
+    referral_id, sent, received, _ = carry_transfer(london, wales, translator, contracts)
+    spo = wales.officer("N03ACT1")
+    # The receiving SPO closes the NSI as nDelius closes every NSI, COMP; the outcome says how.
+    spo.set_status(received, "COMP", outcome="RJADDR", notes="Address not suitable.")
+    event = step(wales, london, {"N07": sent, "N03": received}, referral_id, translator,
+                 contracts)
+    assert (event["status"], event["reason"]["code"]) == ("rejected", "not_eligible")
+    assert "outcome" not in event
+    returned = practitioner.nsi(sent)
+    assert (returned["nsiStatus"]["code"], returned["nsiOutcome"]["code"]) == ("RET", "RJADDR")
+    # Nobody took the case: the person stays with London on both sides.
+    assert practitioner.manager_of("X070001")[0] == "N07"
+    assert spo.nsi(received)["nsiStatus"]["code"] == "COMP"
+
+
+def test_a_completion_with_an_outcome_the_mapping_does_not_know_is_an_error(
+        translator: MappingTranslator) -> None:
+    record = {"status": "COMP", "outcome": "XYZ99", "nsiType": "TRF01",
+              "statusDate": "2027-01-11T10:00:00+00:00"}
+    with pytest.raises(MappingError) as raised:
+        translator.status_in("ndelius", "transfer", record)
+    assert "XYZ99" in raised.value.detail  # the operator sees which code to add
+    assert raised.value.extensions["path"] == "/status"
+    with pytest.raises(MappingError):
+        translator.status_in("ndelius", "transfer", {**record, "outcome": None})
+
+
+def test_noms_number_middle_name_and_due_date_reach_the_receiving_ndelius(
+        london: Provider, wales: Provider, translator: MappingTranslator,
+        contracts: Contracts) -> None:
+    practitioner = london.officer("N07AOM1")
+    practitioner.send("POST", "/person", {
+        "crn": "X079001", "nomsNumber": "A1234BC", "dateOfBirth": "1991-02-03", "gender": "F",
+        "name": {"forename": "Rowan", "middleName": "Quinn", "surname": "Exampleby"},
+        "manager": {"team": "N07AOM", "staff": "N07AOM1"}}, expect=201)
+    practitioner.raise_nsi(new_nsi("X079001"))
+    _, sent, received, canonical = carry_transfer(london, wales, translator, contracts)
+    due = practitioner.nsi(sent)["expectedEndDate"]
+    assert {"system": "noms", "value": "A1234BC"} in canonical["subject"]["identifiers"]
+    assert canonical["subject"]["middle_name"] == "Quinn"
+    assert canonical["services"][0]["due_date"] == due
+    # At Wales: the person is recorded with the same identifiers and names, the deadline kept.
+    person = wales.officer("N03ACT1").get("/person/X079001")
+    assert (person["nomsNumber"], person["name"]["middleName"]) == ("A1234BC", "Quinn")
+    assert wales.officer("N03ACT1").nsi(received)["expectedEndDate"] == due

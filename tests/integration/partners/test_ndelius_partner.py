@@ -18,6 +18,7 @@ import pytest
 from adapters.ndelius import NdeliusAdapter
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 from sandboxes.ndelius.app import create_app
+from sandboxes.ndelius.events import FeedShape
 from servers import LiveServer
 
 GATEWAY = {"client_id": "casebridge", "client_secret": "casebridge-sandbox-secret"}
@@ -116,8 +117,8 @@ def test_a_transfer_nsi_is_created_once_and_reads_back(
 
     record = adapter.read(native_id=native_id)
     nsi = record["nsi"]
-    assert nsi["type"]["code"] == "TRF01" and nsi["subType"]["code"] == "TRF01A"
-    assert nsi["status"]["code"] == "REQ" and nsi["externalReference"] == ref
+    assert nsi["nsiType"]["code"] == "TRF01" and nsi["nsiSubType"]["code"] == "TRF01A"
+    assert nsi["nsiStatus"]["code"] == "REQ" and nsi["externalReference"] == ref
     assert nsi["intendedProvider"]["code"] == "N03"
     # Routed to the receiving PDU's case-transfer SPOC, with the deadlines of the framework.
     assert nsi["manager"]["team"]["code"] == "N03ACT"
@@ -144,14 +145,14 @@ def test_completing_a_case_transfer_moves_the_manager_and_only_then(
     adapter.update_status(native_id=native_id, referral_id=ref, status={"status": "ACC"})
     adapter.update_status(native_id=native_id, referral_id=ref, status={"status": "ACC"})
     accepted = adapter.read(native_id=native_id)
-    assert accepted["nsi"]["status"]["code"] == "ACC"
+    assert accepted["nsi"]["nsiStatus"]["code"] == "ACC"
     assert accepted["person"]["manager"]["provider"]["code"] == "N07"
 
     adapter.update_status(native_id=native_id, referral_id=ref,
                           status={"status": "COMP", "outcome": "TRFC", "notes": "Handed over"})
     done = adapter.read(native_id=native_id)
-    assert done["nsi"]["status"]["code"] == "COMP" and done["nsi"]["outcome"]["code"] == "TRFC"
-    assert done["nsi"]["active"] is False and done["nsi"]["endDate"] is not None
+    assert (done["nsi"]["nsiStatus"]["code"], done["nsi"]["nsiOutcome"]["code"]) == ("COMP", "TRFC")
+    assert done["nsi"]["active"] is False and done["nsi"]["actualEndDate"] is not None
     manager = done["person"]["manager"]
     assert (manager["provider"]["code"], manager["team"]["code"], manager["staff"]["code"]) == (
         "N03", "N03AOM", "N03AOM1")
@@ -170,8 +171,9 @@ def test_a_temporary_move_keeps_the_manager_with_the_sender(
     for status in ("ACC", "INPROG", "COMP"):
         adapter.update_status(native_id=native_id, referral_id=ref, status={"status": status})
     moved = adapter.read(native_id=native_id)
-    assert moved["nsi"]["type"]["code"] == "TMV01"
-    assert moved["nsi"]["status"]["code"] == "COMP" and moved["nsi"]["outcome"]["code"] == "TMVE"
+    assert moved["nsi"]["nsiType"]["code"] == "TMV01"
+    moved_nsi = moved["nsi"]
+    assert (moved_nsi["nsiStatus"]["code"], moved_nsi["nsiOutcome"]["code"]) == ("COMP", "TMVE")
     assert moved["nsi"]["manager"]["team"]["code"] == "N03AOM"
     assert moved["person"]["manager"]["team"]["code"] == "N07AOM"
     assert moved["nsi"]["pendingTransfer"] is False
@@ -199,6 +201,32 @@ def test_discover_reports_what_staff_did_and_not_its_own_changes(
     assert challenged["nsiType"] == "TRF01" and challenged["externalReference"] == ref
     assert all(c.changed_at for c in found.changes)
     assert adapter.discover(cursor=found.cursor).changes == []
+
+
+def test_bare_and_wrapped_events_without_detail_urls_redelivered_count_once(
+        tmp_path: Path, adapter_for: Callable[..., NdeliusAdapter]) -> None:
+    shape = FeedShape(style="mixed", redeliver_every=2, detail_urls=False)
+    with LiveServer(create_app(database=tmp_path / "n03.db", provider="N03",
+                               feed=shape)) as server:
+        adapter, spo = adapter_for(server, page_size=2), Officer(server, "N03ACT1")
+        cursor = adapter.discover(cursor=None).cursor
+        refs = [referral_id() for _ in range(3)]
+        native_ids = [adapter.create(referral_id=ref, kind="transfer",
+                                     record=transfer_record(f"X07{n:04d}"))
+                      for n, ref in zip(range(300, 303), refs, strict=True)]
+        for native_id in native_ids:
+            spo.set_status(native_id, "AWAL")
+            spo.set_status(native_id, "ACC")
+        items = Officer(server, "N03ACT1").get("/events", after=cursor, size=100)["content"]
+        assert any("Message" in i for i in items) and any("eventType" in i for i in items)
+        assert len({i.get("MessageId") for i in items if "MessageId" in i}) < sum(
+            "MessageId" in i for i in items)  # the sandbox did redeliver
+        assert not any("detailUrl" in i for i in items)
+        found = adapter.discover(cursor=cursor)
+    assert [(c.native_id, c.referral_id, c.record["status"], c.problem)
+            for c in found.changes] == [(n, ref, s, None)
+                                        for n, ref in zip(native_ids, refs, strict=True)
+                                        for s in ("AWAL", "ACC")]
 
 
 def test_discover_pages_through_a_long_feed(
@@ -285,9 +313,9 @@ def test_expired_and_revoked_tokens_are_renewed(
         native_id = adapter.create(referral_id=referral_id(), kind="transfer",
                                    record=transfer_record())
         time.sleep(1.1)
-        assert adapter.read(native_id=native_id)["nsi"]["nsiId"] == int(native_id)
+        assert adapter.read(native_id=native_id)["nsi"]["id"] == int(native_id)
         plain.post("/_sandbox/tokens/revoke")
-        assert adapter.read(native_id=native_id)["nsi"]["nsiId"] == int(native_id)
+        assert adapter.read(native_id=native_id)["nsi"]["id"] == int(native_id)
         assert plain.get(f"/nsi/{native_id}").status_code == 401
 
 
@@ -341,7 +369,7 @@ def test_forty_transfers_under_faults_make_exactly_one_nsi_each(
         page = officer.get("/nsi", externalReference=ref)
         assert page["totalElements"] == 1
         nsi = page["content"][0]
-        assert str(nsi["nsiId"]) == native_ids[ref]
+        assert str(nsi["id"]) == native_ids[ref]
         assert [h["status"]["code"] for h in nsi["statusHistory"]] == ["REQ", "AWAL"]
     assert officer.get("/nsi", size=1)["totalElements"] == 40
     assert officer.get("/person", size=1)["totalElements"] == 6 + 40

@@ -45,8 +45,8 @@ def error(status: int, code: str, message: str = "Refused", **headers: str) -> h
 
 def nsi(nsi_id: int = 42, *, reference: str | None = "ref-1", history: list[Any] | None = None,
         status: str = "REQ") -> dict[str, Any]:
-    return {"nsiId": nsi_id, "offenderCrn": CRN, "type": {"code": "TRF01"},
-            "status": {"code": status}, "externalReference": reference,
+    return {"nsiId": nsi_id, "offenderCrn": CRN, "nsiType": {"code": "TRF01"},
+            "nsiStatus": {"code": status}, "externalReference": reference,
             "manager": {"provider": {"code": "N03"}, "team": {"code": "N03AOM"},
                         "staff": {"code": "N03AOM1"}},
             "statusHistory": history or [], "transferForm": {"receivingPdu": "N03A"},
@@ -366,3 +366,156 @@ def test_discover_keeps_to_its_own_provider_when_told_which(delius: respx.MockRo
         event(1, "probation-case.nsi.created", nsiId=10), cursor="1"))
     assert adapter.discover(cursor="0").changes == []
     adapter.close()
+
+
+# --- nothing lost: every tracked event comes out, readable or not (issue 18) -----------------
+def status_event(sequence: int, nsi_id: Any = 11, **info: Any) -> dict[str, Any]:
+    return event(sequence, "probation-case.nsi.status-changed", nsiId=nsi_id,
+                 externalReference="ref-9", previousStatus="ACC", **info)
+
+
+def completed(nsi_id: int = 11) -> httpx.Response:
+    history = [{"id": 6, "status": {"code": "COMP"}, "statusDate": "2026-11-23T11:00:00Z",
+                "outcome": {"code": "TRFC"}, "notes": None}]
+    return httpx.Response(200, json=nsi(nsi_id, reference="ref-9", history=history,
+                                        status="COMP"))
+
+
+def test_an_event_whose_nsi_is_gone_or_unmatched_comes_out_as_a_problem(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    delius.get("/events").mock(return_value=feed(
+        status_event(1, statusHistoryId=6),                  # NSI answers 404
+        status_event(2, nsi_id=12),                          # no statusHistoryId
+        status_event(3, nsi_id=13, statusHistoryId=99),      # history has no such entry
+        status_event(4, nsi_id="not-a-number", statusHistoryId=6),
+        cursor="4"))
+    delius.get("/nsi/11").mock(return_value=error(404, "NOT_FOUND"))
+    delius.get("/nsi/12").mock(return_value=completed(12))
+    delius.get("/nsi/13").mock(return_value=completed(13))
+    found = adapter.discover(cursor="0")
+    assert found.cursor == "4"
+    assert [(c.kind, c.native_id, c.referral_id) for c in found.changes] == [
+        ("status", "11", "ref-9"), ("status", "12", "ref-9"), ("status", "13", "ref-9"),
+        ("status", "event-4", "ref-9")]
+    assert all(c.problem for c in found.changes)
+    assert "404" in (found.changes[0].problem or "")
+    assert "statusHistoryId" in (found.changes[1].problem or "")
+    for change in found.changes:  # ids and codes only
+        assert SURNAME not in json.dumps([change.problem, change.record])
+
+
+def test_an_event_without_detail_url_is_read_by_nsi_id_and_others_are_passed_over(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    bare = status_event(1, statusHistoryId=6)
+    body = json.loads(bare["Message"])
+    del body["detailUrl"]
+    bare["Message"] = json.dumps(body)
+    other = {"eventType": "probation-case.address.created", "version": 1,
+             "occurredAt": "2026-11-23T10:00:00Z", "personReference": {"identifiers": []}}
+    delius.get("/events").mock(return_value=feed(bare, other, cursor="2"))
+    read = delius.get("/nsi/11").mock(return_value=completed())
+    found = adapter.discover(cursor="0")
+    assert found.cursor == "2" and read.call_count == 1
+    assert [(c.native_id, c.record["status"], c.problem) for c in found.changes] == [
+        ("11", "COMP", None)]
+
+
+def test_the_detail_url_is_followed_when_it_points_at_this_ndelius_only(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    here, elsewhere = status_event(1, statusHistoryId=6), status_event(2, statusHistoryId=6)
+    for item, url in ((here, f"{BASE}/api/nsi/11/detail"), (elsewhere, "http://evil.test/x")):
+        body = json.loads(item["Message"])
+        body["detailUrl"] = url
+        item["Message"] = json.dumps(body)
+    delius.get("/events").mock(return_value=feed(here, elsewhere, cursor="2"))
+    detail = delius.get("/api/nsi/11/detail").mock(return_value=completed())
+    by_id = delius.get("/nsi/11").mock(return_value=completed())
+    found = adapter.discover(cursor="0")
+    assert [c.problem for c in found.changes] == [None, None]
+    # The second event's NSI was already read this poll; a foreign host never gets our token.
+    assert detail.call_count == 1 and by_id.call_count == 0
+
+
+def test_bare_and_sns_wrapped_events_mix_and_a_redelivered_message_counts_once(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    wrapped = status_event(1, statusHistoryId=6)
+    wrapped["MessageId"] = "6f1c2a4e-0000-4000-8000-000000000001"
+    again = {**wrapped, "sequence": 2}
+    bare = {**json.loads(status_event(3, nsi_id=12, statusHistoryId=6)["Message"])}
+    delius.get("/events").mock(return_value=feed(wrapped, again, bare, cursor="3"))
+    delius.get("/nsi/11").mock(return_value=completed())
+    delius.get("/nsi/12").mock(return_value=completed(12))
+    found = adapter.discover(cursor="0")
+    assert [(c.native_id, c.problem) for c in found.changes] == [("11", None), ("12", None)]
+    # Redelivered in a later poll: still once.
+    delius.get("/events").mock(return_value=feed({**wrapped, "sequence": 4}, cursor="4"))
+    assert adapter.discover(cursor="3").changes == []
+
+
+def test_a_garbled_message_of_a_tracked_type_is_a_problem_not_a_failed_poll(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    garbled = status_event(1, statusHistoryId=6)
+    garbled["Message"] = "{not json"
+    delius.get("/events").mock(return_value=feed(garbled, cursor="1"))
+    found = adapter.discover(cursor="0")
+    assert found.cursor == "1"
+    assert [(c.native_id, bool(c.problem)) for c in found.changes] == [("event-1", True)]
+
+
+def real_nsi(nsi_id: int, *, reference: str | None, history: list[Any]) -> dict[str, Any]:
+    """An NSI as the HMPPS APIs answer it: `id`, nsi* {code, description} pairs."""
+    return {"id": nsi_id, "offenderCrn": CRN,
+            "nsiType": {"code": "TRF01", "description": "Case Transfer"},
+            "nsiSubType": {"code": "TRF01A", "description": "Inter-provider transfer"},
+            "nsiStatus": {"code": "COMP", "description": "Completed"},
+            "nsiOutcome": {"code": "TRFC", "description": "Transferred"},
+            "statusDateTime": "2026-11-23T11:00:00Z", "externalReference": reference,
+            "manager": {"provider": {"code": "N03", "description": "Wales"},
+                        "team": {"code": "N03AOM", "description": "Cardiff OM"},
+                        "staff": {"code": "N03AOM1", "name": {"forename": "Jo"}}},
+            "statusHistory": history, "transferForm": {"receivingPdu": "N03A"}, "actions": []}
+
+
+def test_nsis_in_the_hmpps_shape_are_read(delius: respx.MockRouter,
+                                          adapter: NdeliusAdapter) -> None:
+    history = [{"id": 6, "status": {"code": "COMP"}, "statusDate": "2026-11-23T11:00:00Z",
+                "outcome": {"code": "TRFC"}, "notes": None}]
+    delius.get("/events").mock(return_value=feed(
+        event(1, "probation-case.nsi.created", nsiId=10, nsiType=None),
+        status_event(2, statusHistoryId=6, nsiType=None), cursor="2"))
+    delius.get("/nsi/10").mock(return_value=httpx.Response(200, json=real_nsi(
+        10, reference=None, history=[])))
+    delius.get("/nsi/11").mock(return_value=httpx.Response(200, json=real_nsi(
+        11, reference="ref-9", history=history)))
+    delius.get(f"/person/{CRN}").mock(return_value=httpx.Response(200, json=person()))
+    transfer, status = adapter.discover(cursor="0").changes
+    assert (transfer.kind, transfer.native_id, transfer.problem) == ("transfer", "10", None)
+    assert transfer.record["nsi"]["nsiType"]["code"] == "TRF01"
+    assert (status.native_id, status.problem, status.record["nsiType"],
+            status.record["manager"]) == ("11", None, "TRF01", {
+                "provider": "N03", "team": "N03AOM", "staff": "N03AOM1"})
+    delius.get("/nsi", params={"externalReference": "ref-2"}).mock(return_value=page(
+        real_nsi(12, reference="ref-2", history=[])))
+    assert adapter.create(referral_id="ref-2", kind="transfer", record=record()) == "12"
+
+
+def test_an_event_too_thin_to_judge_is_judged_by_its_nsi(delius: respx.MockRouter,
+                                                        adapter: NdeliusAdapter) -> None:
+    history = [{"id": 6, "status": {"code": "COMP"}, "statusDate": "2026-11-23T11:00:00Z",
+                "outcome": {"code": "TRFC"}, "notes": None}]
+    thin = event(1, "probation-case.nsi.status-changed")
+    body = json.loads(thin["Message"])
+    body["additionalInformation"] = {"nsiId": 11, "statusHistoryId": 6}
+    del body["detailUrl"]
+    thin["Message"] = json.dumps(body)
+    nameless = event(2, "probation-case.nsi.status-changed")
+    body["additionalInformation"] = {"statusHistoryId": 6}
+    nameless["Message"] = json.dumps(body)
+    delius.get("/events").mock(return_value=feed(thin, nameless, cursor="2"))
+    delius.get("/nsi/11").mock(return_value=httpx.Response(200, json={
+        **real_nsi(11, reference="ref-9", history=history),
+        "raisedByProvider": {"code": "N07"}, "intendedProvider": {"code": "N03"}}))
+    found = adapter.discover(cursor="0")
+    assert [(c.native_id, c.referral_id, c.record.get("status"), bool(c.problem))
+            for c in found.changes] == [("11", "ref-9", "COMP", False),
+                                        ("event-2", None, None, True)]
