@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from mapping_testkit import ROOT
 
@@ -184,9 +184,12 @@ STATUS_FILES = [p for p in sorted(MAPPINGS.glob("*/*.yaml"))
 def _status_rules(mapping: CompiledMapping) -> tuple[Rule, Rule]:
     """The inbound rule writing `status` and the outbound rule reading it."""
     blocks = mapping.mapping.blocks
-    [inbound] = [r for r in blocks["inbound"].rules if r.to.text == "status"]
     [outbound] = [r for r in blocks["outbound"].rules if r.sources
                   and r.sources[0].text == "status"]
+    # Several inbound rules may write the status (nDelius reads a closed NSI's outcome):
+    # the one that goes through the same code list as the outbound rule is the pair.
+    [inbound] = [r for r in blocks["inbound"].rules if r.to.text == "status"
+                 and r.code == outbound.code]
     return inbound, outbound
 
 
@@ -210,6 +213,10 @@ def test_a_native_status_comes_back_as_itself_through_the_canonical_one(
             if e.error is None and read(e.input, e.input) == native]
     record = copy.deepcopy(data.draw(st.sampled_from(same))) if same else {}
     _set(record, inbound.sources[0], native)
+    applies = conditions(inbound.when)
+    # A status read through another rule (nDelius's COMP, read by its outcome) is the other
+    # test's business: here only what this code list reads both ways.
+    assume(applies is None or applies(record, record))
     sent_back = mapping.outbound(mapping.inbound(record))
     assert compile_getter(outbound.to)(sent_back, sent_back) == native
 
@@ -228,8 +235,18 @@ def test_a_canonical_status_comes_back_as_itself_through_the_native_one(
     if canonical == "rejected":
         event["reason"] = {"code": "other"}
     native = mapping.outbound(event)
+    code = compile_getter(outbound.to)(native, native)
     record: dict[str, Any] = {}
-    _set(record, inbound.sources[0], compile_getter(outbound.to)(native, native))
+    _set(record, inbound.sources[0], code)
+    applies = conditions(inbound.when)
+    if applies is not None and not applies(record, record):
+        # The status code alone does not say it (nDelius closes every NSI as COMP, its
+        # outcome says how): an example of that native status that reads as it must exist.
+        read = compile_getter(inbound.sources[0])
+        examples = [e.input for e in mapping.mapping.blocks["inbound"].examples
+                    if e.error is None and read(e.input, e.input) == code]
+        assert any(mapping.inbound(e)["status"] == canonical for e in examples), code
+        return
     assert mapping.inbound(record)["status"] == canonical
 
 
