@@ -4,7 +4,6 @@ and the child safeguards of the agreement apply to it."""
 from __future__ import annotations
 
 import copy
-import sys
 from datetime import date
 from typing import Any
 
@@ -18,9 +17,7 @@ from gateway.mapping.translator import MappingTranslator
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.consent import admit
 from gateway.protection.minors import establish_minor
-
-sys.path.insert(0, str(ROOT / "tests"))
-from sharing import write_agreement  # noqa: E402
+from sharing import write_agreement
 
 CONTRACTS = Contracts(ROOT / "contracts")
 TODAY = date(2026, 12, 7)
