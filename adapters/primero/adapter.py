@@ -28,7 +28,9 @@ Native records (what the mapping files in `mappings/primero/` read and write):
   `previously_owned_by`, `transfer_status`, `assigned_user_names`, `last_updated_at`).
 
 - **update_status** input: ``{"status": "accepted" | "rejected" | "done" | "revoked" |
-  "in_progress", "rejected_reason"?: str, "rejection_note"?: str}``. `done` (with
+  "in_progress", "rejected_reason"?: str, "rejection_note"?: str, "case"?: {...}}``;
+  `case`, when given, is PATCHed onto the case first (e.g. the deployment's
+  `casebridge_new_owner_*` fields: who holds a transferred case at the receiver). `done` (with
   `rejection_note`, Primero's name for the provider's notes) exists for referrals only;
   a referral is revoked by DELETE, a transfer by PATCH; `in_progress` is where every
   transition starts and leaves nothing to tell Primero (no call is made). Primero
@@ -153,6 +155,11 @@ class PrimeroAdapter:
             raise PermanentDeliveryError(
                 f"Primero {_TYPES[path]} has no status {target!r} to set",
                 partner_code="unsupported_status")
+        fields = status.get("case")
+        if isinstance(fields, dict) and fields:
+            # First, while the gateway user can still write the case: accepting a transfer
+            # moves it, and what is written here says to whom it moved at the other end.
+            self._client.request("PATCH", f"/cases/{case_id}", body={"data": fields})
         where = f"/cases/{case_id}/{path}/{transition_id}"
         if path == "referrals" and target == "revoked":
             response = self._client.request("DELETE", where)
