@@ -164,6 +164,26 @@ def test_a_referral_sent_to_primero_reads_back_as_the_same_referral(
     assert back["consent"]["scope"]["purposes"] == ["referral"]
 
 
+def test_a_child_known_by_age_reaches_primero_as_a_child_with_all_names_and_the_sender(
+        adapter: PrimeroAdapter, translator: MappingTranslator) -> None:
+    outbound = translator.registry.get("primero", "referral-to-case")
+    [sent] = [e.input for e in outbound.mapping.blocks["outbound"].examples
+              if e.name.startswith("a child known by age only")]
+    native, _ = translator.outbound("primero", "referral", sent)
+    stored = adapter.read(native_id=adapter.create(referral_id=gateway_id(), kind="referral",
+                                                   record=native))
+    case = stored["case"]
+    assert (case["age"], case["name_middle"], case["name_other"]) == (
+        10, "Deng", "Lulu, Deng Lual")
+    assert (case["casebridge_sender_partner"], case["casebridge_sender_user"]) == (
+        "progres-eth", "unhcr.cw")
+    assert case["services_section"][0]["service_appointment_date"] == "2025-06-01"
+    back, _ = translator.inbound("primero", "referral", stored)
+    assert back["subject"]["other_names"] == "Lulu, Deng Lual"
+    assert back["subject"]["age"]["years"] == 10
+    assert back["services"][0]["due_date"] == "2025-06-01"
+
+
 def test_statuses_set_in_primero_read_back_as_canonical_statuses(
         primero: LiveServer, adapter: PrimeroAdapter, translator: MappingTranslator) -> None:
     sent = translator.registry.get("primero", "referral-to-case").mapping.blocks[
