@@ -110,9 +110,7 @@ def submit_referral(
                        "must be the id of another active partner")])
     now = utcnow()
     admitted = admit(document, agreements=agreements, contracts=contracts, today=now.date())
-    removed = [w.pointer for w in admitted.withheld]
-    shared = [e for e in shared_only if not any(
-        e.pointer == p or e.pointer.startswith(p + "/") for p in removed)]
+    shared = _not_withheld(shared_only, [w.pointer for w in admitted.withheld])
     if shared:
         raise ValidationProblem("The referral breaks the referral contract in fields the "
                                 "receiver would get.", shared)
@@ -162,16 +160,23 @@ def submit_referral(
 _STRUCTURE_RULES = frozenset({"required", "additionalProperties"})
 
 
-def _split_errors(contracts: Contracts, errors: Sequence[FieldError]
-                  ) -> tuple[list[FieldError], list[FieldError]]:
+def _split_errors(contracts: Contracts, errors: Sequence[FieldError], *,
+                  contract: str = "referral") -> tuple[list[FieldError], list[FieldError]]:
     """(errors of the structure, errors in categorised fields the filter may remove)."""
     structure, shared_only = [], []
     for error in errors:
-        if error.rule in _STRUCTURE_RULES or category_at(contracts, error.pointer) is None:
+        if error.rule in _STRUCTURE_RULES or category_at(
+                contracts, error.pointer, contract) is None:
             structure.append(error)
         else:
             shared_only.append(error)
     return structure, shared_only
+
+
+def _not_withheld(errors: Sequence[FieldError], removed: Sequence[str]) -> list[FieldError]:
+    """The errors in fields that stay: not at or under a pointer the filter removed."""
+    return [e for e in errors
+            if not any(e.pointer == p or e.pointer.startswith(p + "/") for p in removed)]
 
 
 def _is_consent_gap(error: FieldError) -> bool:
@@ -190,9 +195,12 @@ def record_status_event(
     already passed is an old report and changes nothing, and states the partner moved
     through between two polls are recorded as inferred steps.
     """
-    errors = contracts.validate("status-event", document)
-    if errors:
-        raise ValidationProblem("The status event breaks the status-event contract.", errors)
+    # As for a referral: a value breaking its rule in a field the other side would not get
+    # (removed by the need-to-know filter below) refuses nothing.
+    structure, shared_only = _split_errors(
+        contracts, contracts.validate("status-event", document), contract="status-event")
+    if structure:
+        raise ValidationProblem("The status event breaks the status-event contract.", structure)
     requested, current, kind = State(document["status"]), State(referral.status), Kind(
         referral.kind)
     skipped: list[State] = []
@@ -230,6 +238,10 @@ def record_status_event(
         if filtered.withheld:
             log.info("status_event_filtered", referral_id=referral.id,
                      withheld=[w.pointer for w in filtered.withheld])
+        shared_only = _not_withheld(shared_only, [w.pointer for w in filtered.withheld])
+    if shared_only:
+        raise ValidationProblem("The status event breaks the status-event contract.",
+                                shared_only)
     return _append_event(
         session, referral, to_state=requested, actor=actor, actor_partner=actor_partner,
         content={k: v for k, v in document.items() if k not in ("status", "occurred_at")},

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from gateway.store.db import make_engine, make_sessionmaker
 from gateway.store.models import AuditEntry
-from servers import assert_problem, key, pointers
+from servers import assert_problem, gateway_marks_delivered, key, pointers
 from sharing import write_agreement
 
 LONG_NOTE = "Fictional caseworker note. " * 2400  # about 62,000 characters: over any limit
@@ -178,3 +178,24 @@ def test_a_consent_that_covers_nothing_is_a_consent_problem_naming_what_is_missi
     assert pointers(body) == {("/consent/scope/purposes", "required"),
                               ("/consent/scope/data_categories", "minItems")}
     assert "Zawadi" not in str(body)
+
+
+def test_an_over_long_status_note_the_other_side_would_not_get_is_removed_not_refused(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    sender, sender_key, receiver, receiver_key = two_partners(
+        new_partner, settings, data_categories={
+            "referral": ["identity", "demographics", "protection"]}, purposes=["referral"])
+    created = client_for(sender_key).post("/v1/referrals", json=make_referral(
+        sender, receiver), headers=key()).json()
+    path = f"/v1/referrals/{created['id']}"
+    gateway_marks_delivered(settings, created["id"])
+    answer = client_for(receiver_key).post(f"{path}/events", json={
+        "status": "acknowledged", "note": LONG_NOTE})
+    assert answer.status_code == 201, answer.text
+    last = client_for(sender_key).get(path).json()["events"][-1]
+    assert (last["to_state"], last["details"]) == ("acknowledged", {})
+    # A broken value the other side would get is still refused, naming it.
+    refused = assert_problem(client_for(receiver_key).post(f"{path}/events", json={
+        "status": "accepted", "reason": {"code": "not-a-code"}}), 422, "validation-error")
+    assert ("/reason/code", "enum") in pointers(refused)
