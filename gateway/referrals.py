@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.contracts import Contracts
 from gateway.errors import (
+    ConsentProblem,
     FieldError,
     Forbidden,
     IdempotencyConflict,
@@ -39,7 +40,7 @@ from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.consent import admit
 from gateway.protection.identifiers import lookup_digests, store_digests
-from gateway.protection.need_to_know import need_to_know
+from gateway.protection.need_to_know import category_at, need_to_know
 from gateway.store.models import (
     IdentifierDigest,
     OutboxMessage,
@@ -89,9 +90,15 @@ def submit_referral(
             raise IdempotencyConflict()
         return Submitted(earlier, replayed=True)
 
-    errors = contracts.validate("referral", document)
-    if errors:
-        raise ValidationProblem("The referral breaks the referral contract.", errors)
+    # The structure first; a value breaking its rule in a categorised field is refused
+    # only if that field is to reach the receiver (after the need-to-know filter below).
+    structure, shared_only = _split_errors(contracts, contracts.validate("referral", document))
+    if structure and all(_is_consent_gap(e) for e in structure):
+        raise ConsentProblem(
+            "The referral carries no consent that covers sharing it; nothing was stored.",
+            structure, title="Consent does not cover this referral")
+    if structure:
+        raise ValidationProblem("The referral breaks the referral contract.", structure)
     if document["sender"]["partner"] != sender.id:
         raise Forbidden("A partner may only submit referrals it sends.", [
             FieldError("/sender/partner", "sender-is-caller",
@@ -103,6 +110,13 @@ def submit_referral(
                        "must be the id of another active partner")])
     now = utcnow()
     admitted = admit(document, agreements=agreements, contracts=contracts, today=now.date())
+    shared = _not_withheld(shared_only, [w.pointer for w in admitted.withheld])
+    if shared:
+        raise ValidationProblem("The referral breaks the referral contract in fields the "
+                                "receiver would get.", shared)
+    if admitted.minor_contradicted:
+        log.warning("minor_status_corrected", sender=sender.id,
+                    pointers=list(admitted.minor_contradicted))
     referral = Referral(
         id=new_id(), kind=document["kind"], subtype=document.get("subtype"),
         sender_id=sender.id, receiver_id=receiver.id, status=INITIAL,
@@ -132,11 +146,43 @@ def submit_referral(
     audit.record(session, actor=f"partner:{sender.id}", action="referral.create",
                  partner_id=sender.id, referral_id=referral.id, correlation_id=correlation_id,
                  detail={"kind": referral.kind, "receiver": receiver.id,
-                         "agreement": referral.agreement_id, "withheld": referral.withheld})
+                         "agreement": referral.agreement_id, "withheld": referral.withheld,
+                         **({"minor_contradicted": list(admitted.minor_contradicted)}
+                            if admitted.minor_contradicted else {})})
     log.info("referral_submitted", referral_id=referral.id, kind=referral.kind,
              sender=sender.id, receiver=receiver.id, agreement=referral.agreement_id,
              withheld=len(referral.withheld))
     return Submitted(referral, replayed=False)
+
+
+# Structure errors no need-to-know filter can cure: a missing field, a field the contract
+# does not know of.
+_STRUCTURE_RULES = frozenset({"required", "additionalProperties"})
+
+
+def _split_errors(contracts: Contracts, errors: Sequence[FieldError], *,
+                  contract: str = "referral") -> tuple[list[FieldError], list[FieldError]]:
+    """(errors of the structure, errors in categorised fields the filter may remove)."""
+    structure, shared_only = [], []
+    for error in errors:
+        if error.rule in _STRUCTURE_RULES or category_at(
+                contracts, error.pointer, contract) is None:
+            structure.append(error)
+        else:
+            shared_only.append(error)
+    return structure, shared_only
+
+
+def _not_withheld(errors: Sequence[FieldError], removed: Sequence[str]) -> list[FieldError]:
+    """The errors in fields that stay: not at or under a pointer the filter removed."""
+    return [e for e in errors
+            if not any(e.pointer == p or e.pointer.startswith(p + "/") for p in removed)]
+
+
+def _is_consent_gap(error: FieldError) -> bool:
+    """A consent that is missing, or says nothing of what it covers: a consent problem."""
+    return (error.pointer == "/consent" or error.pointer.startswith("/consent/")) and (
+        error.rule in ("required", "minItems"))
 
 
 def record_status_event(
@@ -149,9 +195,12 @@ def record_status_event(
     already passed is an old report and changes nothing, and states the partner moved
     through between two polls are recorded as inferred steps.
     """
-    errors = contracts.validate("status-event", document)
-    if errors:
-        raise ValidationProblem("The status event breaks the status-event contract.", errors)
+    # As for a referral: a value breaking its rule in a field the other side would not get
+    # (removed by the need-to-know filter below) refuses nothing.
+    structure, shared_only = _split_errors(
+        contracts, contracts.validate("status-event", document), contract="status-event")
+    if structure:
+        raise ValidationProblem("The status event breaks the status-event contract.", structure)
     requested, current, kind = State(document["status"]), State(referral.status), Kind(
         referral.kind)
     skipped: list[State] = []
@@ -189,6 +238,10 @@ def record_status_event(
         if filtered.withheld:
             log.info("status_event_filtered", referral_id=referral.id,
                      withheld=[w.pointer for w in filtered.withheld])
+        shared_only = _not_withheld(shared_only, [w.pointer for w in filtered.withheld])
+    if shared_only:
+        raise ValidationProblem("The status event breaks the status-event contract.",
+                                shared_only)
     return _append_event(
         session, referral, to_state=requested, actor=actor, actor_partner=actor_partner,
         content={k: v for k, v in document.items() if k not in ("status", "occurred_at")},

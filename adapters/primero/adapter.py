@@ -28,7 +28,9 @@ Native records (what the mapping files in `mappings/primero/` read and write):
   `previously_owned_by`, `transfer_status`, `assigned_user_names`, `last_updated_at`).
 
 - **update_status** input: ``{"status": "accepted" | "rejected" | "done" | "revoked" |
-  "in_progress", "rejected_reason"?: str, "rejection_note"?: str}``. `done` (with
+  "in_progress", "rejected_reason"?: str, "rejection_note"?: str, "case"?: {...}}``;
+  `case`, when given, is PATCHed onto the case first (e.g. the deployment's
+  `casebridge_new_owner_*` fields: who holds a transferred case at the receiver). `done` (with
   `rejection_note`, Primero's name for the provider's notes) exists for referrals only;
   a referral is revoked by DELETE, a transfer by PATCH; `in_progress` is where every
   transition starts and leaves nothing to tell Primero (no call is made). Primero
@@ -58,6 +60,7 @@ Native records (what the mapping files in `mappings/primero/` read and write):
   commits are neither missed nor reported twice.
 """
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -83,6 +86,8 @@ _STATUSES = {"referrals": ("accepted", "rejected", "done", "revoked"),
 # A repeated update finds the transition at or past the status asked for.
 _REACHED = {"accepted": ("accepted", "done")}
 _EPOCH = "1970-01-01T00:00:00.000Z"
+# The gateway stores a partner's cursor in a column of this many characters.
+MAX_CURSOR = 500
 
 
 class PrimeroAdapter:
@@ -150,6 +155,11 @@ class PrimeroAdapter:
             raise PermanentDeliveryError(
                 f"Primero {_TYPES[path]} has no status {target!r} to set",
                 partner_code="unsupported_status")
+        fields = status.get("case")
+        if isinstance(fields, dict) and fields:
+            # First, while the gateway user can still write the case: accepting a transfer
+            # moves it, and what is written here says to whom it moved at the other end.
+            self._client.request("PATCH", f"/cases/{case_id}", body={"data": fields})
         where = f"/cases/{case_id}/{path}/{transition_id}"
         if path == "referrals" and target == "revoked":
             response = self._client.request("DELETE", where)
@@ -197,11 +207,11 @@ class PrimeroAdapter:
             rows = self._changed_cases(query_from, page)
             for case in rows:
                 stamp = str(case.get("last_updated_at") or _EPOCH)
-                if state.cases.get(case["id"]) == stamp:
+                if state.seen_case(case["id"], stamp):
                     continue
                 if not report and _parse(stamp) > _parse(state.since):
                     continue  # changed after "now": the next poll reports it
-                state.cases[case["id"]] = stamp
+                state.see_case(case["id"], stamp)
                 newest = max(newest, stamp, key=_parse)
                 found = self._changes_of(case, low, state)
                 if report:
@@ -244,9 +254,9 @@ class PrimeroAdapter:
             native_id = _native_id(case["id"], _PATHS[kind], transition["id"])
             native = {"case": case, kind: transition}
             created = str(transition.get("created_at") or _EPOCH)
-            if (outgoing and transition["id"] not in state.raised
+            if (outgoing and not state.raised_before(transition["id"])
                     and _parse(created) >= _parse(low)):
-                state.raised[transition["id"]] = created
+                state.see_raised(transition["id"], created)
                 changes.append(NativeChange(kind=kind, native_id=native_id, record=native,
                                             changed_at=created))
             if transition.get("status") != "in_progress":
@@ -305,11 +315,17 @@ class PrimeroAdapter:
 
 @dataclass
 class _Cursor:
-    """Where discovery stands: the newest change seen and what was seen near it."""
+    """Where discovery stands: the newest change seen and what was seen near it.
+
+    What was seen is kept as short digests with the time seen (milliseconds before
+    `since`), so that a burst of cases changed at one instant still fits the gateway's
+    cursor column (`MAX_CURSOR` characters). Should it not, the oldest entries go first:
+    forgetting one only reports a change again, which the gateway takes as a repeat.
+    """
 
     since: str
-    cases: dict[str, str] = field(default_factory=dict)   # case id → last_updated_at seen
-    raised: dict[str, str] = field(default_factory=dict)  # transition id → created_at
+    cases: dict[str, int] = field(default_factory=dict)   # digest of case id@stamp → ms
+    raised: dict[str, int] = field(default_factory=dict)  # digest of transition id → ms
 
     @classmethod
     def parse(cls, cursor: str) -> "_Cursor":
@@ -317,17 +333,42 @@ class _Cursor:
             _parse(cursor)
             return cls(since=cursor)  # a bare timestamp, e.g. set by an operator
         state = json.loads(cursor)
-        return cls(since=state["since"], cases=dict(state.get("cases", {})),
-                   raised=dict(state.get("raised", {})))
+        return cls(since=state["since"], cases=dict(state.get("c", {})),
+                   raised=dict(state.get("r", {})))
+
+    def seen_case(self, case_id: str, stamp: str) -> bool:
+        return _digest(f"{case_id}@{stamp}") in self.cases
+
+    def see_case(self, case_id: str, stamp: str) -> None:
+        self.cases[_digest(f"{case_id}@{stamp}")] = self._ms(stamp)
+
+    def raised_before(self, transition_id: str) -> bool:
+        return _digest(transition_id) in self.raised
+
+    def see_raised(self, transition_id: str, created: str) -> None:
+        self.raised[_digest(transition_id)] = self._ms(created)
+
+    def _ms(self, stamp: str) -> int:
+        return round((_parse(self.since) - _parse(stamp)).total_seconds() * 1000)
 
     def advanced(self, newest: str, overlap: timedelta) -> str:
         """The next cursor: `newest`, keeping only what lies within the overlap of it."""
-        keep = _parse(newest) - overlap
-        return json.dumps({
-            "since": newest,
-            "cases": {k: v for k, v in self.cases.items() if _parse(v) >= keep},
-            "raised": {k: v for k, v in self.raised.items() if _parse(v) >= keep},
-        }, separators=(",", ":"))
+        shift = round((_parse(newest) - _parse(self.since)).total_seconds() * 1000)
+        limit = overlap.total_seconds() * 1000
+        cases = {k: v + shift for k, v in self.cases.items() if v + shift <= limit}
+        raised = {k: v + shift for k, v in self.raised.items() if v + shift <= limit}
+        while True:
+            text = json.dumps({"since": newest, "c": cases, "r": raised},
+                              separators=(",", ":"))
+            if len(text) <= MAX_CURSOR or not (cases or raised):
+                return text
+            # Keep the raised transitions longest: forget the oldest case first.
+            forget = cases if cases else raised
+            del forget[max(forget, key=lambda k: forget[k])]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _parse(stamp: str) -> datetime:

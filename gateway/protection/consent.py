@@ -5,7 +5,8 @@ A referral or transfer leaves only when
 - it covers this purpose (referral or transfer) and this receiver,
 - a data-sharing agreement between sender and receiver covers the purpose and services,
 - for a child, the consent carries what the agreement requires: the child's assent and
-  the reference of a Best Interests Assessment;
+  the reference of a Best Interests Assessment (who is a child is worked out first, once,
+  by `minors.establish_minor`: from the birth date, the age, or a child-protection case);
 and then only the fields whose data category both the agreement and the consent allow
 reach the receiver (`need_to_know`). Where the agreement says `outside_consent: refuse`,
 a field the consent does not cover refuses the whole referral instead of being removed.
@@ -21,9 +22,8 @@ from typing import Any
 from gateway.contracts import Contracts
 from gateway.errors import ConsentProblem, FieldError
 from gateway.protection.agreements import Agreement, AgreementRegistry
+from gateway.protection.minors import establish_minor
 from gateway.protection.need_to_know import Withheld, need_to_know
-
-ADULT_AGE = 18
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,14 @@ class Admitted:
     document: dict[str, Any]
     withheld: Sequence[Withheld]
     agreement: Agreement
+    # Pointers of a birth date or age that overruled the sender's `is_minor: false`.
+    minor_contradicted: Sequence[str] = ()
 
 
 def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts: Contracts,
           today: date) -> Admitted:
     """The copy of a valid canonical referral that may leave, or ConsentProblem."""
+    document, contradicted = establish_minor(document, today=today)
     gaps = consent_gaps(document, today=today)
     if gaps:
         raise ConsentProblem(
@@ -48,7 +51,7 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
         sender=document["sender"]["partner"], receiver=document["receiver"]["partner"],
         purpose=kind, service_types=[s["type"] for s in document.get("services") or []],
         on=today)
-    gaps = child_gaps(document, agreement, today=today)
+    gaps = child_gaps(document, agreement)
     if gaps:
         raise ConsentProblem(
             f"Agreement '{agreement.id}' requires more for a child; nothing was stored.", gaps,
@@ -66,8 +69,10 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
                 f"Agreement '{agreement.id}' refuses fields the consent does not cover; "
                 "nothing was stored.", gaps, title="Consent does not cover these fields")
     filtered = need_to_know(document, allowed=allowed & consented, contracts=contracts)
-    # Removing fields can only break `required` rules: check again only if any went.
-    lost = contracts.validate("referral", filtered.document) if filtered.withheld else []
+    # Removing fields can only break `required` rules: check again only if any went. (A
+    # value still breaking its rule in a field that stays is the caller's to refuse.)
+    lost = [e for e in contracts.validate("referral", filtered.document)
+            if e.rule == "required"] if filtered.withheld else []
     if lost:
         categories = {w.pointer: w.category for w in filtered.withheld}
         raise ConsentProblem(
@@ -78,7 +83,7 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
                         " but the consent or the agreement does not allow its category")
              for e in lost],
             title="Not enough may be shared")
-    return Admitted(filtered.document, filtered.withheld, agreement)
+    return Admitted(filtered.document, filtered.withheld, agreement, contradicted)
 
 
 def consent_gaps(document: dict[str, Any], *, today: date) -> list[FieldError]:
@@ -108,10 +113,9 @@ def latest_today(today: date | None = None) -> date:
     return (today or datetime.now(UTC).date()) + timedelta(days=1)
 
 
-def child_gaps(document: dict[str, Any], agreement: Agreement, *, today: date
-               ) -> list[FieldError]:
+def child_gaps(document: dict[str, Any], agreement: Agreement) -> list[FieldError]:
     """For a child, the assent and Best Interests Assessment the agreement requires."""
-    if not is_child(document["subject"], today=today):
+    if document["subject"].get("is_minor") is not True:
         return []
     consent, gaps = document["consent"], []
     if agreement.requires_child_assent and consent.get("child_assent") is not True:
@@ -122,17 +126,6 @@ def child_gaps(document: dict[str, Any], agreement: Agreement, *, today: date
                                f"agreement '{agreement.id}' requires the reference of a Best "
                                "Interests Assessment for a child"))
     return gaps
-
-
-def is_child(subject: dict[str, Any], *, today: date) -> bool:
-    """Under 18 by `is_minor`, or by the date of birth when `is_minor` is not given."""
-    if "is_minor" in subject:
-        return bool(subject["is_minor"])
-    if "birth_date" not in subject:
-        return False
-    born = date.fromisoformat(subject["birth_date"])
-    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    return age < ADULT_AGE
 
 
 def _category_for(pointer: str, categories: dict[str, str]) -> str:

@@ -121,6 +121,25 @@ def need_to_know(document: dict[str, Any], *, allowed: frozenset[str],
     return Filtered(copy if copy is not None else {}, withheld)
 
 
+def category_at(contracts: Contracts, where: str, contract: str = CONTRACT) -> str | None:
+    """The data category governing the field at JSON Pointer `where`: its own, or that of
+    the nearest categorised field around it; None for the uncategorised structure."""
+    shape: Shape | None = categories_of(contracts, contract).shape
+    found = None
+    for raw in where.split("/")[1:] if where else []:
+        if shape is None:
+            break
+        step = raw.replace("~1", "/").replace("~0", "~")
+        if step in shape.properties:
+            shape = shape.properties[step]
+        elif step.isdigit() and shape.items is not None:
+            shape = shape.items
+        else:
+            break  # a field the contract does not know: it sits in what holds it
+        found = shape.category or found
+    return found
+
+
 def _value(value: Any, shape: Shape, where: str, allowed: frozenset[str],
            withheld: list[Withheld]) -> Any:
     """The filtered copy of one value, or None when removal left it empty."""

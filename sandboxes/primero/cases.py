@@ -8,9 +8,12 @@ What a user sees follows their role's `group_permission` over the case's associa
 users (the owner and the assigned users): `self` (cases they are associated with),
 `group` (cases of their user groups), `agency` (cases of their agency) or `all`.
 
-This deployment adds one custom field, `casebridge_referral_id`: the id of the CaseBridge
-referral or transfer a case was created for, filterable like any field
-(`GET /api/v2/cases?casebridge_referral_id=…`).
+This deployment adds custom fields for CaseBridge: `casebridge_referral_id`, the id of the
+CaseBridge referral or transfer a case was created for, filterable like any field
+(`GET /api/v2/cases?casebridge_referral_id=…`); `casebridge_sender_partner|unit|user`, who
+sent a case that arrived through CaseBridge; and `casebridge_new_owner_partner|provider|
+unit|user`, who holds a case transferred out through CaseBridge at the receiving end.
+Like any text field of a Primero form, they are stored as given.
 """
 
 import uuid

@@ -134,8 +134,9 @@ def test_missing_consent_block_is_refused_and_nothing_is_stored(
     document = make_referral(sender, receiver)
     del document["consent"]
     client = client_for(sender_key)
+    # No consent at all is a consent problem (not a malformed referral): nothing leaves.
     body = assert_problem(client.post("/v1/referrals", json=document, headers=key()), 422,
-                          "validation-error")
+                          "consent-required")
     assert ("/consent", "required") in pointers(body)
     assert client.get("/v1/referrals").json()["items"] == []
 

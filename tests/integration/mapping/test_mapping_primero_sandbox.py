@@ -164,6 +164,26 @@ def test_a_referral_sent_to_primero_reads_back_as_the_same_referral(
     assert back["consent"]["scope"]["purposes"] == ["referral"]
 
 
+def test_a_child_known_by_age_reaches_primero_as_a_child_with_all_names_and_the_sender(
+        adapter: PrimeroAdapter, translator: MappingTranslator) -> None:
+    outbound = translator.registry.get("primero", "referral-to-case")
+    [sent] = [e.input for e in outbound.mapping.blocks["outbound"].examples
+              if e.name.startswith("a child known by age only")]
+    native, _ = translator.outbound("primero", "referral", sent)
+    stored = adapter.read(native_id=adapter.create(referral_id=gateway_id(), kind="referral",
+                                                   record=native))
+    case = stored["case"]
+    assert (case["age"], case["name_middle"], case["name_other"]) == (
+        10, "Deng", "Lulu, Deng Lual")
+    assert (case["casebridge_sender_partner"], case["casebridge_sender_user"]) == (
+        "progres-eth", "unhcr.cw")
+    assert case["services_section"][0]["service_appointment_date"] == "2025-06-01"
+    back, _ = translator.inbound("primero", "referral", stored)
+    assert back["subject"]["other_names"] == "Lulu, Deng Lual"
+    assert back["subject"]["age"]["years"] == 10
+    assert back["services"][0]["due_date"] == "2025-06-01"
+
+
 def test_statuses_set_in_primero_read_back_as_canonical_statuses(
         primero: LiveServer, adapter: PrimeroAdapter, translator: MappingTranslator) -> None:
     sent = translator.registry.get("primero", "referral-to-case").mapping.blocks[
@@ -223,7 +243,8 @@ def test_a_referral_raised_to_the_gateway_user_becomes_a_referral_to_progres(
     change, canonical = raise_referral(ssd, ssd_adapter, translator)
     assert CONTRACTS.validate("referral", canonical) == []
     assert canonical["kind"] == "referral"
-    assert canonical["sender"] == {"partner": "primero-ssd", "user": "cp_worker"}
+    assert canonical["sender"] == {"partner": "primero-ssd", "user": "cp_worker",
+                                   "unit": "usergroup-cpims-ssd"}
     assert canonical["receiver"] == {"partner": "progres-eth"}
     assert canonical["consent"]["scope"]["receivers"] == ["progres-eth"]
     assert canonical["consent"]["scope"]["purposes"] == ["referral"]
@@ -441,3 +462,34 @@ def test_a_withdrawn_transfer_is_revoked_on_both_sides(
     assert native_status(uga_adapter, native_id) == "revoked"
     ssd_adapter.update_status(native_id=change.native_id, referral_id=referral_id, status=body)
     assert native_status(ssd_adapter, change.native_id) == "revoked"
+
+
+def test_an_accepted_transfer_carries_the_new_owner_back_to_the_sending_primero(
+        ssd: LiveServer, uga: LiveServer, ssd_adapter: PrimeroAdapter,
+        uga_adapter: PrimeroAdapter, translator: MappingTranslator) -> None:
+    ssd_case, change = raise_transfer(ssd, ssd_adapter)
+    referral_id, native_id, _ = deliver_transfer(uga_adapter, translator, change)
+    uga_case, _, transfer_id = native_id.split("/")
+    with log_in(uga, "cp_manager") as manager:
+        ok(manager.patch(f"/cases/{uga_case}/transfers/{transfer_id}",
+                         json={"data": {"status": "accepted"}}))
+    held = uga_adapter.read(native_id=native_id)
+    event = translator.status_in("primero", "transfer", held)
+    assert CONTRACTS.validate("status-event", event) == []
+    # Who holds the case in Uganda now: the manager, the agency and the manager's group.
+    assert event["new_owner"] == {"user": "cp_manager",
+                                  "provider": held["case"]["owned_by_agency_id"],
+                                  "unit": held["case"]["owned_by_groups"][0]}
+    assert event["new_owner"]["provider"] == "agency-cpims-uga"
+
+    # South Sudan is told, and its case says where the child's case went.
+    body = translator.status_out("primero", "transfer",
+                                 {**event, "new_owner": {"partner": "primero-uga",
+                                                         **event["new_owner"]}})
+    ssd_adapter.update_status(native_id=change.native_id, referral_id=referral_id, status=body)
+    sender_side = ssd_adapter.read(native_id=change.native_id)
+    assert sender_side["transfer"]["status"] == "accepted"
+    assert (sender_side["case"]["casebridge_new_owner_partner"],
+            sender_side["case"]["casebridge_new_owner_user"]) == ("primero-uga", "cp_manager")
+    # Read back from the sender, the gateway user holding the case is no new owner.
+    assert "new_owner" not in translator.status_in("primero", "transfer", sender_side)

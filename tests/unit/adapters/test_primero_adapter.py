@@ -242,6 +242,22 @@ def test_discover_pages_through_every_changed_case(primero: respx.MockRouter,
     assert json.loads(found.cursor or "{}")["since"] == stamps[-1]
 
 
+def test_a_burst_of_cases_changed_at_one_instant_keeps_the_cursor_within_its_column(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    stamp = "2026-11-02T10:00:01.000Z"
+    cases = [{"id": f"0b0f5b3e-8f52-4c8c-9b43-2a7f3e6c{n:04d}", "last_updated_at": stamp,
+              "casebridge_referral_id": f"cbr-{n}"} for n in range(60)]
+    primero.get("/cases").mock(side_effect=fake_case_list(cases))
+    primero.get(path__regex=r"/cases/[^/]+/transitions").respond(
+        json={"data": [transition("accepted")]})
+    found = adapter.discover(cursor="2026-11-02T10:00:00.000Z")
+    assert len(found.changes) == 60
+    assert found.cursor is not None and len(found.cursor) <= 500  # partner_cursors.cursor
+    # What no longer fits is at worst reported again (a repeat), never missed.
+    again = adapter.discover(cursor=found.cursor)
+    assert {c.referral_id for c in again.changes} <= {f"cbr-{n}" for n in range(60)}
+
+
 def test_discover_from_now_reports_nothing_and_starts_at_the_newest_change(
         primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
     cases = [{"id": "case-1", "last_updated_at": "2026-11-02T10:00:01.000Z",
