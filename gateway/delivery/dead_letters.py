@@ -102,6 +102,25 @@ def on_dead(sessions: sessionmaker[Session], contracts: Contracts, channel: Bloc
     channel.basic_ack(method.delivery_tag)
 
 
+def can_redrive(letter: DeadLetter) -> bool:
+    """Whether a re-drive has something to send (outbound) or to take again (inbound)."""
+    if letter.redriven_at is not None:
+        return False
+    if letter.direction == "inbound":
+        return letter.change is not None
+    return bool(letter.envelope) and letter.referral_id is not None
+
+
+def partner_said(item: DeadLetter | Delivery) -> str:
+    """The partner's answer as one line for operators: status, code, message ('' if none).
+
+    It may quote the record: show it on the console or the terminal, never log it.
+    """
+    answer = item.partner_error or {}
+    parts = [str(answer[k]) for k in ("status", "code", "message") if answer.get(k) is not None]
+    return " ".join(parts)
+
+
 def find(*, session: Session, ids: Sequence[int] = (), reason: str | None = None,
          partner: str | None = None, include_redriven: bool = False) -> list[DeadLetter]:
     """Dead letters by id or by filter, oldest first."""
