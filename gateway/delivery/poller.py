@@ -33,7 +33,7 @@ from adapters.base import NativeChange, PartnerAdapter
 from adapters.registry import AdapterPool
 from gateway.contracts import Contracts
 from gateway.delivery.translate import Translator
-from gateway.errors import CaseBridgeError, DeliveryError
+from gateway.errors import CaseBridgeError, DeliveryError, TransientDeliveryError
 from gateway.logs import new_correlation_id
 from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
@@ -264,6 +264,8 @@ class Poller:
                     change = dataclasses.replace(
                         change, record=adapter.read(native_id=change.native_id), problem=None)
                 self._take(partner_id, system, change, result)
+            except TransientDeliveryError:
+                raise  # the partner is down: the letter stays queued for the next round
             except Exception as error:  # as in `poll`: it stays a dead letter, with the new why
                 if not isinstance(error, CaseBridgeError):
                     log.error("inbound_change_failed", error_type=type(error).__name__)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from gateway.contracts import Contracts
 from gateway.delivery.poller import Poller, run_poller
+from gateway.errors import TransientDeliveryError
 from gateway.mapping.translator import MappingTranslator
 from gateway.partners import register_partner
 from gateway.protection.agreements import AgreementRegistry
@@ -299,3 +300,29 @@ def test_each_refusal_of_one_record_is_its_own_dead_letter_and_a_repeat_poll_add
         session.get_one(PartnerCursor, partner_id).cursor = cursor_after_first
     poller.poll(partner_id)
     assert len(letters(sessions, partner_id)) == 2
+
+
+def test_a_redriven_change_waits_while_the_partner_is_down_and_is_taken_when_it_is_back(
+        sandbox: Any, connect: Any, poller: Poller, sessions: Any, cli: Any,
+        poll_settings: Settings) -> None:
+    server = sandbox()
+    partner_id = connect(server)
+    poller.poll(partner_id)
+    httpx.put(f"{server.url}/_sandbox/privileges", json={"read_denied": ["progres_cases"]})
+    with staff(server) as client:
+        native_id = raise_referral(client)
+    poller.poll(partner_id)
+    [letter] = letters(sessions, partner_id)
+    httpx.put(f"{server.url}/_sandbox/privileges", json={"read_denied": []})
+    assert cli("redrive", str(letter.id), database_url=poll_settings.database_url
+               ).exit_code == 0
+
+    httpx.put(f"{server.url}/_sandbox/faults", json={"failure_rate": 1.0})
+    with pytest.raises(TransientDeliveryError):
+        poller.poll(partner_id)
+    [letter] = letters(sessions, partner_id)
+    assert letter.redriven_at is not None and letter.change is not None  # still queued
+
+    httpx.put(f"{server.url}/_sandbox/faults", json={"failure_rate": 0.0})
+    assert poller.poll(partner_id).retaken == 1
+    assert letters_or_referral(sessions, partner_id, native_id)
