@@ -149,7 +149,8 @@ def dead_letters_list(
     partner: Annotated[str | None, typer.Option(help="Only this partner")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include re-driven ones")] = False,
 ) -> None:
-    """List dead letters: id, when, partner, type, reason, attempts, detail."""
+    """List dead letters: id, when, partner, type, reason, attempts, detail, and below each
+    what the partner's system answered (its status, error code and message)."""
     from gateway.delivery import dead_letters
 
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
@@ -161,6 +162,9 @@ def dead_letters_list(
             typer.echo(f"{letter.id}\t{letter.dead_at:%Y-%m-%d %H:%M:%S}\t{letter.partner_id}\t"
                        f"{letter.direction}/{letter.message_type}\t{letter.reason}\t"
                        f"{letter.attempts}\t{letter.detail}{redriven}")
+            said = dead_letters.partner_said(letter)
+            if said:  # to the operator's terminal only: it may quote the record
+                typer.echo(f"\tpartner said: {said}")
     if not letters:
         typer.echo("no dead letters", err=True)
 
@@ -189,6 +193,8 @@ def redrive(
                                     letters=letters,
                                     actor=actor or f"user:{getpass.getuser()}@cli")
     typer.echo(f"re-driven: {len(done)} {' '.join(map(str, done))}".rstrip())
+    if any(letter.direction == "inbound" for letter in letters if letter.id in done):
+        typer.echo("inbound changes are taken again by the poller on its next round")
 
 
 @app.command()

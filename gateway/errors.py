@@ -137,32 +137,53 @@ class ServiceUnavailable(CaseBridgeError):
 
 
 class DeliveryError(CaseBridgeError):
-    """A partner system did not take a request; the subclass says whether to try again."""
+    """A partner system did not take a request; the subclass says whether to try again.
+
+    `partner_message` is the partner's own words (bounded): they may quote a record's
+    values, so they are stored encrypted with the delivery attempt or dead letter and shown
+    to operators, but never put in `detail`, a log line or a broker header.
+    """
+
+    partner_status: int | None
+    partner_code: str | None
+    partner_message: str | None
+
+    def partner_error(self) -> dict[str, Any] | None:
+        """The partner's answer to keep (encrypted): status, code, message; None if none."""
+        answer = {"status": self.partner_status, "code": self.partner_code,
+                  "message": self.partner_message}
+        return answer if any(v is not None for v in answer.values()) else None
 
 
 class TransientDeliveryError(DeliveryError):
     """Worth retrying: timeout, dropped connection, 5xx, 429 (with the partner's Retry-After)."""
 
     def __init__(self, detail: str, *, retry_after: float | None = None,
-                 partner_status: int | None = None) -> None:
+                 partner_status: int | None = None, partner_code: str | None = None,
+                 partner_message: str | None = None) -> None:
         super().__init__(detail=detail, status=502, slug="partner-unavailable",
                          title="Partner system unavailable",
                          extensions={"retry_after": retry_after, "partner_status": partner_status})
         self.retry_after = retry_after
         self.partner_status = partner_status
+        self.partner_code = partner_code
+        # Kept out of `detail` and `extensions`: see `DeliveryError.partner_error`.
+        self.partner_message = partner_message
 
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help: the partner refused the request (4xx other than 429, validation)."""
 
     def __init__(self, detail: str, *, partner_status: int | None = None,
-                 partner_code: str | None = None) -> None:
+                 partner_code: str | None = None, partner_message: str | None = None) -> None:
         super().__init__(detail=detail, status=502, slug="partner-refused",
                          title="Partner system refused the request",
                          extensions={"partner_status": partner_status,
                                      "partner_code": partner_code})
         self.partner_status = partner_status
         self.partner_code = partner_code
+        # Kept out of `detail` and `extensions`: see `DeliveryError.partner_error`.
+        self.partner_message = partner_message
 
 
 class MappingError(CaseBridgeError):

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from adapters.http import retry_after
+from adapters.http import partner_message, retry_after
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 Json = dict[str, Any]
@@ -136,14 +136,15 @@ def classify(operation: str, response: httpx.Response,
              about: str) -> TransientDeliveryError | PermanentDeliveryError:
     """The delivery error for a non-2xx answer."""
     status = response.status_code
-    code = partner_code(response)
+    code, message = partner_code(response), error_message(response)
     said = f"answered {status}" + (f" ({code})" if code else "")
     if status == 429 or status == 408 or status >= 500:
         return TransientDeliveryError(_message(operation, said, about),
                                       retry_after=retry_after(response.headers.get("retry-after")),
-                                      partner_status=status)
+                                      partner_status=status, partner_code=code,
+                                      partner_message=message)
     return PermanentDeliveryError(_message(operation, said, about), partner_status=status,
-                                  partner_code=code)
+                                  partner_code=code, partner_message=message)
 
 
 def partner_code(response: httpx.Response) -> str | None:
@@ -154,11 +155,27 @@ def partner_code(response: httpx.Response) -> str | None:
         return None
     if not isinstance(body, dict):
         return None
-    code = body.get("errorCode", body.get("error"))
+    code = body.get("errorCode")
+    if code is None:
+        code = body.get("error")
     if isinstance(code, int):
         code = str(code)
     return code if isinstance(code, str) and _SAFE_CODE.match(code) else None
 
+
+def error_message(response: httpx.Response) -> str | None:
+    """HMPPS `userMessage` and `developerMessage` (or OAuth `error_description`), bounded.
+
+    They often quote the record (a CRN, a name), so they go only to the encrypted store.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    return partner_message(body.get("userMessage"), body.get("developerMessage"),
+                           body.get("error_description"))
 
 
 def _transport_failure(operation: str, error: httpx.TransportError,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import structlog
 
-from adapters.http import retry_after
+from adapters.http import partner_message, retry_after
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 log = structlog.get_logger()
@@ -121,18 +121,18 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
     status = response.status_code
     if status < 400:
         return
-    code = partner_code(response)
+    code, message = partner_code(response), error_message(response)
     if status >= 500 or status in _TRANSIENT_STATUSES:
         wait = retry_after(response.headers.get("retry-after"))
         raise TransientDeliveryError(
             f"Primero {what}: HTTP {status}" + (f" ({code})" if code else ""),
-            retry_after=wait, partner_status=status)
+            retry_after=wait, partner_status=status, partner_code=code,
+            partner_message=message)
     fields = invalid_fields(response)
     raise PermanentDeliveryError(
         f"Primero {what}: HTTP {status}" + (f" ({code})" if code else "")
         + (f" on {', '.join(fields)}" if fields else ""),
-        partner_status=status, partner_code=code)
-
+        partner_status=status, partner_code=code, partner_message=message)
 
 
 def _errors(response: httpx.Response) -> list[dict[str, Any]]:
@@ -153,6 +153,23 @@ def partner_code(response: httpx.Response) -> str | None:
             if isinstance(key, str) and (_I18N_KEY.match(key) or key in _FIXED_MESSAGES):
                 codes.append(key)
     return ",".join(dict.fromkeys(codes)) or None
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """Every error entry's `detail: message` as Primero wrote it, bounded; never logged.
+
+    Unlike `partner_code`, this keeps free text (a JWT error, a message that quotes a
+    value), which is why it goes only to the encrypted store.
+    """
+    parts: list[str] = []
+    for entry in _errors(response):
+        message, detail = entry.get("message"), entry.get("detail")
+        said = ", ".join(str(m) for m in (message if isinstance(message, list) else [message])
+                         if m is not None)
+        where = ", ".join(str(d) for d in (detail if isinstance(detail, list) else [detail])
+                          if d is not None)
+        parts.append(f"{where}: {said}" if where and said else where or said)
+    return partner_message(*parts)
 
 
 def invalid_fields(response: httpx.Response) -> list[str]:

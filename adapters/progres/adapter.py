@@ -79,6 +79,9 @@ Native records (what the mapping files in `mappings/progres/` read and write):
   - `status` with `referral_id` None: a later status of an outgoing row the gateway has
     not stamped yet (e.g. proGres cancelled it); the gateway finds it by `native_id`.
   A status is reported whenever the row changed, so a repeat is possible and idempotent.
+  - a `referral` / `transfer` whose row or related records proGres refuses to give (a
+    4xx such as a missing read privilege) comes with `problem` set and the bare row as
+    its record: the gateway dead-letters it and reads it again when it is re-driven.
   The cursor is opaque JSON: the newest `modifiedon` seen (Dataverse keeps whole
   seconds) and the `id@version` of the rows seen in the last `cursor_overlap` seconds
   before it, so equal timestamps and late commits are neither missed nor reported twice.
@@ -414,6 +417,16 @@ class ProgresAdapter:
             if status == TRANSFER_PENDING_SUBMISSION:
                 return None
             kind = "transfer" if status == TRANSFER_PENDING_DECISION else "status"
-        record = self.read(native_id=native_id) if kind != "status" else {section: row}
+        if kind == "status":
+            return NativeChange(kind=kind, native_id=native_id, record={section: row},
+                                changed_at=changed_at)
+        try:
+            record = self.read(native_id=native_id)
+        except PermanentDeliveryError as error:
+            # One row proGres will not let us read whole (a table taken out of the
+            # gateway's security role, a broken lookup) must not hold up every later row.
+            return NativeChange(kind=kind, native_id=native_id, record={section: row},
+                                changed_at=changed_at,
+                                problem=f"the {kind} could not be read: {error.detail}")
         return NativeChange(kind=kind, native_id=native_id, record=record, referral_id=None,
                             changed_at=changed_at)

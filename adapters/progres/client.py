@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import structlog
 
-from adapters.http import retry_after
+from adapters.http import partner_message, retry_after
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 log = structlog.get_logger()
@@ -27,19 +27,33 @@ DUPLICATE = "0x80040237"
 NOT_FOUND = "0x80040217"
 
 
-
-def partner_code(response: httpx.Response) -> str | None:
-    """The error code of a Dataverse (`{"error": {"code"}}`) or OAuth (`{"error"}`) answer."""
+def _error_body(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error")
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def partner_code(response: httpx.Response) -> str | None:
+    """The error code of a Dataverse (`{"error": {"code"}}`) or OAuth (`{"error"}`) answer."""
+    error = _error_body(response).get("error")
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         return str(error["code"])
     return error if isinstance(error, str) else None
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """Dataverse's `error.message` (or OAuth's `error_description`), bounded; never logged.
+
+    A Dataverse code alone often says nothing (`0x0` is any bad request): the message
+    says which property or value proGres refused.
+    """
+    body = _error_body(response)
+    error = body.get("error")
+    if isinstance(error, dict):
+        return partner_message(error.get("message"))
+    return partner_message(body.get("error_description"))
 
 
 def classify(response: httpx.Response, operation: str) -> None:
@@ -47,14 +61,17 @@ def classify(response: httpx.Response, operation: str) -> None:
     status = response.status_code
     if status < 400:
         return
-    code = partner_code(response)
+    code, message = partner_code(response), error_message(response)
     detail = f"proGres answered {status}{f' ({code})' if code else ''} to {operation}"
     if status == 429 or status >= 500:
         raise TransientDeliveryError(detail, retry_after=retry_after(
-            response.headers.get("retry-after")), partner_status=status)
+            response.headers.get("retry-after")), partner_status=status, partner_code=code,
+            partner_message=message)
     if status == 412:  # the row changed under us: read it again and retry
-        raise TransientDeliveryError(detail, partner_status=status)
-    raise PermanentDeliveryError(detail, partner_status=status, partner_code=code)
+        raise TransientDeliveryError(detail, partner_status=status, partner_code=code,
+                                     partner_message=message)
+    raise PermanentDeliveryError(detail, partner_status=status, partner_code=code,
+                                 partner_message=message)
 
 
 def json_of(response: httpx.Response, operation: str) -> Any:

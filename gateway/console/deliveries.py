@@ -1,7 +1,10 @@
 """Operators' pages: how delivery goes, the dead letters, and re-driving them.
 
-Nothing here reads a referral's content: only states, partners, outcomes and the
-dead-letter reasons and details, which never hold personal values.
+Nothing here reads a referral's content: only states, partners, outcomes, each
+partner's poll health, and the dead-letter reasons and details, which never hold personal
+values — and what the partner's system answered to a failed attempt (its status, error
+code and message), which operators need to act and which may quote the record: it is
+stored encrypted, shown here, and never logged.
 """
 
 from collections import defaultdict
@@ -20,7 +23,7 @@ from gateway.contracts import Contracts
 from gateway.delivery import dead_letters
 from gateway.errors import CaseBridgeError
 from gateway.lifecycle import State
-from gateway.store.models import DeadLetter, Delivery, Referral
+from gateway.store.models import DeadLetter, Delivery, PartnerCursor, Referral
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 RECENT = 50
@@ -48,10 +51,12 @@ def overview(request: Request, session: SessionDep, viewer: DeliveriesViewer) ->
     recent = list(session.scalars(select(Delivery).order_by(Delivery.id.desc()).limit(RECENT)))
     open_letters = session.scalar(
         select(func.count()).select_from(DeadLetter).where(DeadLetter.redriven_at.is_(None)))
+    polls = list(session.scalars(select(PartnerCursor).order_by(PartnerCursor.partner_id)))
     return page(request, "deliveries.html", viewer=viewer, active=Page.DELIVERIES,
                 states=list(State), by_state=dict(sorted(by_state.items())), totals=totals,
                 outcomes=outcomes, by_outcome=dict(sorted(by_outcome.items())),
-                recent=recent, open_letters=open_letters or 0)
+                recent=recent, said={d.id: dead_letters.partner_said(d) for d in recent},
+                polls=polls, open_letters=open_letters or 0)
 
 
 @router.get("/dead-letters")
@@ -103,6 +108,9 @@ def _dead_letters_page(
     partners = sorted(p for p in session.scalars(select(DeadLetter.partner_id).distinct()) if p)
     return page(request, "dead_letters.html", viewer=viewer, active=Page.DEAD_LETTERS,
                 status=status, letters=letters[:MAX_LETTERS], total=len(letters),
+                said={lt.id: dead_letters.partner_said(lt) for lt in letters[:MAX_LETTERS]},
+                redrivable={lt.id for lt in letters[:MAX_LETTERS]
+                            if dead_letters.can_redrive(lt)},
                 reasons=reasons, partners=partners,
                 reason=reason, partner=partner, show_redriven=show_redriven,
                 redriven=redriven or [], skipped=skipped, error=error)

@@ -2,7 +2,12 @@
 
 Everything dead passes through the `casebridge.dead` queue — what a worker gave up on
 (with `x-casebridge-reason`) and what the broker gave up on (a poison message past the
-quorum delivery limit, with `x-first-death-reason`) — and the recorder stores each once.
+quorum delivery limit, with `x-first-death-reason`) — and the recorder stores each once,
+with the partner's own answer to the last attempt (encrypted, from the delivery record:
+it never travels on the broker).
+
+Inbound dead letters (changes the poller could not take) are written by the poller; a
+re-drive marks them, and the poller takes each marked change again on its next round.
 """
 
 import json
@@ -20,7 +25,7 @@ from gateway.lifecycle import Actor, State
 from gateway.protection import audit
 from gateway.referrals import enqueue, record_status_event
 from gateway.store.db import unit_of_work
-from gateway.store.models import DeadLetter, Referral, StatusEvent, new_id, utcnow
+from gateway.store.models import DeadLetter, Delivery, Referral, StatusEvent, new_id, utcnow
 
 log = structlog.get_logger()
 
@@ -52,6 +57,7 @@ def record(*, session: Session, contracts: Contracts, envelope: dict[str, Any] |
         routing_key=headers.get("x-casebridge-routing-key", routing_key),
         envelope=envelope or None, reason=str(reason), detail=detail,
         attempts=int(headers.get("x-attempt", 0)),
+        partner_error=_last_partner_error(session, envelope) if referral else None,
     )
     session.add(letter)
     if referral is not None and envelope.get("type") == "deliver" \
@@ -70,6 +76,16 @@ def record(*, session: Session, contracts: Contracts, envelope: dict[str, Any] |
     return letter
 
 
+def _last_partner_error(session: Session, envelope: dict[str, Any]) -> dict[str, Any] | None:
+    """What the partner said to the last failed attempt of this message, if it said anything."""
+    query = select(Delivery.partner_error).where(
+        Delivery.referral_id == envelope.get("referral_id"),
+        Delivery.partner_id == envelope.get("target"), Delivery.partner_error.is_not(None))
+    if envelope.get("type") == "status":
+        query = query.where(Delivery.status_event_id == envelope.get("status_event_id"))
+    return session.scalar(query.order_by(Delivery.id.desc()).limit(1))
+
+
 def on_dead(sessions: sessionmaker[Session], contracts: Contracts, channel: BlockingChannel,
             method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
     """Consumer callback of the dead-letter queue."""
@@ -84,6 +100,25 @@ def on_dead(sessions: sessionmaker[Session], contracts: Contracts, channel: Bloc
                headers=dict(props.headers or {}), routing_key=method.routing_key,
                message_id=str(message_id))
     channel.basic_ack(method.delivery_tag)
+
+
+def can_redrive(letter: DeadLetter) -> bool:
+    """Whether a re-drive has something to send (outbound) or to take again (inbound)."""
+    if letter.redriven_at is not None:
+        return False
+    if letter.direction == "inbound":
+        return letter.change is not None
+    return bool(letter.envelope) and letter.referral_id is not None
+
+
+def partner_said(item: DeadLetter | Delivery) -> str:
+    """The partner's answer as one line for operators: status, code, message ('' if none).
+
+    It may quote the record: show it on the console or the terminal, never log it.
+    """
+    answer = item.partner_error or {}
+    parts = [str(answer[k]) for k in ("status", "code", "message") if answer.get(k) is not None]
+    return " ".join(parts)
 
 
 def find(*, session: Session, ids: Sequence[int] = (), reason: str | None = None,
@@ -103,10 +138,18 @@ def find(*, session: Session, ids: Sequence[int] = (), reason: str | None = None
 
 def redrive(*, session: Session, contracts: Contracts, letters: Sequence[DeadLetter],
             actor: str) -> list[int]:
-    """Send dead letters through delivery again, from the first rung of the ladder."""
+    """Send dead letters through delivery again, from the first rung of the ladder; an
+    inbound one goes back to the poller, which takes its change again on its next round."""
     done = []
     for letter in letters:
-        if letter.redriven_at is not None or not letter.envelope or letter.referral_id is None:
+        if letter.redriven_at is not None:
+            continue
+        if letter.direction == "inbound":
+            if letter.change is not None:
+                _mark_redriven(session, letter, actor)
+                done.append(letter.id)
+            continue
+        if not letter.envelope or letter.referral_id is None:
             continue
         referral = session.get(Referral, letter.referral_id, with_for_update=True)
         assert referral is not None
@@ -127,12 +170,18 @@ def redrive(*, session: Session, contracts: Contracts, letters: Sequence[DeadLet
             continue
         enqueue(session, referral, event, message_type=str(letter.message_type),
                 target=str(letter.envelope["target"]))
-        letter.redriven_at, letter.redriven_by = utcnow(), actor
+        _mark_redriven(session, letter, actor, correlation_id=referral.correlation_id)
         done.append(letter.id)
-        audit.record(session, actor=actor, action="redrive", partner_id=letter.partner_id,
-                     referral_id=referral.id, correlation_id=referral.correlation_id,
-                     detail={"dead_letter": letter.id, "reason": letter.reason})
-        log.info("dead_letter_redriven", dead_letter_id=letter.id, referral_id=referral.id,
-                 actor=actor)
     session.flush()
     return done
+
+
+def _mark_redriven(session: Session, letter: DeadLetter, actor: str, *,
+                   correlation_id: str | None = None) -> None:
+    letter.redriven_at, letter.redriven_by = utcnow(), actor
+    audit.record(session, actor=actor, action="redrive", partner_id=letter.partner_id,
+                 referral_id=letter.referral_id, correlation_id=correlation_id,
+                 detail={"dead_letter": letter.id, "reason": letter.reason,
+                         "direction": letter.direction})
+    log.info("dead_letter_redriven", dead_letter_id=letter.id, referral_id=letter.referral_id,
+             direction=letter.direction, actor=actor)

@@ -81,10 +81,12 @@ class Deliverer:
                 return self._send_status(envelope, attempt)
             return Dead("poison", "the envelope has no known type")
         except TransientDeliveryError as error:
-            self._record(envelope, attempt, "transient_failure", error.detail)
+            self._record(envelope, attempt, "transient_failure", error.detail,
+                         partner_error=error.partner_error())
             return Retry(error.detail, error.retry_after)
         except PermanentDeliveryError as error:
-            self._record(envelope, attempt, "permanent_failure", error.detail)
+            self._record(envelope, attempt, "permanent_failure", error.detail,
+                         partner_error=error.partner_error())
             return Dead("partner_refused", error.detail)
         except MappingError as error:
             self._record(envelope, attempt, "mapping_error", error.detail)
@@ -179,10 +181,14 @@ class Deliverer:
                                  "attempt": attempt})
         return Done("status delivered")
 
-    def _record(self, envelope: dict[str, Any], attempt: int, outcome: str, detail: str) -> None:
+    def _record(self, envelope: dict[str, Any], attempt: int, outcome: str, detail: str, *,
+                partner_error: dict[str, Any] | None = None) -> None:
+        """Note a failed attempt; the partner's answer goes only to the encrypted column."""
         with unit_of_work(self.sessions) as session:
             if session.get(Referral, envelope.get("referral_id", "")) is not None:
-                session.add(_delivery(envelope, attempt, outcome, detail))
+                delivery = _delivery(envelope, attempt, outcome, detail)
+                delivery.partner_error = partner_error
+                session.add(delivery)
 
 
 def _delivery(envelope: dict[str, Any], attempt: int, outcome: str, detail: str) -> Delivery:

@@ -1,8 +1,10 @@
 """Tables of the store.
 
 Personal data lives only in `Referral.content` and `StatusEvent.content`, both encrypted
-(`EncryptedJSON`); identifiers to search by are kept only as keyed digests
-(`IdentifierDigest`). Nothing else holds a personal value.
+(`EncryptedJSON`), and in what a partner sent or said that the gateway keeps to show
+operators or to take again: `DeadLetter.change`, `DeadLetter.partner_error` and
+`Delivery.partner_error`, encrypted the same way. Identifiers to search by are kept only as
+keyed digests (`IdentifierDigest`). Nothing else holds a personal value.
 """
 
 import json
@@ -198,6 +200,10 @@ class Delivery(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
+    # The partner's answer to a failed attempt: {status, code, message}. Encrypted: the
+    # partner's message may quote the record.
+    partner_error: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON("deliveries.partner_error"))
     # Hash of the outbound mapping that produced what was sent.
     mapping_hash: Mapped[str | None] = mapped_column(String(80))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -253,14 +259,23 @@ class PartnerCursor(Base):
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
     cursor: Mapped[str | None] = mapped_column(String(500))
     polled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The poll's health, for the console and /metrics: the last poll that went through,
+    # how many have failed since, and what the last failure was (a code, never a message).
+    last_success_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(100))
+    last_failure_at: Mapped[datetime | None]
 
 
 class DeadLetter(Base):
     """A message that could not be delivered, with why: visible to operators, re-drivable.
 
     `reason` is a short code (partner_refused, mapping_error, retries_exhausted,
-    delivery_limit, unknown_referral, inbound_rejected …); `detail` names rules, fields and
-    partner answers, never personal values.
+    delivery_limit, unknown-referral, unreadable-change …); `detail` names rules, fields and
+    partner answers, never personal values. What may hold them is encrypted: the
+    `partner_error` (status, code and the partner's own message) and, for an inbound letter,
+    the `change` the poller could not take (kind, native id, referral id, changed_at,
+    record), kept so that a re-drive takes it again.
     """
 
     __tablename__ = "dead_letters"
@@ -275,6 +290,9 @@ class DeadLetter(Base):
     envelope: Mapped[dict[str, Any] | None]
     reason: Mapped[str] = mapped_column(String(50), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
+    partner_error: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON("dead_letters.partner_error"))
+    change: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON("dead_letters.change"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     dead_at: Mapped[datetime] = mapped_column(default=utcnow)
     redriven_at: Mapped[datetime | None]

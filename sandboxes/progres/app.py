@@ -13,6 +13,7 @@
                                                and no row: upsert
     DELETE /api/data/v9.2/<set>(<guid>)
     GET/DELETE/PUT /_sandbox/tokens            tokens issued; revoke all; change lifetime
+    PUT /_sandbox/privileges                   tables the gateway's user may not read
     GET/PUT /_sandbox/faults                   fault injection (`sandboxes.faults`)
 
 Clients (client id → secret → the user it acts as): `casebridge` / `sandbox-secret` (the
@@ -23,7 +24,7 @@ proGres user would).
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -43,6 +44,7 @@ from sandboxes.progres.auth import Client, Principal, RateLimiter, TokenError, T
 from sandboxes.progres.errors import (
     BAD_PAYLOAD,
     BAD_PROPERTY,
+    NO_PRIVILEGE,
     RESOURCE_NOT_FOUND,
     UNEXPECTED,
     ODataError,
@@ -81,6 +83,9 @@ class Sandbox:
     issuer: TokenIssuer
     limiter: RateLimiter
     office: str
+    # Tables the gateway's application user may not read: what a proGres administrator
+    # does by taking a table out of the interoperability security role.
+    read_denied: set[str] = field(default_factory=set)
 
 
 def create_app(*, database: Path, seed: bool = True, faults: Faults | None = None,
@@ -200,6 +205,10 @@ def _api_router(sandbox: Sandbox) -> APIRouter:
         if segment in ("WhoAmI", "WhoAmI()"):
             return odata(_who_am_i(request, caller))
         entity, key = _resolve(segment)
+        if entity.set_name in sandbox.read_denied and caller.user_id == INTEGRATION_USER:
+            raise ODataError(403, NO_PRIVILEGE, f"Principal user (Id={caller.user_id}, "
+                                                f"type=8) is missing prvRead{entity.logical} "
+                                                f"privilege")
         prefs = preferences(request.headers.get("prefer"))
         annotations = _annotations(prefs)
         params = dict(request.query_params)
@@ -290,6 +299,11 @@ def _api_router(sandbox: Sandbox) -> APIRouter:
     return router
 
 
+class Privileges(BaseModel):
+    read_denied: list[str] = Field(default_factory=list,
+                                   description="entity sets the gateway's user may not read")
+
+
 class TokenSettings(BaseModel):
     lifetime: float = Field(gt=0, description="seconds a new token lives")
 
@@ -309,6 +323,11 @@ def _sandbox_router(sandbox: Sandbox) -> APIRouter:
     def set_lifetime(settings: TokenSettings) -> dict[str, Any]:
         sandbox.issuer.lifetime = settings.lifetime
         return {"issued": sandbox.issuer.issued, "lifetime": sandbox.issuer.lifetime}
+
+    @router.put("/privileges")
+    def set_privileges(privileges: Privileges) -> dict[str, Any]:
+        sandbox.read_denied = set(privileges.read_denied)
+        return {"read_denied": sorted(sandbox.read_denied)}
 
     return router
 

@@ -15,6 +15,7 @@ STALE_ETAG = "0x80060882"  # If-Match did not match the row version
 AUTHENTICATION = "0x8005f101"  # missing, bad or expired bearer token
 THROTTLED = "0x80072322"  # number of requests exceeded the limit
 UNEXPECTED = "0x80040216"  # "An unexpected error occurred."
+NO_PRIVILEGE = "0x80040220"  # "Principal user … is missing prvRead<table> privilege"
 
 
 class ODataError(Exception):

@@ -123,6 +123,8 @@ class Entity:
             Lookup("createdby", ("systemuser",), read_only=True),
             Lookup("modifiedby", ("systemuser",), read_only=True),
             Lookup("ownerid", ("systemuser",)),
+            # The owner's business unit, as Dataverse keeps it on every user-owned row.
+            Lookup("owningbusinessunit", ("businessunit",), read_only=True),
         )
         return {lk.name: lk for lk in (*system, *self.lookups)}
 
@@ -281,6 +283,7 @@ def _choice(name: str, choices: Mapping[int, str]) -> Column:
 _PERSON_AS_RECEIVED = (
     _text("progres_individualreference", 20), _text("progres_givenname"),
     _text("progres_middlename"), _text("progres_familyname"),
+    _text("progres_commonyusedname", 200),  # sic, as on the individual; DTP's "nickname"
     Column("progres_dateofbirth", Kind.DATE), _choice("progres_sex", SEX),
     _text("progres_primaryphonenumber", 50),
 )

@@ -147,16 +147,25 @@ class Store:
                user_id: str, now: datetime) -> dict[str, Any]:
         """Insert a row, stamping the system columns."""
         key = str(values.get(entity.key) or uuid.uuid4()).lower()
+        owner = values.get("_ownerid_value") or user_id
         row = {**values, entity.key: key,
                "createdon": values.get("createdon") or now,
                "modifiedon": values.get("modifiedon") or now,
                "versionnumber": self.next_value(conn, "versionnumber"),
                "_createdby_value": user_id, "_modifiedby_value": user_id,
-               "_ownerid_value": values.get("_ownerid_value") or user_id}
+               "_ownerid_value": owner,
+               "_owningbusinessunit_value": self._unit_of(conn, owner)}
         conn.execute(insert(self.table(entity)).values(**row))
         stored = self.get(conn, entity, key)
         assert stored is not None
         return stored
+
+    def _unit_of(self, conn: Connection, user_id: str) -> str | None:
+        """The business unit of a user (None while the users are being seeded)."""
+        users = self.table(BY_LOGICAL["systemuser"])
+        unit = conn.execute(select(users.c["_businessunitid_value"]).where(
+            users.c.systemuserid == user_id.lower())).scalar()
+        return None if unit is None else str(unit)
 
     def update(self, conn: Connection, entity: Entity, key: str, values: dict[str, Any], *,
                user_id: str, now: datetime) -> dict[str, Any]:
@@ -164,6 +173,8 @@ class Store:
         table = self.table(entity)
         changes = {**values, "modifiedon": now, "_modifiedby_value": user_id,
                    "versionnumber": self.next_value(conn, "versionnumber")}
+        if values.get("_ownerid_value"):  # assigned to someone else: their unit owns it now
+            changes["_owningbusinessunit_value"] = self._unit_of(conn, values["_ownerid_value"])
         conn.execute(update(table).where(table.c[entity.key] == key).values(**changes))
         stored = self.get(conn, entity, key)
         assert stored is not None

@@ -426,3 +426,24 @@ def test_a_canonical_status_sent_to_progres_sets_its_status_reason(
         assert row["progres_decisioncomment"] == last["note"]
     # What proGres now shows reads back as the state that was sent.
     assert translator.status_in("progres", kind, {kind: row})["status"] == last["status"]
+
+
+def test_names_and_the_owning_unit_travel_both_ways_with_progres(
+        adapter: ProgresAdapter, translator: MappingTranslator, contracts: Contracts,
+        caseworker: httpx.Client) -> None:
+    # Out: every name the sender has lands on proGres's copy of the person.
+    document = example("valid-primero-to-progres-referral.json")
+    document["subject"].update(middle_name="Amali", other_names="Nyakima")
+    _, native_id, sent = deliver(adapter, translator, "referral", document)
+    row = row_of(caseworker, native_id)
+    assert (row["progres_middlename"], row["progres_commonyusedname"]) == ("Amali", "Nyakima")
+    assert sent["referral"]["progres_commonyusedname"] == "Nyakima"
+
+    # In: the unit that owns the row in proGres is the sender's unit, on both kinds.
+    watch = Watcher(adapter, translator, contracts)
+    raise_referral(caseworker)
+    raise_dtr(caseworker)
+    found = {c.kind: c for c in watch.changes()}
+    for kind in ("referral", "transfer"):
+        inbound, _ = translator.inbound("progres", kind, found[kind].record)
+        assert inbound["sender"]["unit"] == "Child Protection Unit", kind

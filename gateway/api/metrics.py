@@ -1,0 +1,61 @@
+"""Prometheus metrics read from the store when scraped: each partner's poll health and
+the dead letters waiting, whichever process polled or recorded them. Partner ids, codes
+and counts only."""
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.api.deps import SessionDep
+from gateway.store.models import DeadLetter, PartnerCursor
+
+router = APIRouter(tags=["operations"])
+
+
+class _StoreSnapshot(Collector):
+    """The figures of one scrape, read in the request's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def collect(self) -> Iterator[Metric]:
+        last = GaugeMetricFamily(
+            "casebridge_poll_last_success_timestamp_seconds",
+            "Unix time of the last poll of the partner system that went through",
+            labels=["partner"])
+        failures = GaugeMetricFamily(
+            "casebridge_poll_consecutive_failures",
+            "Polls of the partner system that failed in a row since the last success",
+            labels=["partner"])
+        error = GaugeMetricFamily(
+            "casebridge_poll_last_error_info",
+            "The code of the last failed poll of the partner system (1 = this code)",
+            labels=["partner", "error"])
+        for row in self.session.scalars(select(PartnerCursor)):
+            if row.last_success_at is not None:
+                last.add_metric([row.partner_id], row.last_success_at.timestamp())
+            failures.add_metric([row.partner_id], row.consecutive_failures or 0)
+            if row.last_error:
+                error.add_metric([row.partner_id, row.last_error], 1)
+        letters = GaugeMetricFamily(
+            "casebridge_dead_letters_open", "Dead letters not re-driven",
+            labels=["partner", "direction", "reason"])
+        for partner, direction, reason, count in self.session.execute(
+                select(DeadLetter.partner_id, DeadLetter.direction, DeadLetter.reason,
+                       func.count()).where(DeadLetter.redriven_at.is_(None))
+                .group_by(DeadLetter.partner_id, DeadLetter.direction, DeadLetter.reason)):
+            letters.add_metric([partner or "", direction, reason], count)
+        yield from (last, failures, error, letters)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(session: SessionDep) -> Response:
+    """The metrics in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StoreSnapshot(session))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
