@@ -1,8 +1,9 @@
 """Key rotation: which keys the stored values need, and re-encryption under the active key.
 
-Personal data is stored in two columns (`referrals.content`, `status_events.content`), and
-the credentials the gateway uses at partner systems in a third (`partners.connection`);
-each value is `cb1:<key id>:…` or, for rows written before encryption existed, plain JSON.
+Personal data is stored in `referrals.content` and `status_events.content`, what partners
+said or sent that could not be taken in `deliveries.partner_error`, `dead_letters.change`
+and `dead_letters.partner_error`, and the credentials the gateway uses at partner systems
+in `partners.connection`; each value is `cb1:<key id>:…` or, for rows written before encryption existed, plain JSON.
 `rotate` re-encrypts every value that is not under the active key, a batch per
 transaction, and rewrites each re-encrypted referral's identifier digests with it; a
 stopped rotation resumes where it stopped, and a finished one leaves nothing to do.
@@ -13,9 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from sqlalchemy import Select, String, Text, case, column, func, select, table, text
+from sqlalchemy import Select, Text, case, column, func, select, table, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,24 +25,28 @@ from gateway.protection import audit
 from gateway.protection.crypto import PREFIX, DecryptionError, Keyring, keyring
 from gateway.protection.identifiers import store_digests
 from gateway.store.db import take_write_turn
-from gateway.store.models import Partner, Referral, StatusEvent
+from gateway.store.models import DeadLetter, Delivery, Partner, Referral, StatusEvent
 
 ACTOR = "system:keys-rotate"
 
 # The encrypted columns, the model that holds each, and the same table seen raw (the stored
 # text, not the decrypted document).
-MODELS: dict[str, type[Referral] | type[StatusEvent] | type[Partner]] = {
+MODELS: dict[str, type[Referral | StatusEvent | Partner | Delivery | DeadLetter]] = {
     "referrals.content": Referral,
     "status_events.content": StatusEvent,
     "partners.connection": Partner,
+    "deliveries.partner_error": Delivery,
+    "dead_letters.change": DeadLetter,
+    "dead_letters.partner_error": DeadLetter,
 }
 COLUMNS = tuple(MODELS)
 
 
-def _raw(name: str) -> tuple[ColumnElement[str], ColumnElement[str]]:
-    """(id, content) of an encrypted column's table, typed as plain text."""
+def _raw(name: str) -> tuple[ColumnElement[Any], ColumnElement[str]]:
+    """(id, content) of an encrypted column's table, the content typed as plain text."""
     table_name, column_name = name.split(".")
-    raw = table(table_name, column("id", String), column(column_name, Text))
+    id_type = MODELS[name].__table__.c.id.type
+    raw = table(table_name, column("id", id_type), column(column_name, Text))
     return raw.c.id, raw.c[column_name]
 
 
@@ -135,7 +140,7 @@ def rotate(
     _refuse_missing_keys(status, ring)
     for name in COLUMNS:
         left = _count_left(status[name], ring.active)
-        after = ""
+        after: Any = None
         while True:
             with sessions() as session:
                 ids = _rotate_batch(session, name, ring, after=after, limit=batch)
@@ -168,8 +173,8 @@ def _refuse_missing_keys(status: dict[str, ColumnStatus], ring: Keyring) -> None
             "nothing was changed")
 
 
-def _rotate_batch(session: Session, name: str, ring: Keyring, *, after: str,
-                  limit: int) -> list[str]:
+def _rotate_batch(session: Session, name: str, ring: Keyring, *, after: Any,
+                  limit: int) -> list[Any]:
     """Re-encrypt up to `limit` values of `name` with ids after `after`; their ids."""
     _lock_for_writing(session)
     ids = list(session.scalars(_not_under(name, ring.active, after=after, limit=limit)))
@@ -192,17 +197,19 @@ def _rotate_batch(session: Session, name: str, ring: Keyring, *, after: str,
     return ids
 
 
-def _not_under(name: str, key_id: str, *, after: str, limit: int) -> Select[str]:
-    """Ids of the values of `name` not under `key_id`, from `after` on, locked for update.
+def _not_under(name: str, key_id: str, *, after: Any, limit: int) -> Select[Any]:
+    """Ids of the values of `name` not under `key_id`, after `after` (None: from the first),
+    locked for update.
 
     The prefix is compared with `substr … <>`, not `NOT LIKE`: SQLite's LIKE ignores case
     and `_` is a wildcard in it, and key ids may differ only there.
     """
     ident, content = _raw(name)
     prefix = f"{PREFIX}:{key_id}:"
-    return (select(ident)
-            .where(func.substr(content, 1, len(prefix)) != prefix, ident > after)
-            .order_by(ident).limit(limit).with_for_update())
+    query = select(ident).where(func.substr(content, 1, len(prefix)) != prefix)
+    if after is not None:
+        query = query.where(ident > after)
+    return query.order_by(ident).limit(limit).with_for_update()
 
 
 def _lock_for_writing(session: Session) -> None:
@@ -217,7 +224,7 @@ def _lock_for_writing(session: Session) -> None:
         session.execute(text("BEGIN IMMEDIATE"))
 
 
-def _unreadable(session: Session, name: str, ids: list[str], ring: Keyring) -> str:
+def _unreadable(session: Session, name: str, ids: list[Any], ring: Keyring) -> str:
     """The id of the first value among `ids` that the ring cannot open (ids name no one)."""
     ident, content = _raw(name)
     aad = name.encode()

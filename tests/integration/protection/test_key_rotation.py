@@ -30,7 +30,15 @@ from gateway.protection.keys_cli import keys_app
 from gateway.referrals import list_referrals
 from gateway.settings import get_settings
 from gateway.store.db import unit_of_work
-from gateway.store.models import AuditEntry, IdentifierDigest, Partner, Referral, StatusEvent
+from gateway.store.models import (
+    AuditEntry,
+    DeadLetter,
+    Delivery,
+    IdentifierDigest,
+    Partner,
+    Referral,
+    StatusEvent,
+)
 
 KEY_A, KEY_B = new_key_line("kA"), new_key_line("kB")
 PERSONAL = ("Zawadi", "Fictionalson", "2014-03-09")
@@ -117,6 +125,12 @@ def raw_store(engine: Engine) -> str:
             text(f'SELECT CAST(t AS text) FROM "{table}" AS t')).scalars())
 
 
+# The columns holding what partners answered or sent that could not be taken: empty unless
+# a test puts something there.
+NO_ANSWERS = {name: {"keys": {}, "unencrypted": 0} for name in (
+    "deliveries.partner_error", "dead_letters.change", "dead_letters.partner_error")}
+
+
 def rotations(sessions: sessionmaker[Session]) -> list[AuditEntry]:
     with sessions() as session:
         return list(session.scalars(select(AuditEntry).where(AuditEntry.action == "keys.rotate")
@@ -135,7 +149,8 @@ def test_rotation_keeps_every_record_readable_under_the_new_key_alone(
     report = rotate(sessions, batch=4, on_batch=seen.append)
 
     assert report.key_id == "kB" and report.rotated == {
-        "referrals.content": 5, "status_events.content": 10, "partners.connection": 1}
+        "referrals.content": 5, "status_events.content": 10, "partners.connection": 1,
+        **dict.fromkeys(NO_ANSWERS, 0)}
     assert [(b.column, b.count, b.done, b.left) for b in seen] == [
         ("referrals.content", 4, 4, 5), ("referrals.content", 1, 5, 5),
         ("status_events.content", 4, 4, 10), ("status_events.content", 4, 8, 10),
@@ -144,7 +159,7 @@ def test_rotation_keeps_every_record_readable_under_the_new_key_alone(
         assert key_status(session) == {
             "referrals.content": {"keys": {"kB": 5}, "unencrypted": 0},
             "status_events.content": {"keys": {"kB": 10}, "unencrypted": 0},
-            "partners.connection": {"keys": {"kB": 1}, "unencrypted": 0}}
+            "partners.connection": {"keys": {"kB": 1}, "unencrypted": 0}, **NO_ANSWERS}
     use_keys(KEY_B)  # kA is gone: only what was re-encrypted can still be read
     assert documents(sessions) == before
     with sessions() as session:
@@ -165,6 +180,34 @@ def test_rotation_keeps_every_record_readable_under_the_new_key_alone(
         ("system:keys-rotate", {"column": "status_events.content", "count": 4, "to_key": "kB"}),
         ("system:keys-rotate", {"column": "status_events.content", "count": 2, "to_key": "kB"}),
         ("system:keys-rotate", {"column": "partners.connection", "count": 1, "to_key": "kB"})]
+
+
+def test_partner_answers_and_changes_kept_for_redrive_are_rotated_too(
+        sessions, use_keys, add_referrals) -> None:
+    use_keys(KEY_A)
+    [referral_id] = add_referrals(1)
+    answer = {"status": 400, "code": "0x0", "message": "Zawadi Fictionalson exists already"}
+    change = {"kind": "status", "native_id": "42", "record": {"notes": "Zawadi seen"}}
+    with unit_of_work(sessions) as session:
+        referral = session.get(Referral, referral_id)
+        session.add(Delivery(referral_id=referral_id, partner_id=referral.receiver_id,
+                             attempt=1, outcome="permanent", partner_error=answer))
+        session.add(DeadLetter(message_id=f"inbound:{uuid.uuid4().hex}", direction="inbound",
+                               partner_id=referral.sender_id, reason="take-failed",
+                               change=change, partner_error=answer))
+    use_keys(KEY_A, KEY_B)
+
+    report = rotate(sessions)
+
+    assert {name: report.rotated[name] for name in NO_ANSWERS} == dict.fromkeys(NO_ANSWERS, 1)
+    use_keys(KEY_B)  # kA is gone: the operator still reads what the partner said
+    with sessions() as session:
+        status = key_status(session)
+        assert {name: status[name] for name in NO_ANSWERS} == dict.fromkeys(
+            NO_ANSWERS, {"keys": {"kB": 1}, "unencrypted": 0})
+        assert session.scalar(select(Delivery.partner_error)) == answer
+        letter = session.scalar(select(DeadLetter))
+        assert letter.change == change and letter.partner_error == answer
 
 
 def test_a_second_rotation_changes_nothing(sessions, use_keys, add_referrals) -> None:
@@ -205,13 +248,13 @@ def test_an_interrupted_rotation_keeps_what_it_committed_and_resumes(
         assert key_status(session) == {
             "referrals.content": {"keys": {"kA": 1, "kB": 4}, "unencrypted": 0},
             "status_events.content": {"keys": {"kA": 10}, "unencrypted": 0},
-            "partners.connection": {"keys": {}, "unencrypted": 0}}
+            "partners.connection": {"keys": {}, "unencrypted": 0}, **NO_ANSWERS}
     assert len(rotations(sessions)) == 1
 
     resumed = rotate(sessions, batch=4)
 
     assert resumed.rotated == {"referrals.content": 1, "status_events.content": 10,
-                               "partners.connection": 0}
+                               "partners.connection": 0, **dict.fromkeys(NO_ANSWERS, 0)}
     use_keys(KEY_B)
     assert documents(sessions) == before
     with sessions() as session:
@@ -232,7 +275,7 @@ def test_unencrypted_rows_from_before_encryption_are_encrypted(
         assert key_status(session) == {
             "referrals.content": {"keys": {"kA": 1}, "unencrypted": 2},
             "status_events.content": {"keys": {"kA": 3}, "unencrypted": 3},
-            "partners.connection": {"keys": {}, "unencrypted": 0}}
+            "partners.connection": {"keys": {}, "unencrypted": 0}, **NO_ANSWERS}
     assert documents(sessions) == before
     assert "Fictionalson" in raw_store(engine)
 
@@ -406,6 +449,9 @@ def test_keys_status_and_rotate_say_which_keys_are_needed(
         "referrals.content: 3 under kA\n"
         "status_events.content: 6 under kA\n"
         "partners.connection: no values\n"
+        "deliveries.partner_error: no values\n"
+        "dead_letters.change: no values\n"
+        "dead_letters.partner_error: no values\n"
         "keys still needed: kA, kB\n"
         "9 values are not under kB: run `casebridge keys rotate`\n")
     assert rotated.exit_code == 0, rotated.output
@@ -425,6 +471,9 @@ def test_keys_status_and_rotate_say_which_keys_are_needed(
         "referrals.content: 3 under kB\n"
         "status_events.content: 6 under kB\n"
         "partners.connection: no values\n"
+        "deliveries.partner_error: no values\n"
+        "dead_letters.change: no values\n"
+        "dead_letters.partner_error: no values\n"
         "keys still needed: kB\n"
         "key kA no stored value needs: it can be removed from the key file\n")
 
