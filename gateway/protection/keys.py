@@ -3,7 +3,8 @@
 Personal data is stored in `referrals.content` and `status_events.content`, what partners
 said or sent that could not be taken in `deliveries.partner_error`, `dead_letters.change`
 and `dead_letters.partner_error`, and the credentials the gateway uses at partner systems
-in `partners.connection`; each value is `cb1:<key id>:…` or, for rows written before encryption existed, plain JSON.
+in `partners.connection`; each value is `cb1:<key id>:…` or, for rows written before
+encryption existed, plain JSON.
 `rotate` re-encrypts every value that is not under the active key, a batch per
 transaction, and rewrites each re-encrypted referral's identifier digests with it; a
 stopped rotation resumes where it stopped, and a finished one leaves nothing to do.
