@@ -182,13 +182,10 @@ def hand_written_for(tables: dict[str, dict[Any, Any]]) -> Callable[[dict[str, A
                 subject[target] = case[source]
         if case.get("estimated") is not None:
             subject["birth_date_precision"] = code(estimated, case["estimated"], "estimated")
-        born = case.get("date_of_birth")
-        if born:
-            birth = datetime.fromisoformat(born).date()
-            on = datetime.fromisoformat(referral["created_at"]).date()
-            age = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-            subject["is_minor"] = age < 18
-        subject["sex"] = sex.get(case.get("sex"), "unknown")
+        if case.get("age") is not None:  # is_minor is the gateway's, from age or birth date
+            subject["age"] = {"years": case["age"], "as_of": datetime.fromisoformat(
+                referral["created_at"]).strftime("%Y-%m-%d")}
+        subject["sex"] = code(sex, case["sex"], "sex") if case.get("sex") else "unknown"
         if case.get("nationality"):
             country = nationality.get(case["nationality"][0])
             if country:
@@ -225,8 +222,9 @@ def hand_written_for(tables: dict[str, dict[Any, Any]]) -> Callable[[dict[str, A
         for row in case.get("services_section") or []:
             if row.get("service_status_referred") is not True:
                 continue
-            item = {"type": code(service, row["service_type"], "service type"),
-                    "urgency": urgency.get(row.get("service_response_timeframe"), "routine")}
+            item = {"type": code(service, row["service_type"], "service type")}
+            if row.get("service_response_timeframe"):
+                item["urgency"] = code(urgency, row["service_response_timeframe"], "urgency")
             if row.get("service_appointment_date"):
                 item["due_date"] = row["service_appointment_date"]
             if row.get("service_referral_notes"):
@@ -256,10 +254,6 @@ def hand_written_for(tables: dict[str, dict[Any, Any]]) -> Callable[[dict[str, A
 # --- JSONata ------------------------------------------------------------------------------------
 
 JSONATA = """(
-  $age := function($born, $at) {(
-    $years := $number($substring($at, 0, 4)) - $number($substring($born, 0, 4));
-    $substring($at, 5, 5) < $substring($born, 5, 5) ? $years - 1 : $years
-  )};
   $code := function($table, $value) { $lookup($table, $string($value)) };
   {
     "kind": "referral",
@@ -283,7 +277,8 @@ JSONATA = """(
       "other_names": case.name_nickname,
       "birth_date": case.date_of_birth,
       "birth_date_precision": $code($estimated, case.estimated),
-      "is_minor": case.date_of_birth ? $age(case.date_of_birth, referral.created_at) < 18,
+      "age": $exists(case.age) ? {"years": case.age,
+                                  "as_of": $substring(referral.created_at, 0, 10)},
       "sex": $exists($code($sex, case.sex)) ? $code($sex, case.sex) : "unknown",
       "nationality": $code($nationality, case.nationality[0]),
       "languages": [$map(case.language, function($l) { $code($language, $l) })],
