@@ -6,13 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from gateway.contracts import Contracts
 from gateway.partners import register_partner
 from gateway.protection.agreements import AgreementRegistry
 from gateway.referrals import submit_referral
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
-from gateway.store.models import Partner
+from gateway.store.models import AuditEntry, Partner
 
 CATEGORIES = ["identity", "contact", "demographics", "protection", "incident", "health",
               "legal", "risk", "case-notes"]
@@ -56,3 +58,24 @@ def stored_referral(settings: Settings, document: Callable[[str, str], dict[str,
             document=document(sender_id, receiver_id), idempotency_key=uuid.uuid4().hex,
             correlation_id=f"corr-{sender_id}").referral
     return referral.id, sender_id, receiver_id
+
+
+def two_partners(new_partner: Callable[..., tuple[str, str]], settings: Settings, *,
+                 agree: bool = True, **fields: Any) -> tuple[str, str, str, str]:
+    """Sender and receiver (ids and API keys) with an agreement of `fields` (none with
+    agree=False)."""
+    (sender, sender_key), (receiver, receiver_key) = (new_partner(agreement=False),
+                                                      new_partner(agreement=False))
+    if agree:
+        write_agreement(settings.agreements_dir, f"isp-{uuid.uuid4().hex[:8]}",
+                        [sender, receiver], **fields)
+    return sender, sender_key, receiver, receiver_key
+
+
+def audit_actions(settings: Settings, partner_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(action, detail) of every audit entry about `partner_id`, oldest first."""
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    with sessions() as session:
+        return [(e.action, e.detail) for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.partner_id == partner_id)
+            .order_by(AuditEntry.seq))]

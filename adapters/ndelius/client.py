@@ -147,13 +147,19 @@ def classify(operation: str, response: httpx.Response,
                                   partner_code=code, partner_message=message)
 
 
-def partner_code(response: httpx.Response) -> str | None:
-    """The HMPPS `errorCode` (or OAuth `error`) of an error answer, if it is a plain code."""
+def _error_body(response: httpx.Response) -> Json | None:
+    """An error answer's JSON object, or None when it is not one."""
     try:
         body = response.json()
     except ValueError:
         return None
-    if not isinstance(body, dict):
+    return body if isinstance(body, dict) else None
+
+
+def partner_code(response: httpx.Response) -> str | None:
+    """The HMPPS `errorCode` (or OAuth `error`) of an error answer, if it is a plain code."""
+    body = _error_body(response)
+    if body is None:
         return None
     code = body.get("errorCode")
     if code is None:
@@ -168,11 +174,8 @@ def error_message(response: httpx.Response) -> str | None:
 
     They often quote the record (a CRN, a name), so they go only to the encrypted store.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
+    body = _error_body(response)
+    if body is None:
         return None
     return partner_message(body.get("userMessage"), body.get("developerMessage"),
                            body.get("error_description"))

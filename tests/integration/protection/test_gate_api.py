@@ -4,34 +4,14 @@ Each refusal is a problem+json naming what is missing, stores nothing for the re
 and leaves an audit entry; what passes reaches the receiver filtered.
 """
 
-import uuid
 from datetime import date, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from gateway.protection import audit
 from gateway.store.db import make_engine, make_sessionmaker
-from gateway.store.models import AuditEntry
 from servers import assert_problem, gateway_marks_delivered, key, pointers
-from sharing import write_agreement
-
-
-def two_partners(new_partner, settings, *, agree=True, **fields):
-    """Sender and receiver with an agreement of `fields` (none with agree=False)."""
-    (sender, sender_key), (receiver, receiver_key) = (new_partner(agreement=False),
-                                                      new_partner(agreement=False))
-    if agree:
-        write_agreement(settings.agreements_dir, f"isp-{uuid.uuid4().hex[:8]}",
-                        [sender, receiver], **fields)
-    return sender, sender_key, receiver, receiver_key
-
-
-def audit_actions(settings, partner_id: str) -> list[tuple[str, dict]]:
-    sessions = make_sessionmaker(make_engine(settings.database_url))
-    with sessions() as session:
-        return [(e.action, e.detail) for e in session.scalars(
-            select(AuditEntry).where(AuditEntry.partner_id == partner_id)
-            .order_by(AuditEntry.seq))]
+from sharing import audit_actions, two_partners
 
 
 def test_without_an_agreement_nothing_leaves_and_the_refusal_is_audited(

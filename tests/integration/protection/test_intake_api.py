@@ -2,34 +2,12 @@
 a field the receiver would not get, and a consent that says nothing is a consent problem.
 """
 
-import uuid
 
-from sqlalchemy import select
 
-from gateway.store.db import make_engine, make_sessionmaker
-from gateway.store.models import AuditEntry
 from servers import assert_problem, gateway_marks_delivered, key, pointers
-from sharing import write_agreement
+from sharing import audit_actions, two_partners
 
 LONG_NOTE = "Fictional caseworker note. " * 2400  # about 62,000 characters: over any limit
-
-
-def two_partners(new_partner, settings, *, agree=True, **fields):
-    """Sender and receiver with an agreement of `fields` (none with agree=False)."""
-    (sender, sender_key), (receiver, receiver_key) = (new_partner(agreement=False),
-                                                      new_partner(agreement=False))
-    if agree:
-        write_agreement(settings.agreements_dir, f"isp-{uuid.uuid4().hex[:8]}",
-                        [sender, receiver], **fields)
-    return sender, sender_key, receiver, receiver_key
-
-
-def audit_actions(settings, partner_id: str) -> list[tuple[str, dict]]:
-    sessions = make_sessionmaker(make_engine(settings.database_url))
-    with sessions() as session:
-        return [(e.action, e.detail) for e in session.scalars(
-            select(AuditEntry).where(AuditEntry.partner_id == partner_id)
-            .order_by(AuditEntry.seq))]
 
 
 def child_safeguards(new_partner, settings):
