@@ -13,11 +13,11 @@ from pathlib import Path
 
 from gateway.mapping.checkrules import RuleChecker
 from gateway.mapping.codes import CodeListFolder, check_code_list
-from gateway.mapping.loader import Problem, Problems
 from gateway.mapping.model import DIRECTIONS, Block, CodeList, Direction, MappingFile, Rule
 from gateway.mapping.parse import parse_mapping_file
 from gateway.mapping.reverse import check_reversible
 from gateway.mapping.schema import Field, SchemaView
+from gateway.yamlpos import Problem, Problems, display_path
 
 
 @dataclass
@@ -35,14 +35,6 @@ class Checked:
     @property
     def ok(self) -> bool:
         return self.mapping is not None and not self.problems
-
-
-def display_path(path: Path) -> str:
-    """The path as the person running the check knows it (relative to the working folder)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def content_hash(raw: bytes, code_lists: Iterable[CodeList]) -> str:

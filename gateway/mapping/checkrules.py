@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.mapping.codes import check_against_enum
-from gateway.mapping.loader import Pos, Problems, suggest
 from gateway.mapping.model import DROP, Block, CodeList, Condition, Direction, Rule
 from gateway.mapping.paths import FieldPath
 from gateway.mapping.schema import Field, SchemaView, compatible, json_type
 from gateway.mapping.transforms import ARRAY, SPECS
 from gateway.mapping.written import Written, check_required
+from gateway.yamlpos import Pos, Problems, suggest
 
 Types = frozenset[str] | None
 ARRAY_ONLY = frozenset({ARRAY})

@@ -10,15 +10,15 @@ import typer
 
 from gateway.contracts import Contracts
 from gateway.errors import MappingError
-from gateway.mapping.check import Checked, check_mapping_file, display_path, unreadable
+from gateway.mapping.check import Checked, check_mapping_file, unreadable
 from gateway.mapping.codes import CodeListFolder
 from gateway.mapping.compile import compile_mapping
 from gateway.mapping.examples import run_examples
-from gateway.mapping.loader import Problem
 from gateway.mapping.model import DIRECTIONS, Direction
 from gateway.mapping.preview import origins
 from gateway.mapping.schema import SchemaView
 from gateway.settings import get_settings
+from gateway.yamlpos import Problem, display_path
 
 mapping_app = typer.Typer(help="Mapping files: check them, run their examples, preview one record.",
                           no_args_is_help=True)

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.mapping.loader import Problems
 from gateway.mapping.model import CodeList
 from gateway.mapping.parse import parse_code_list_file
 from gateway.mapping.schema import SchemaView
+from gateway.yamlpos import Problems
 
 
 class CodeListFolder:

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gateway.mapping.loader import Pos
 from gateway.mapping.paths import FieldPath
+from gateway.yamlpos import Pos
 
 Direction = Literal["inbound", "outbound"]
 DIRECTIONS: tuple[Direction, ...] = ("inbound", "outbound")

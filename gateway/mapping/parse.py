@@ -11,7 +11,6 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from gateway.mapping.loader import Node, Pos, Problems, node_pos, plain, read_yaml, suggest
 from gateway.mapping.model import (
     CONDITION_OPS,
     DIRECTIONS,
@@ -29,6 +28,7 @@ from gateway.mapping.model import (
 )
 from gateway.mapping.paths import FieldPath, PathSyntaxError, parse_path
 from gateway.mapping.transforms import SPECS, ArgError
+from gateway.yamlpos import Node, Pos, Problems, node_pos, plain, read_yaml, suggest
 
 FILE_KEYS = ("description", "contract", "native", "reverse", "codes", "inbound", "outbound")
 BLOCK_KEYS = ("rules", "examples")

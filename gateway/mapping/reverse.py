@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.mapping.loader import Problems
 from gateway.mapping.model import Block, Direction, Rule
 from gateway.mapping.transforms import SPECS
+from gateway.yamlpos import Problems
 
 
 @dataclass(frozen=True)

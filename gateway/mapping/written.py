@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.mapping.loader import Pos, Problems
 from gateway.mapping.model import Condition, Rule
 from gateway.mapping.paths import FieldPath
 from gateway.mapping.schema import Field, SchemaView
+from gateway.yamlpos import Pos, Problems
 
 
 @dataclass

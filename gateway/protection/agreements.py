@@ -12,27 +12,34 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import structlog
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 
+from gateway.checked_files import CheckedFiles, Refusal
 from gateway.contracts import Contracts
 from gateway.errors import ConsentProblem, FieldError
-from gateway.mapping.check import display_path
-from gateway.mapping.loader import START, Pos, Problems, plain, read_yaml
+from gateway.yamlpos import (
+    Pos,
+    Problems,
+    display_path,
+    follow,
+    plain,
+    pointer_pos,
+    read_yaml,
+    value_pos,
+)
 
 log = structlog.get_logger()
 
 CONTRACT = "agreement"
 PARTNER_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 OutsideConsent = Literal["remove", "refuse"]
-Fingerprint = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -90,12 +97,12 @@ def _check_meaning(path: Path, tree: CommentedMap, document: dict[str, Any],
     """The rules a JSON Schema cannot say: the file's name, and dates in order."""
     agreement_id = document.get("id")
     if isinstance(agreement_id, str) and path.name != f"{agreement_id}.yaml":
-        problems.add(_value_pos(tree, "id"), "file-name",
+        problems.add(value_pos(tree, "id"), "file-name",
                      f"the file of agreement '{agreement_id}' must be named {agreement_id}.yaml")
     valid_from, valid_to = _date_or_none(document, "valid_from"), _date_or_none(document,
                                                                                "valid_to")
     if valid_from is not None and valid_to is not None and valid_to < valid_from:
-        problems.add(_value_pos(tree, "valid_to"), "validity",
+        problems.add(value_pos(tree, "valid_to"), "validity",
                      "valid_to must not be before valid_from")
 
 
@@ -168,84 +175,17 @@ def _first_repeat(items: list[Any]) -> int | None:
 
 
 def _position(tree: Any, error: FieldError) -> Pos:
-    """Where in the YAML the field named by the error's JSON Pointer is written.
-
-    A value is shown where it is written, a list or mapping at its key, an unknown key at
-    the key, and a missing key at the mapping that lacks it.
-    """
+    """Where in the YAML the field named by the error's JSON Pointer is written; a repeated
+    item of a list at its second appearance."""
     parts = _parts(error.pointer)
     if error.rule == "uniqueItems":
-        repeat = _first_repeat(plain(_follow(tree, parts)) or [])
+        repeat = _first_repeat(plain(follow(tree, parts)) or [])
         if repeat is not None:
             parts = [*parts, str(repeat)]
-    node, pos = tree, _start(tree)
-    for index, part in enumerate(parts):
-        last = index == len(parts) - 1
-        if isinstance(node, CommentedMap) and part in node:
-            child = node[part]
-            key_pos = _key_pos(node, part)
-            scalar = not isinstance(child, CommentedMap | CommentedSeq)
-            at_key = error.rule == "additionalProperties" or not scalar
-            pos = key_pos if at_key or not last else _value_pos(node, part)
-            node = child
-        elif isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
-            line, column = node.lc.item(int(part))
-            pos = Pos(line + 1, column + 1)
-            node = node[int(part)]
-        else:
-            break
-    return pos
-
-
-def _follow(tree: Any, parts: list[str]) -> Any:
-    node = tree
-    for part in parts:
-        if isinstance(node, CommentedMap) and part in node:
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
-
-
-def _start(tree: Any) -> Pos:
-    if isinstance(tree, CommentedMap | CommentedSeq):
-        return Pos(tree.lc.line + 1, tree.lc.col + 1)
-    return START
-
-
-def _key_pos(node: CommentedMap, key: str) -> Pos:
-    line, column = node.lc.key(key)
-    return Pos(line + 1, column + 1)
-
-
-def _value_pos(node: CommentedMap, key: str) -> Pos:
-    line, column = node.lc.value(key)
-    return Pos(line + 1, column + 1)
+    return pointer_pos(tree, parts, at_key=error.rule == "additionalProperties")
 
 
 # ---------------------------------------------------------------------------- in force
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A version of an agreement file that was not put in force, and why (no values)."""
-
-    file: str
-    content_hash: str
-    problems: tuple[str, ...]
-    at: datetime
-
-
-@dataclass
-class _Slot:
-    """One agreement file: what is in force, and what was last seen on disk."""
-
-    path: Path
-    agreement: Agreement | None = None
-    fingerprint: Fingerprint | None = None
-    refused_hash: str | None = None
 
 
 class AgreementRegistry:
@@ -254,72 +194,22 @@ class AgreementRegistry:
     def __init__(self, root: Path, contracts: Contracts, *, max_refusals: int = 200) -> None:
         self.root = root
         self.contracts = contracts
-        self.refusals: list[Refusal] = []
-        self.max_refusals = max_refusals
-        self._slots: dict[Path, _Slot] = {}
-        self._lock = threading.Lock()
-        # Replaced whole after each refresh, so readers in other threads never see it change.
-        self._in_force: tuple[Agreement, ...] = ()
+        self._files = CheckedFiles(root, "*.yaml", lambda path: check_agreement_file(
+            path, contracts), kind="agreement", max_refusals=max_refusals)
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        """The file versions refused, oldest first."""
+        return self._files.refusals
 
     def in_force(self) -> list[Agreement]:
         """Every agreement in force now (after looking for changed files), by id."""
         self.refresh()
-        return list(self._in_force)
+        return sorted(self._files.in_force().values(), key=lambda a: a.id)
 
     def refresh(self) -> list[str]:
         """Look for new, changed and removed files; return the files put in force just now."""
-        with self._lock:
-            paths = sorted(p for p in self.root.glob("*.yaml") if p.is_file())
-            for gone in set(self._slots) - set(paths):
-                slot = self._slots.pop(gone)
-                if slot.agreement is not None:
-                    log.info("agreement_removed", file=slot.agreement.file,
-                             agreement=slot.agreement.id)
-            changed = []
-            for path in paths:
-                slot = self._slots.setdefault(path, _Slot(path))
-                fingerprint = _fingerprint(path)
-                if fingerprint is None or fingerprint == slot.fingerprint:
-                    continue
-                slot.fingerprint = fingerprint
-                if self._load(slot):
-                    changed.append(display_path(path))
-            self._in_force = tuple(sorted(
-                (a for s in self._slots.values() if (a := s.agreement) is not None),
-                key=lambda a: a.id))
-            return changed
-
-    def _load(self, slot: _Slot) -> bool:
-        try:
-            agreement, problems = check_agreement_file(slot.path, self.contracts)
-        except Exception as error:  # a checker bug must not stop the gateway: refuse the file
-            log.exception("agreement_check_crashed", file=display_path(slot.path),
-                          error=type(error).__name__)
-            agreement, problems = None, [f"{display_path(slot.path)}:1:1: crashed: the check "
-                                         f"crashed ({type(error).__name__})"]
-        if agreement is None:
-            self._refuse(slot, problems)
-            return False
-        if slot.agreement is not None and agreement.content_hash == slot.agreement.content_hash:
-            slot.refused_hash = None
-            return False
-        slot.agreement, slot.refused_hash = agreement, None
-        log.info("agreement_loaded", file=agreement.file, agreement=agreement.id,
-                 content_hash=agreement.content_hash)
-        return True
-
-    def _refuse(self, slot: _Slot, problems: list[str]) -> None:
-        content_hash = _hash_of(slot.path)
-        if content_hash and content_hash == slot.refused_hash:
-            return
-        slot.refused_hash = content_hash or None
-        in_force = slot.agreement.content_hash if slot.agreement is not None else None
-        file = display_path(slot.path)
-        log.warning("agreement_refused", file=file, problems=problems,
-                    problem_count=len(problems), content_hash=content_hash or None,
-                    in_force=in_force)
-        self.refusals.append(Refusal(file, content_hash, tuple(problems), datetime.now(UTC)))
-        del self.refusals[:-self.max_refusals]
+        return self._files.refresh()
 
     def covering(self, *, sender: str, receiver: str, purpose: str,
                  service_types: Sequence[str], on: date) -> Agreement:
@@ -385,20 +275,3 @@ def _named(agreements: list[Agreement]) -> str:
 
 def _does(agreements: list[Agreement]) -> str:
     return "does" if len(agreements) == 1 else "do"
-
-
-def _fingerprint(path: Path) -> Fingerprint | None:
-    """What a stat says of the file: a file replaced whole (a new inode) is seen even when
-    its size and modification time, whose clock may be coarse, happen to be unchanged."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size, stat.st_ino, stat.st_ctime_ns
-
-
-def _hash_of(path: Path) -> str:
-    try:
-        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return ""

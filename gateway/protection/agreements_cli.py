@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from gateway.contracts import Contracts
-from gateway.mapping.check import display_path
 from gateway.protection.agreements import Agreement, check_agreement_file
 from gateway.settings import get_settings
+from gateway.yamlpos import display_path
 
 agreements_app = typer.Typer(help="Data-sharing agreements: list them, check them.",
                              no_args_is_help=True)

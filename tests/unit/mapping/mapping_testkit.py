@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from gateway.mapping.loader import Problem
+from gateway.yamlpos import Problem
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -16,11 +16,11 @@ from gateway.contracts import Contracts
 from gateway.errors import ConsentProblem, FieldError
 from gateway.mapping.check import check_mapping_file
 from gateway.mapping.compile import compile_mapping
-from gateway.mapping.loader import Problems, plain, read_yaml
 from gateway.mapping.schema import SchemaView
 from gateway.protection.agreements import AgreementRegistry, check_agreement_file
 from gateway.protection.consent import admit
 from gateway.protection.need_to_know import categories_of
+from gateway.yamlpos import Problems, plain, read_yaml
 
 CONTRACTS = Contracts(ROOT / "contracts")
 SHIPPED = ROOT / "agreements"

@@ -12,11 +12,11 @@ import pytest
 from gateway import ROOT
 from gateway.contracts import Contracts
 from gateway.errors import ConsentProblem
-from gateway.mapping.loader import Problems, plain, read_yaml
 from gateway.mapping.translator import MappingTranslator
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.consent import admit
 from gateway.protection.minors import establish_minor
+from gateway.yamlpos import Problems, plain, read_yaml
 from sharing import write_agreement
 
 CONTRACTS = Contracts(ROOT / "contracts")

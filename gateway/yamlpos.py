@@ -1,8 +1,9 @@
-"""Read mapping YAML keeping the line and column of every key and value.
+"""Read the YAML files IM officers edit keeping the line and column of every key and value.
 
-Problems found anywhere later (parsing, checking) are reported as
-`file:line:column: rule: message`, so each one can point back into the file an
-IM officer edits. Timestamps are read as the text written, never as dates.
+Mappings, code lists and agreements (and next deadline policies and the directory) are read
+here. Problems found anywhere later (parsing, checking) are reported as
+`file:line:column: rule: message`, so each one can point back into the file an IM officer
+edits. Timestamps are read as the text written, never as dates.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ class Pos:
 
 
 START = Pos(1, 1)
+
+
+def display_path(path: Path) -> str:
+    """The path as the person running the check knows it (relative to the working folder)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @dataclass(frozen=True, order=True)
@@ -127,7 +136,7 @@ class Node:
         self.data = data
         self.problems = problems
         self.what = what
-        self.pos = Pos(data.lc.line + 1, data.lc.col + 1)
+        self.pos = node_pos(data, START)
 
     def __contains__(self, key: str) -> bool:
         return key in self.data
@@ -136,12 +145,12 @@ class Node:
         return self.data.get(key, default)
 
     def key_pos(self, key: str) -> Pos:
-        line, column = self.data.lc.key(key)
-        return Pos(line + 1, column + 1)
+        """Where `key` is written."""
+        return key_pos(self.data, key)
 
     def value_pos(self, key: str) -> Pos:
-        line, column = self.data.lc.value(key)
-        return Pos(line + 1, column + 1)
+        """Where the value of `key` is written."""
+        return value_pos(self.data, key)
 
     def check_keys(self, allowed: Iterable[str], required: Iterable[str] = ()) -> None:
         """Report keys this kind of node does not know, and keys it must have."""
@@ -183,7 +192,20 @@ class Node:
         return None
 
 
+def key_pos(data: CommentedMap, key: str) -> Pos:
+    """Where `key` of a YAML mapping is written."""
+    line, column = data.lc.key(key)
+    return Pos(line + 1, column + 1)
+
+
+def value_pos(data: CommentedMap, key: str) -> Pos:
+    """Where the value of `key` of a YAML mapping is written."""
+    line, column = data.lc.value(key)
+    return Pos(line + 1, column + 1)
+
+
 def item_pos(seq: CommentedSeq, index: int) -> Pos:
+    """Where item `index` of a YAML list is written."""
     line, column = seq.lc.item(index)
     return Pos(line + 1, column + 1)
 
@@ -193,3 +215,40 @@ def node_pos(value: Any, fallback: Pos) -> Pos:
     if isinstance(value, CommentedMap | CommentedSeq):
         return Pos(value.lc.line + 1, value.lc.col + 1)
     return fallback
+
+
+def follow(tree: Any, parts: Iterable[str]) -> Any:
+    """The YAML node at these (unescaped) JSON Pointer parts, or None when there is none."""
+    node = tree
+    for part in parts:
+        if isinstance(node, CommentedMap) and part in node:
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def pointer_pos(tree: Any, parts: list[str], *, at_key: bool = False) -> Pos:
+    """Where the field at these (unescaped) JSON Pointer parts is written.
+
+    A value is shown where it is written, a list or mapping at its key (`at_key`: every
+    field at its key, as for an unknown key), and a missing field at the nearest mapping or
+    list on the way to it.
+    """
+    node, pos = tree, node_pos(tree, START)
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if isinstance(node, CommentedMap) and part in node:
+            child = node[part]
+            scalar = not isinstance(child, CommentedMap | CommentedSeq)
+            pos = key_pos(node, part) if at_key or not scalar or not last else value_pos(node,
+                                                                                        part)
+            node = child
+        elif isinstance(node, CommentedSeq) and part.isdigit() and int(part) < len(node):
+            pos = item_pos(node, int(part))
+            node = node[int(part)]
+        else:
+            break
+    return pos
