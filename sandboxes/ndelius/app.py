@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 
 from sandboxes import faults as fault_injection
@@ -79,150 +79,181 @@ def create_app(*, database: Path, seed: bool = True, faults: Faults | None = Non
     app = FastAPI(title=f"nDelius sandbox ({provider})", version="1.0", lifespan=lifespan)
     app.state.store = store
     app.state.provider = provider
+    app.state.feed = feed or events.FeedShape()
     app.state.issuer = TokenIssuer(clients or DEFAULT_CLIENTS, token_lifetime)
     install_errors(app, errors)
     fault_injection.install(app, error_body=lambda status, message: error_body(
                                 status, message, style=errors),
                             faults=faults)
-    app.include_router(auth_router(app.state.issuer))
-    app.include_router(_routes(store, provider, feed or events.FeedShape()))
+    app.include_router(auth_router)
+    app.include_router(routes)
     return app
 
 
-def _routes(store: Store, home: str, shape: events.FeedShape) -> APIRouter:
-    routes = APIRouter()
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
 
-    @contextmanager
-    def change(request: Request, who: Principal) -> Iterator[Context]:
-        with store.write() as session:
-            yield Context(session=session, user=who.user, client_id=who.client_id,
-                          base_url=str(request.base_url), provider=home)
 
-    @routes.get("/health", tags=["ops"])
-    def health() -> dict[str, str]:
-        return {"status": "UP"}
+Db = Annotated[Store, Depends(_store)]
 
-    @routes.get("/reference-data", tags=["organisation"])
-    def reference_data(_: Reader) -> dict[str, object]:
-        return codes.reference_data()
 
-    # --- organisation ------------------------------------------------------------------------
-    @routes.get("/providers", tags=["organisation"])
-    def list_providers(_: Reader) -> list[dict[str, Any]]:
-        with store.read() as session:
-            return organisation.providers_json(session, home=home)
+@contextmanager
+def change(request: Request, who: Principal) -> Iterator[Context]:
+    """One write to the sandbox's store on behalf of the caller, committed on leaving."""
+    store: Store = request.app.state.store
+    with store.write() as session:
+        yield Context(session=session, user=who.user, client_id=who.client_id,
+                      base_url=str(request.base_url), provider=request.app.state.provider)
 
-    @routes.get("/providers/{code}", tags=["organisation"])
-    def read_provider(code: str, _: Reader) -> dict[str, Any]:
-        with store.read() as session:
-            return organisation.provider_json(session, code)
 
-    @routes.get("/teams/{code}", tags=["organisation"])
-    def read_team(code: str, _: Reader) -> dict[str, Any]:
-        with store.read() as session:
-            return organisation.team_json(session, code)
+routes = APIRouter()
 
-    # --- people ------------------------------------------------------------------------------
-    @routes.get("/person", tags=["people"])
-    def list_people(_: Reader, page: Page = 0, size: Size = 20) -> dict[str, Any]:
-        with store.read() as session:
-            return people.people_page(session, page=page, size=size)
 
-    @routes.post("/person", tags=["people"], status_code=201)
-    def create_person(body: NewPerson, who: Writer, request: Request,
-                      response: Response) -> dict[str, Any]:
-        with change(request, who) as ctx:
-            person = people.create_person(ctx, body)
-            response.headers["Location"] = f"/person/{person.crn}"
-            return people.person_json(ctx.session, person)
+@routes.get("/health", tags=["ops"])
+def health() -> dict[str, str]:
+    return {"status": "UP"}
 
-    @routes.get("/person/{crn}", tags=["people"])
-    def read_person(crn: CrnPath, _: Reader) -> dict[str, Any]:
-        with store.read() as session:
-            return people.person_json(session, people.find_person(session, crn))
 
-    @routes.get("/person/{crn}/managers", tags=["people"])
-    def manager_history(crn: CrnPath, _: Reader) -> list[dict[str, Any]]:
-        with store.read() as session:
-            return people.manager_history_json(session, people.find_person(session, crn))
+@routes.get("/reference-data", tags=["organisation"])
+def reference_data(_: Reader) -> dict[str, object]:
+    return codes.reference_data()
 
-    @routes.get("/person/{crn}/contacts", tags=["people"])
-    def contacts(crn: CrnPath, _: Reader) -> list[dict[str, Any]]:
-        with store.read() as session:
-            return people.contacts_json(session, people.find_person(session, crn))
 
-    @routes.put("/person/{crn}/manager", tags=["people"])
-    def allocate_person(crn: CrnPath, body: Allocation, who: Writer,
-                        request: Request) -> dict[str, Any]:
-        with change(request, who) as ctx:
-            return people.person_json(ctx.session, people.allocate(ctx, crn, body))
+# --- organisation ------------------------------------------------------------------------
+@routes.get("/providers", tags=["organisation"])
+def list_providers(_: Reader, store: Db, request: Request) -> list[dict[str, Any]]:
+    with store.read() as session:
+        return organisation.providers_json(session, home=request.app.state.provider)
 
-    # --- NSIs --------------------------------------------------------------------------------
-    @routes.post("/nsi", tags=["nsi"], status_code=201)
-    def create_nsi(body: NewNsi, who: Writer, request: Request,
-                   response: Response) -> dict[str, Any]:
-        with change(request, who) as ctx:
-            nsi = nsis.create_nsi(ctx, body)
-            response.headers["Location"] = f"/nsi/{nsi.nsi_id}"
-            return nsis.nsi_json(ctx.session, nsi)
 
-    @routes.get("/nsi", tags=["nsi"])
-    def search_nsis(
-        _: Reader,
-        external_reference: Annotated[str | None, Query(alias="externalReference")] = None,
-        crn: Annotated[str | None, Query(pattern=CRN_PATTERN)] = None,
-        nsi_type: Annotated[str | None, Query(alias="type")] = None,
-        status: str | None = None,
-        intended_provider: Annotated[str | None, Query(alias="intendedProvider")] = None,
-        page: Page = 0, size: Size = 20,
-    ) -> dict[str, Any]:
-        with store.read() as session:
-            return nsis.search(session, external_reference=external_reference, crn=crn,
-                               nsi_type=nsi_type, status=status,
-                               intended_provider=intended_provider, page=page, size=size)
+@routes.get("/providers/{code}", tags=["organisation"])
+def read_provider(code: str, _: Reader, store: Db) -> dict[str, Any]:
+    with store.read() as session:
+        return organisation.provider_json(session, code)
 
-    @routes.get("/nsi/{nsi_id}", tags=["nsi"])
-    def read_nsi(nsi_id: int, _: Reader) -> dict[str, Any]:
-        with store.read() as session:
-            return nsis.nsi_json(session, nsis.find_nsi(session, nsi_id))
 
-    @routes.patch("/nsi/{nsi_id}", tags=["nsi"])
-    def patch_nsi(nsi_id: int, body: NsiPatch, who: Writer, request: Request) -> dict[str, Any]:
-        with change(request, who) as ctx:
-            return nsis.nsi_json(ctx.session, nsis.patch_nsi(ctx, nsi_id, body))
+@routes.get("/teams/{code}", tags=["organisation"])
+def read_team(code: str, _: Reader, store: Db) -> dict[str, Any]:
+    with store.read() as session:
+        return organisation.team_json(session, code)
 
-    @routes.put("/nsi/{nsi_id}/status", tags=["nsi"])
-    def change_status(nsi_id: int, body: StatusChange, who: Writer,
-                      request: Request) -> dict[str, Any]:
-        with change(request, who) as ctx:
-            return nsis.nsi_json(ctx.session, nsis.change_status(ctx, nsi_id, body))
 
-    @routes.put("/nsi/{nsi_id}/manager", tags=["nsi"])
-    def allocate_nsi(nsi_id: int, body: ManagerRef, who: Writer,
-                     request: Request) -> dict[str, Any]:
-        with change(request, who) as ctx:
-            return nsis.nsi_json(ctx.session, nsis.allocate_nsi(ctx, nsi_id, body))
+# --- people ------------------------------------------------------------------------------
+@routes.get("/person", tags=["people"])
+def list_people(_: Reader, store: Db, page: Page = 0, size: Size = 20) -> dict[str, Any]:
+    with store.read() as session:
+        return people.people_page(session, page=page, size=size)
 
-    @routes.post("/nsi/{nsi_id}/actions", tags=["nsi"], status_code=201)
-    def add_action(nsi_id: int, body: NewAction, who: Writer,
-                   request: Request) -> dict[str, Any]:
-        with change(request, who) as ctx:
-            return nsis.nsi_json(ctx.session, nsis.add_action(ctx, nsi_id, body))
 
-    @routes.put("/nsi/{nsi_id}/actions/{action_id}", tags=["nsi"])
-    def update_action(nsi_id: int, action_id: int, body: ActionUpdate, who: Writer,
-                      request: Request) -> dict[str, Any]:
-        with change(request, who) as ctx:
-            return nsis.nsi_json(ctx.session, nsis.update_action(ctx, nsi_id, action_id, body))
+@routes.post("/person", tags=["people"], status_code=201)
+def create_person(body: NewPerson, who: Writer, request: Request,
+                  response: Response) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        person = people.create_person(ctx, body)
+        response.headers["Location"] = f"/person/{person.crn}"
+        return people.person_json(ctx.session, person)
 
-    # --- events ------------------------------------------------------------------------------
-    @routes.get("/events", tags=["events"])
-    def event_feed(_: Reader, after: Annotated[int, Query(ge=0)] = 0,
-                   size: Annotated[int, Query(ge=1, le=500)] = 100,
-                   event_type: Annotated[list[str] | None, Query(alias="eventType")] = None,
-                   ) -> dict[str, Any]:
-        with store.read() as session:
-            return events.feed(session, after=after, size=size, event_types=event_type or [],
-                               shape=shape)
 
-    return routes
+@routes.get("/person/{crn}", tags=["people"])
+def read_person(crn: CrnPath, _: Reader, store: Db) -> dict[str, Any]:
+    with store.read() as session:
+        return people.person_json(session, people.find_person(session, crn))
+
+
+@routes.get("/person/{crn}/managers", tags=["people"])
+def manager_history(crn: CrnPath, _: Reader, store: Db) -> list[dict[str, Any]]:
+    with store.read() as session:
+        return people.manager_history_json(session, people.find_person(session, crn))
+
+
+@routes.get("/person/{crn}/contacts", tags=["people"])
+def contacts(crn: CrnPath, _: Reader, store: Db) -> list[dict[str, Any]]:
+    with store.read() as session:
+        return people.contacts_json(session, people.find_person(session, crn))
+
+
+@routes.put("/person/{crn}/manager", tags=["people"])
+def allocate_person(crn: CrnPath, body: Allocation, who: Writer,
+                    request: Request) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        return people.person_json(ctx.session, people.allocate(ctx, crn, body))
+
+
+# --- NSIs --------------------------------------------------------------------------------
+@routes.post("/nsi", tags=["nsi"], status_code=201)
+def create_nsi(body: NewNsi, who: Writer, request: Request,
+               response: Response) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        nsi = nsis.create_nsi(ctx, body)
+        response.headers["Location"] = f"/nsi/{nsi.nsi_id}"
+        return nsis.nsi_json(ctx.session, nsi)
+
+
+@routes.get("/nsi", tags=["nsi"])
+def search_nsis(
+    _: Reader,
+    store: Db,
+    external_reference: Annotated[str | None, Query(alias="externalReference")] = None,
+    crn: Annotated[str | None, Query(pattern=CRN_PATTERN)] = None,
+    nsi_type: Annotated[str | None, Query(alias="type")] = None,
+    status: str | None = None,
+    intended_provider: Annotated[str | None, Query(alias="intendedProvider")] = None,
+    page: Page = 0, size: Size = 20,
+) -> dict[str, Any]:
+    with store.read() as session:
+        return nsis.search(session, external_reference=external_reference, crn=crn,
+                           nsi_type=nsi_type, status=status,
+                           intended_provider=intended_provider, page=page, size=size)
+
+
+@routes.get("/nsi/{nsi_id}", tags=["nsi"])
+def read_nsi(nsi_id: int, _: Reader, store: Db) -> dict[str, Any]:
+    with store.read() as session:
+        return nsis.nsi_json(session, nsis.find_nsi(session, nsi_id))
+
+
+@routes.patch("/nsi/{nsi_id}", tags=["nsi"])
+def patch_nsi(nsi_id: int, body: NsiPatch, who: Writer, request: Request) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        return nsis.nsi_json(ctx.session, nsis.patch_nsi(ctx, nsi_id, body))
+
+
+@routes.put("/nsi/{nsi_id}/status", tags=["nsi"])
+def change_status(nsi_id: int, body: StatusChange, who: Writer,
+                  request: Request) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        return nsis.nsi_json(ctx.session, nsis.change_status(ctx, nsi_id, body))
+
+
+@routes.put("/nsi/{nsi_id}/manager", tags=["nsi"])
+def allocate_nsi(nsi_id: int, body: ManagerRef, who: Writer,
+                 request: Request) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        return nsis.nsi_json(ctx.session, nsis.allocate_nsi(ctx, nsi_id, body))
+
+
+@routes.post("/nsi/{nsi_id}/actions", tags=["nsi"], status_code=201)
+def add_action(nsi_id: int, body: NewAction, who: Writer,
+               request: Request) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        return nsis.nsi_json(ctx.session, nsis.add_action(ctx, nsi_id, body))
+
+
+@routes.put("/nsi/{nsi_id}/actions/{action_id}", tags=["nsi"])
+def update_action(nsi_id: int, action_id: int, body: ActionUpdate, who: Writer,
+                  request: Request) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        return nsis.nsi_json(ctx.session, nsis.update_action(ctx, nsi_id, action_id, body))
+
+
+# --- events ------------------------------------------------------------------------------
+@routes.get("/events", tags=["events"])
+def event_feed(_: Reader, store: Db, request: Request, after: Annotated[int, Query(ge=0)] = 0,
+               size: Annotated[int, Query(ge=1, le=500)] = 100,
+               event_type: Annotated[list[str] | None, Query(alias="eventType")] = None,
+               ) -> dict[str, Any]:
+    with store.read() as session:
+        return events.feed(session, after=after, size=size, event_types=event_type or [],
+                           shape=request.app.state.feed)
+

@@ -8,9 +8,7 @@ every change made with that token (a probation officer working through the Deliu
 """
 
 import base64
-import hashlib
 import hmac
-import json
 import secrets
 import threading
 import time
@@ -19,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import jwt
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -46,14 +45,6 @@ class Principal:
         return self.username or self.client_id
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class TokenIssuer:
     def __init__(self, clients: Mapping[str, tuple[str, tuple[str, ...]]],
                  lifetime: int) -> None:
@@ -73,27 +64,21 @@ class TokenIssuer:
                   "grant_type": "client_credentials", "auth_source": "none" if not username
                   else "delius", "iat": issued, "exp": issued + self.lifetime,
                   "jti": uuid.uuid4().hex}
-        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "sandbox"}).encode())
-        payload = _b64(json.dumps(claims).encode())
         with self._lock:
-            signature = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256)
-        token = f"{header}.{payload}.{_b64(signature.digest())}"
+            token = jwt.encode(claims, self._key, algorithm="HS256", headers={"kid": "sandbox"})
         return {"access_token": token, "token_type": "bearer", "expires_in": self.lifetime,
                 "scope": "read write", "sub": claims["sub"], "auth_source": claims["auth_source"],
                 "jti": claims["jti"]}
 
     def verify(self, token: str) -> Principal:
+        with self._lock:
+            key = self._key
         try:
-            header, payload, signature = token.split(".")
-            with self._lock:
-                expected = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256)
-            if not hmac.compare_digest(_unb64(signature), expected.digest()):
-                raise ValueError("bad signature")
-            claims = json.loads(_unb64(payload))
-        except ValueError:
+            claims = jwt.decode(token, key, algorithms=["HS256"])
+        except jwt.ExpiredSignatureError:
+            raise _invalid_token("Access token expired") from None
+        except jwt.InvalidTokenError:
             raise _invalid_token("Invalid access token") from None
-        if claims["exp"] <= time.time():
-            raise _invalid_token("Access token expired")
         return Principal(client_id=claims["client_id"], username=claims.get("user_name"),
                          roles=frozenset(claims["authorities"]))
 
@@ -110,28 +95,29 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
                         if status == 401 else None)
 
 
-def router(issuer: TokenIssuer) -> APIRouter:
-    routes = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"])
 
-    @routes.post("/auth/oauth/token")
-    def token(grant_type: Annotated[str, Query()] = "",
-              username: Annotated[str | None, Query()] = None,
-              authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
-        """Client-credentials grant with HTTP Basic client authentication."""
-        client = _basic_client(authorization, issuer)
-        if client is None:
-            return _oauth_error(401, "unauthorized", "Full authentication is required")
-        if grant_type != "client_credentials":
-            return _oauth_error(400, "unsupported_grant_type",
-                                "Unsupported grant type: use client_credentials")
-        return JSONResponse(issuer.issue(client, username))
 
-    @routes.post("/_sandbox/tokens/revoke", tags=["sandbox"])
-    def revoke() -> dict[str, str]:
-        issuer.revoke_all()
-        return {"revoked": "all tokens"}
+@router.post("/auth/oauth/token")
+def token(request: Request, grant_type: Annotated[str, Query()] = "",
+          username: Annotated[str | None, Query()] = None,
+          authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """Client-credentials grant with HTTP Basic client authentication."""
+    issuer: TokenIssuer = request.app.state.issuer
+    client = _basic_client(authorization, issuer)
+    if client is None:
+        return _oauth_error(401, "unauthorized", "Full authentication is required")
+    if grant_type != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type",
+                            "Unsupported grant type: use client_credentials")
+    return JSONResponse(issuer.issue(client, username))
 
-    return routes
+
+@router.post("/_sandbox/tokens/revoke", tags=["sandbox"])
+def revoke(request: Request) -> dict[str, str]:
+    """Rotate the signing key: every token issued so far is refused."""
+    request.app.state.issuer.revoke_all()
+    return {"revoked": "all tokens"}
 
 
 def _basic_client(authorization: str | None, issuer: TokenIssuer) -> str | None:

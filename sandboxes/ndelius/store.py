@@ -3,8 +3,7 @@
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
-from functools import lru_cache
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,19 +38,15 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(LONDON).isoformat(timespec="seconds")
 
 
-@lru_cache(maxsize=8)
-def _bank_holidays(year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
+# England & Wales bank holidays; filled a year at a time as dates are asked, hence the lock.
+_ENGLAND = holidays.country_holidays("GB", subdiv="ENG")
+_ENGLAND_LOCK = threading.Lock()
 
 
 def add_working_days(start: date, days: int) -> date:
-    """`days` working days after `start`: weekends and England & Wales bank holidays skipped."""
-    current = start
-    while days > 0:
-        current += timedelta(days=1)
-        if current.weekday() < 5 and current not in _bank_holidays(current.year):
-            days -= 1
-    return current
+    """`days` (at least 1) working days after `start`: weekends and bank holidays skipped."""
+    with _ENGLAND_LOCK:
+        return _ENGLAND.get_nth_working_day(start, days)
 
 
 class Store:

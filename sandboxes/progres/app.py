@@ -102,9 +102,8 @@ def create_app(*, database: Path, seed: bool = True, faults: Faults | None = Non
     app = FastAPI(title="proGres v4 sandbox (Dataverse Web API)", openapi_url=None)
     app.state.sandbox = sandbox
     _install_error_handlers(app)
-    app.include_router(_token_router(sandbox))
-    app.include_router(_api_router(sandbox))
-    app.include_router(_sandbox_router(sandbox))
+    for router in (_token, _api, _sandbox):
+        app.include_router(router)
     fault_injection.install(app, error_body=fault_body, faults=faults)
     return app
 
@@ -154,149 +153,163 @@ async def _raw_body(request: Request) -> bytes:
 RawBody = Annotated[bytes, Depends(_raw_body)]
 
 
-def _token_router(sandbox: Sandbox) -> APIRouter:
-    router = APIRouter(tags=["Microsoft Entra ID (fake)"])
-
-    def answer(body: bytes) -> Response:
-        try:
-            token = sandbox.issuer.issue(dict(parse_qsl(body.decode())))
-        except TokenError as e:
-            return JSONResponse({"error": e.error, "error_description": e.description},
-                                status_code=e.status)
-        return JSONResponse(token, headers={"Cache-Control": "no-store"})
-
-    @router.post("/oauth2/v2.0/token")
-    def token(body: RawBody) -> Response:
-        return answer(body)
-
-    @router.post("/{tenant}/oauth2/v2.0/token")
-    def tenant_token(tenant: str, body: RawBody) -> Response:
-        return answer(body)
-
-    return router
+def _sandbox_of(request: Request) -> Sandbox:
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox
 
 
-def _api_router(sandbox: Sandbox) -> APIRouter:
-    router = APIRouter(prefix=API, tags=["Dataverse Web API"])
-    store = sandbox.store
+SandboxDep = Annotated[Sandbox, Depends(_sandbox_of)]
 
-    def principal(request: Request) -> Principal:
-        base = str(request.base_url).rstrip("/")
-        challenge = (f"Bearer authorization_uri={base}/oauth2/authorize, "
-                     f"resource_id={base}/")
-        caller = sandbox.issuer.verify(request.headers.get("authorization"),
-                                       challenge=challenge)
-        sandbox.limiter.check(caller.client_id)
-        return caller
 
-    Caller = Annotated[Principal, Depends(principal)]
+def _principal(request: Request, sandbox: SandboxDep) -> Principal:
+    base = str(request.base_url).rstrip("/")
+    challenge = (f"Bearer authorization_uri={base}/oauth2/authorize, "
+                 f"resource_id={base}/")
+    caller = sandbox.issuer.verify(request.headers.get("authorization"), challenge=challenge)
+    sandbox.limiter.check(caller.client_id)
+    return caller
 
-    @router.get("/")
-    def service_document(request: Request, _: Caller) -> Response:
-        return odata({"@odata.context": f"{_root(request)}/$metadata",
-                      "value": [{"name": e.set_name, "kind": "EntitySet", "url": e.set_name}
-                                for e in ENTITIES]})
 
-    @router.get("/{segment}")
-    def get(segment: str, request: Request, caller: Caller) -> Response:
-        if segment == "$metadata":
-            return Response(metadata_xml(), media_type="application/xml",
-                            headers={"OData-Version": "4.0"})
-        if segment in ("WhoAmI", "WhoAmI()"):
-            return odata(_who_am_i(request, caller))
-        entity, key = _resolve(segment)
-        if entity.set_name in sandbox.read_denied and caller.user_id == INTEGRATION_USER:
-            raise ODataError(403, NO_PRIVILEGE, f"Principal user (Id={caller.user_id}, "
-                                                f"type=8) is missing prvRead{entity.logical} "
-                                                f"privilege")
-        prefs = preferences(request.headers.get("prefer"))
-        annotations = _annotations(prefs)
-        params = dict(request.query_params)
-        applied = []
-        if "odata.include-annotations" in prefs:
-            applied.append(f'odata.include-annotations={prefs["odata.include-annotations"]}')
-        if key is not None:
-            row = records.read_record(store, entity, key, select_text=params.get("$select"),
-                                      annotations=annotations)
-            select = parse_select(params.get("$select"), entity)
-            return odata({"@odata.context": _context(request, entity, select) + "/$entity",
-                          **row}, headers=_applied(applied))
-        page_size = _page_size(prefs)
-        if page_size is not None:
-            applied.append(f"odata.maxpagesize={page_size}")
-        page = records.query_records(store, entity, params,
-                                     page_size=page_size or MAX_PAGE_SIZE,
-                                     annotations=annotations)
-        body: dict[str, Any] = {
-            "@odata.context": _context(request, entity, parse_select(params.get("$select"),
-                                                                     entity))}
-        if page.count is not None:
-            body["@odata.count"] = page.count
-        body["value"] = page.rows
-        if page.skiptoken is not None:
-            body["@odata.nextLink"] = _next_link(request, entity, params, page.skiptoken)
-        return odata(body, headers=_applied(applied))
+Caller = Annotated[Principal, Depends(_principal)]
 
-    @router.post("/{segment}")
-    def create(segment: str, request: Request, caller: Caller, raw: RawBody) -> Response:
-        entity, key = _resolve(segment)
-        if key is not None:
-            raise ODataError(405, BAD_PROPERTY, "POST is not allowed on a single record.")
-        row = records.create_record(store, entity, _json(raw), principal=caller,
-                                    office=sandbox.office)
-        return _written(request, entity, row, status_created=201)
 
-    @router.patch("/{segment}")
-    def patch(segment: str, request: Request, caller: Caller, raw: RawBody) -> Response:
-        entity, key = _resolve(segment)
-        if key is None:
-            raise ODataError(405, BAD_PROPERTY, "PATCH needs a single record: <set>(<key>).")
-        body = _json(raw)
-        if_match = request.headers.get("if-match")
-        with store.reading() as conn:
-            guid = records.find_key(store, conn, entity, key)
-        if guid is None:  # an alternate key that names no row yet: upsert creates it
-            if if_match is not None:
-                raise not_found(entity.logical, key)
-            name, _, value = key.partition("=")
-            if isinstance(body, dict):
-                body = {**body, name: value.strip("'").replace("''", "'")}
-            row = records.create_record(store, entity, body, principal=caller,
-                                        office=sandbox.office)
-            return _written(request, entity, row, status_created=201, status_plain=204)
-        row, _created = records.update_record(store, entity, guid, body, principal=caller,
-                                              office=sandbox.office, if_match=if_match)
-        return _written(request, entity, row, status_created=200)
+_token = APIRouter(tags=["Microsoft Entra ID (fake)"])
 
-    @router.delete("/{segment}")
-    def delete(segment: str, _: Caller) -> Response:
-        entity, key = _resolve(segment)
-        if key is None:
-            raise ODataError(405, BAD_PROPERTY, "DELETE needs a single record: <set>(<guid>).")
-        with store.reading() as conn:
-            guid = records.find_key(store, conn, entity, key)
-        if guid is None:
+
+def _answer(sandbox: Sandbox, body: bytes) -> Response:
+    try:
+        token = sandbox.issuer.issue(dict(parse_qsl(body.decode())))
+    except TokenError as e:
+        return JSONResponse({"error": e.error, "error_description": e.description},
+                            status_code=e.status)
+    return JSONResponse(token, headers={"Cache-Control": "no-store"})
+
+
+@_token.post("/oauth2/v2.0/token")
+def token(sandbox: SandboxDep, body: RawBody) -> Response:
+    return _answer(sandbox, body)
+
+
+@_token.post("/{tenant}/oauth2/v2.0/token")
+def tenant_token(tenant: str, sandbox: SandboxDep, body: RawBody) -> Response:
+    return _answer(sandbox, body)
+
+
+_api = APIRouter(prefix=API, tags=["Dataverse Web API"])
+
+
+@_api.get("/")
+def service_document(request: Request, _: Caller) -> Response:
+    return odata({"@odata.context": f"{_root(request)}/$metadata",
+                  "value": [{"name": e.set_name, "kind": "EntitySet", "url": e.set_name}
+                            for e in ENTITIES]})
+
+
+@_api.get("/{segment}")
+def get(segment: str, request: Request, caller: Caller, sandbox: SandboxDep) -> Response:
+    if segment == "$metadata":
+        return Response(metadata_xml(), media_type="application/xml",
+                        headers={"OData-Version": "4.0"})
+    if segment in ("WhoAmI", "WhoAmI()"):
+        return odata(_who_am_i(request, caller))
+    entity, key = _resolve(segment)
+    if entity.set_name in sandbox.read_denied and caller.user_id == INTEGRATION_USER:
+        raise ODataError(403, NO_PRIVILEGE, f"Principal user (Id={caller.user_id}, "
+                                            f"type=8) is missing prvRead{entity.logical} "
+                                            f"privilege")
+    prefs = preferences(request.headers.get("prefer"))
+    annotations = _annotations(prefs)
+    params = dict(request.query_params)
+    applied = []
+    if "odata.include-annotations" in prefs:
+        applied.append(f'odata.include-annotations={prefs["odata.include-annotations"]}')
+    if key is not None:
+        row = records.read_record(sandbox.store, entity, key, select_text=params.get("$select"),
+                                  annotations=annotations)
+        select = parse_select(params.get("$select"), entity)
+        return odata({"@odata.context": _context(request, entity, select) + "/$entity",
+                      **row}, headers=_applied(applied))
+    page_size = _page_size(prefs)
+    if page_size is not None:
+        applied.append(f"odata.maxpagesize={page_size}")
+    page = records.query_records(sandbox.store, entity, params,
+                                 page_size=page_size or MAX_PAGE_SIZE,
+                                 annotations=annotations)
+    body: dict[str, Any] = {
+        "@odata.context": _context(request, entity, parse_select(params.get("$select"),
+                                                                 entity))}
+    if page.count is not None:
+        body["@odata.count"] = page.count
+    body["value"] = page.rows
+    if page.skiptoken is not None:
+        body["@odata.nextLink"] = _next_link(request, entity, params, page.skiptoken)
+    return odata(body, headers=_applied(applied))
+
+
+@_api.post("/{segment}")
+def create(segment: str, request: Request, caller: Caller, sandbox: SandboxDep,
+           raw: RawBody) -> Response:
+    entity, key = _resolve(segment)
+    if key is not None:
+        raise ODataError(405, BAD_PROPERTY, "POST is not allowed on a single record.")
+    row = records.create_record(sandbox.store, entity, _json(raw), principal=caller,
+                                office=sandbox.office)
+    return _written(request, entity, row, status_created=201)
+
+
+@_api.patch("/{segment}")
+def patch(segment: str, request: Request, caller: Caller, sandbox: SandboxDep,
+          raw: RawBody) -> Response:
+    entity, key = _resolve(segment)
+    if key is None:
+        raise ODataError(405, BAD_PROPERTY, "PATCH needs a single record: <set>(<key>).")
+    body = _json(raw)
+    if_match = request.headers.get("if-match")
+    with sandbox.store.reading() as conn:
+        guid = records.find_key(sandbox.store, conn, entity, key)
+    if guid is None:  # an alternate key that names no row yet: upsert creates it
+        if if_match is not None:
             raise not_found(entity.logical, key)
-        records.delete_record(store, entity, guid)
-        return Response(status_code=204, headers={"OData-Version": "4.0"})
+        name, _, value = key.partition("=")
+        if isinstance(body, dict):
+            body = {**body, name: value.strip("'").replace("''", "'")}
+        row = records.create_record(sandbox.store, entity, body, principal=caller,
+                                    office=sandbox.office)
+        return _written(request, entity, row, status_created=201, status_plain=204)
+    row, _created = records.update_record(sandbox.store, entity, guid, body, principal=caller,
+                                          office=sandbox.office, if_match=if_match)
+    return _written(request, entity, row, status_created=200)
 
-    def _written(request: Request, entity: Entity, row: dict[str, Any], *,
-                 status_created: int, status_plain: int = 204) -> Response:
-        entity_id = f"{_root(request)}/{entity.set_name}({row[entity.key]})"
-        headers = {"OData-EntityId": entity_id}
-        prefs = preferences(request.headers.get("prefer"))
-        if prefs.get("return") == "representation":
-            select = parse_select(request.query_params.get("$select"), entity)
-            shaped = records.shape_one(store, entity, row, annotations=_annotations(prefs))
-            if select is not None:
-                shaped = {k: v for k, v in shaped.items()
-                          if k == "@odata.etag" or k.split("@")[0] in (*select, entity.key)}
-            headers["Preference-Applied"] = "return=representation"
-            return odata({"@odata.context": _context(request, entity, select) + "/$entity",
-                          **shaped}, status_created, headers)
-        return Response(status_code=status_plain, headers={"OData-Version": "4.0", **headers})
 
-    return router
+@_api.delete("/{segment}")
+def delete(segment: str, _: Caller, sandbox: SandboxDep) -> Response:
+    entity, key = _resolve(segment)
+    if key is None:
+        raise ODataError(405, BAD_PROPERTY, "DELETE needs a single record: <set>(<guid>).")
+    with sandbox.store.reading() as conn:
+        guid = records.find_key(sandbox.store, conn, entity, key)
+    if guid is None:
+        raise not_found(entity.logical, key)
+    records.delete_record(sandbox.store, entity, guid)
+    return Response(status_code=204, headers={"OData-Version": "4.0"})
+
+
+def _written(request: Request, entity: Entity, row: dict[str, Any], *,
+             status_created: int, status_plain: int = 204) -> Response:
+    store = request.app.state.sandbox.store
+    entity_id = f"{_root(request)}/{entity.set_name}({row[entity.key]})"
+    headers = {"OData-EntityId": entity_id}
+    prefs = preferences(request.headers.get("prefer"))
+    if prefs.get("return") == "representation":
+        select = parse_select(request.query_params.get("$select"), entity)
+        shaped = records.shape_one(store, entity, row, annotations=_annotations(prefs))
+        if select is not None:
+            shaped = {k: v for k, v in shaped.items()
+                      if k == "@odata.etag" or k.split("@")[0] in (*select, entity.key)}
+        headers["Preference-Applied"] = "return=representation"
+        return odata({"@odata.context": _context(request, entity, select) + "/$entity",
+                      **shaped}, status_created, headers)
+    return Response(status_code=status_plain, headers={"OData-Version": "4.0", **headers})
 
 
 class Privileges(BaseModel):
@@ -308,28 +321,29 @@ class TokenSettings(BaseModel):
     lifetime: float = Field(gt=0, description="seconds a new token lives")
 
 
-def _sandbox_router(sandbox: Sandbox) -> APIRouter:
-    router = APIRouter(prefix="/_sandbox", tags=["sandbox"])
+_sandbox = APIRouter(prefix="/_sandbox", tags=["sandbox"])
 
-    @router.get("/tokens")
-    def tokens() -> dict[str, Any]:
-        return {"issued": sandbox.issuer.issued, "lifetime": sandbox.issuer.lifetime}
 
-    @router.delete("/tokens", status_code=204)
-    def revoke() -> None:
-        sandbox.issuer.revoke_all()
+@_sandbox.get("/tokens")
+def tokens(sandbox: SandboxDep) -> dict[str, Any]:
+    return {"issued": sandbox.issuer.issued, "lifetime": sandbox.issuer.lifetime}
 
-    @router.put("/tokens")
-    def set_lifetime(settings: TokenSettings) -> dict[str, Any]:
-        sandbox.issuer.lifetime = settings.lifetime
-        return {"issued": sandbox.issuer.issued, "lifetime": sandbox.issuer.lifetime}
 
-    @router.put("/privileges")
-    def set_privileges(privileges: Privileges) -> dict[str, Any]:
-        sandbox.read_denied = set(privileges.read_denied)
-        return {"read_denied": sorted(sandbox.read_denied)}
+@_sandbox.delete("/tokens", status_code=204)
+def revoke(sandbox: SandboxDep) -> None:
+    sandbox.issuer.revoke_all()
 
-    return router
+
+@_sandbox.put("/tokens")
+def set_lifetime(settings: TokenSettings, sandbox: SandboxDep) -> dict[str, Any]:
+    sandbox.issuer.lifetime = settings.lifetime
+    return {"issued": sandbox.issuer.issued, "lifetime": sandbox.issuer.lifetime}
+
+
+@_sandbox.put("/privileges")
+def set_privileges(privileges: Privileges, sandbox: SandboxDep) -> dict[str, Any]:
+    sandbox.read_denied = set(privileges.read_denied)
+    return {"read_denied": sorted(sandbox.read_denied)}
 
 
 def _resolve(segment: str) -> tuple[Entity, str | None]:

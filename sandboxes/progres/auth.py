@@ -1,16 +1,13 @@
 """A fake Microsoft Entra ID: client-credentials tokens, bearer checks, per-client limits.
 
-Tokens are HMAC-signed JWTs carrying the application user (`oid`) they act as and an
+Tokens are HS256 JWTs (PyJWT) carrying the application user (`oid`) they act as and an
 expiry; rotating the signing key (`revoke_all`) makes every token issued so far invalid,
 which lets tests exercise a token refresh without waiting for expiry. The service
 protection limit answers 429 with Retry-After once a client has sent more than
 `rate_limit` requests within `rate_window` seconds (Dataverse: 6,000 per 5 minutes).
 """
 
-import base64
-import hashlib
 import hmac
-import json
 import math
 import secrets
 import threading
@@ -18,6 +15,8 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import jwt
 
 from sandboxes.progres.errors import AUTHENTICATION, THROTTLED, ODataError
 
@@ -45,14 +44,6 @@ class TokenError(Exception):
         self.status = status
         self.error = error
         self.description = description
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class TokenIssuer:
@@ -83,17 +74,16 @@ class TokenIssuer:
                              "suffixed to the resource identifier.")
         now = time.time()
         claims = {"aud": scope.removesuffix("/.default"), "iss": "https://sts.sandbox.local/",
-                  "iat": int(now), "nbf": int(now), "exp": now + self.lifetime,
+                  "iat": int(now), "nbf": int(now),
+                  # NumericDate in whole seconds, rounded up so a token lives its full lifetime.
+                  "exp": math.ceil(now + self.lifetime),
                   "appid": client.client_id, "oid": client.user_id}
         with self._lock:
             key = self._key
             self.issued += 1
-        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        body = _b64(json.dumps(claims).encode())
-        signature = _b64(hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest())
         return {"token_type": "Bearer", "expires_in": max(1, math.floor(self.lifetime)),
                 "ext_expires_in": max(1, math.floor(self.lifetime)),
-                "access_token": f"{header}.{body}.{signature}"}
+                "access_token": jwt.encode(claims, key, algorithm="HS256")}
 
     def verify(self, authorization: str | None, *, challenge: str) -> Principal:
         """The principal behind an `Authorization: Bearer …` header, or a 401."""
@@ -102,18 +92,16 @@ class TokenIssuer:
 
         if not authorization or not authorization.startswith("Bearer "):
             raise refuse("The requested resource requires authentication.")
+        with self._lock:
+            key = self._key
         try:
-            header, body, signature = authorization.removeprefix("Bearer ").split(".")
-            with self._lock:
-                key = self._key
-            expected = hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest()
-            if not hmac.compare_digest(expected, _unb64(signature)):
-                raise ValueError("signature")
-            claims = json.loads(_unb64(body))
-        except ValueError:
+            # The audience is the environment URL the client asked for; any is accepted here.
+            claims = jwt.decode(authorization.removeprefix("Bearer "), key, algorithms=["HS256"],
+                                options={"verify_aud": False})
+        except jwt.ExpiredSignatureError:
+            raise refuse("The access token has expired.") from None
+        except jwt.InvalidTokenError:
             raise refuse("The bearer token is not valid.") from None
-        if claims["exp"] <= time.time():
-            raise refuse("The access token has expired.")
         return Principal(client_id=claims["appid"], user_id=claims["oid"])
 
     def revoke_all(self) -> None:
