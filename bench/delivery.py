@@ -50,11 +50,9 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -63,9 +61,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +78,22 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from common import (
+    DATABASES,
+    BenchError,
+    Run,
+    arguments,
+    free_port,
+    machine_lines,
+    percentile_ms,
+    postgresql_failure,
+    postgresql_line,
+    require_counts,
+    run_to_the_end,
+    store_database,
+    table,
+    tail,
+)
 from gateway import ROOT
 from gateway.delivery import broker, topology
 from gateway.settings import Settings
@@ -87,9 +101,6 @@ from gateway.store.db import make_engine, make_sessionmaker
 from gateway.store.models import DeadLetter, OutboxMessage, Referral, StatusEvent
 from sharing import allow, referral_document
 
-DATABASES = ("sqlite", "postgresql")
-PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("CASEBRIDGE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 SENDER, RECEIVER = "sender-api", "primero-ssd"
 # What the Primero adapter logs in with at the sandbox (the sandbox's seeded account).
@@ -98,36 +109,6 @@ START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
 MAX_ERROR_SAMPLES = 5
 POLL_SECONDS = 0.2
-
-
-class BenchError(RuntimeError):
-    """The bench could not run, a request failed or a referral was lost or doubled: exit 1."""
-
-
-@dataclass
-class Run:
-    """The outcome of one measured workload."""
-
-    label: str
-    count: int
-    seconds: float
-    latencies: list[float]  # seconds, one per message or referral
-
-    @property
-    def throughput(self) -> float:
-        return self.count / self.seconds if self.seconds else 0.0
-
-    def percentile_ms(self, p: float) -> float:
-        return percentile_ms(self.latencies, p)
-
-
-def percentile_ms(values: list[float], p: float) -> float:
-    """Nearest-rank percentile of `values` (seconds), in milliseconds."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1] * 1000
 
 
 @dataclass
@@ -216,30 +197,6 @@ def submit(base_url: str, api_key: str, count: int, concurrency: int) -> Submiss
 
 
 # --- the store ----------------------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_database(folder: Path) -> Iterator[str]:
-    yield f"sqlite:///{folder / 'casebridge.db'}"  # removed with the temporary folder
-
-
-@contextmanager
-def postgresql_database(_folder: Path) -> Iterator[str]:
-    """A fresh database on the server of PG_ADMIN_URL, dropped (even if in use) at the end."""
-    name = f"casebridge_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-DATABASE_CONTEXTS: dict[str, Callable[[Path], AbstractContextManager[str]]] = {
-    "sqlite": sqlite_database, "postgresql": postgresql_database,
-}
 
 
 class Store:
@@ -500,19 +457,6 @@ def casebridge_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "from gateway.cli import app; app()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 @dataclass
@@ -793,7 +737,7 @@ def bench(args: argparse.Namespace, folder: Path) -> Result:
     settings = Settings()  # the workers' prefetch and the queues' arguments, as they read them
     with ExitStack() as cleanup:
         amqp = cleanup.enter_context(broker_vhost())
-        database_url = cleanup.enter_context(DATABASE_CONTEXTS[args.database](folder))
+        database_url = cleanup.enter_context(store_database(args.database, folder))
         pg_database = make_url(database_url).database if args.database == "postgresql" else None
         env = {**os.environ, "CASEBRIDGE_DATABASE_URL": database_url,
                "CASEBRIDGE_AMQP_URL": amqp.url, "CASEBRIDGE_LOG_LEVEL": "warning"}
@@ -839,20 +783,10 @@ def bench(args: argparse.Namespace, folder: Path) -> Result:
 # --- reporting ----------------------------------------------------------------------------
 
 
-def machine_lines(database: str) -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()
-    lines = [
-        f"machine: nproc {usable}, {platform.machine()}, {platform.system()} "
-        f"{platform.release()}",
-        f"load:    {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min averages before the "
-        "run; other work on the machine skews the numbers)",
-        f"python:  {platform.python_implementation()} {platform.python_version()}, "
-        f"sqlite {sqlite3.sqlite_version}, pika {pika.__version__}, httpx {httpx.__version__}",
-    ]
-    if usable and load[0] > usable / 2:
-        lines.append(f"WARNING: the machine is busy before the run (load {load[0]:.2f} on "
-                     f"{usable} CPUs): throughputs and the ratio will be skewed")
+def environment_lines(database: str) -> list[str]:
+    """The machine, the broker and the database server the run measured."""
+    lines = machine_lines(f"sqlite {sqlite3.sqlite_version}, pika {pika.__version__}, "
+                          f"httpx {httpx.__version__}")
     with suppress(AMQPError, OSError):
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         server = connection._impl.server_properties  # noqa: SLF001 (no public accessor)
@@ -861,21 +795,18 @@ def machine_lines(database: str) -> list[str]:
         lines.append(f"rabbitmq: {version.decode() if isinstance(version, bytes) else version}"
                      f" ({pika.URLParameters(AMQP_URL).host})")
     if database == "postgresql":
-        with psycopg.connect(PG_ADMIN_URL) as admin:
-            row = admin.execute("SHOW server_version").fetchone()
-        lines.append(f"postgresql server: {row[0] if row else '?'} "
-                     f"({make_url(PG_ADMIN_URL).host})")
+        lines.append(postgresql_line())
     return lines
 
 
 def report(result: Result) -> list[str]:
     e, b, s = result.end_to_end, result.baseline, result.stages
     head = f"{'workload':<37}| {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} | {'count':>6} {'s':>7}"
-    lines = [head, "-" * len(head)]
-    for label, run in ((f"end-to-end ({result.database}, {result.workers} workers)", e),
-                       (f"baseline (confirm+consume+ack, {result.workers}c)", b)):
-        lines.append(f"{label:<37}| {run.throughput:>8.1f} {run.percentile_ms(50):>8.1f} "
-                     f"{run.percentile_ms(99):>8.1f} | {run.count:>6} {run.seconds:>7.2f}")
+    lines = table(head, (
+        f"{label:<37}| {run.throughput:>8.1f} {run.percentile_ms(50):>8.1f} "
+        f"{run.percentile_ms(99):>8.1f} | {run.count:>6} {run.seconds:>7.2f}"
+        for label, run in ((f"end-to-end ({result.database}, {result.workers} workers)", e),
+                           (f"baseline (confirm+consume+ack, {result.workers}c)", b))))
     lines += [
         "",
         "where a referral's time goes (p50 / p99 ms):",
@@ -901,7 +832,7 @@ def report(result: Result) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = arguments(__doc__, quick="smoke run: 100 referrals, 10 warm-up")
     parser.add_argument("--referrals", type=int, default=500,
                         help="measured referrals, and baseline messages (default 500)")
     parser.add_argument("--workers", type=int, default=2,
@@ -915,58 +846,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="uncounted referrals delivered first (default 20)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds to wait for every referral to be delivered (default 300)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 100 referrals, 10 warm-up")
     args = parser.parse_args(argv)
     if args.quick:
         args.referrals, args.warmup = 100, 10
-    if min(args.referrals, args.workers, args.concurrency) < 1 or args.warmup < 0:
-        parser.error("--referrals, --workers and --concurrency must be positive, "
-                     "--warmup not negative")
+    require_counts(parser, args, ("referrals", "workers", "concurrency"))
     return args
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C, so processes are stopped, the vhost deleted and the
-    database dropped."""
-    os.kill(os.getpid(), signal.SIGINT)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        for line in machine_lines(args.database):
-            print(line)
-        print(f"parameters: referrals {args.referrals}, warm-up {args.warmup}, workers "
-              f"{args.workers}, submitting threads {args.concurrency}, database {args.database}")
-        print(f"end-to-end: POST /v1/referrals ({SENDER}) -> relay -> RabbitMQ -> worker -> "
-              f"Primero sandbox ({RECEIVER}); latency = delivered.recorded_at - created_at")
-        print("baseline: the same number of real deliver envelopes, published one by one with "
-              "confirms to a quorum queue, consumed and acked by as many processes as workers")
-        print(flush=True)
-        started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="casebridge-bench-delivery-") as folder:
-            allow(Path(folder) / "agreements", SENDER, RECEIVER)
-            result = bench(args, Path(folder))
-        print(f"{args.database}: done in {time.monotonic() - started:.1f} s, vhost "
-              f"{result.vhost}, envelope {result.envelope_bytes} bytes, {result.checked} "
-              "referrals checked: one case each at the receiver, one delivered event each, "
-              "no dead letter", flush=True)
-    except BenchError as error:
-        print(f"\nFAILED: {error}", file=sys.stderr)
-        return 1
-    except psycopg.OperationalError as error:
-        print(f"\nFAILED: PostgreSQL at {make_url(PG_ADMIN_URL).host}: {error}", file=sys.stderr)
-        return 1
-    except (AMQPError, ConnectionError) as error:
-        print(f"\nFAILED: RabbitMQ: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: processes stopped, vhost deleted, database dropped",
-              file=sys.stderr)
-        return 130
+def run(args: argparse.Namespace) -> int:
+    """Measure end to end and the baseline, then print the report and the ratio."""
+    for line in environment_lines(args.database):
+        print(line)
+    print(f"parameters: referrals {args.referrals}, warm-up {args.warmup}, workers "
+          f"{args.workers}, submitting threads {args.concurrency}, database {args.database}")
+    print(f"end-to-end: POST /v1/referrals ({SENDER}) -> relay -> RabbitMQ -> worker -> "
+          f"Primero sandbox ({RECEIVER}); latency = delivered.recorded_at - created_at")
+    print("baseline: the same number of real deliver envelopes, published one by one with "
+          "confirms to a quorum queue, consumed and acked by as many processes as workers")
+    print(flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="casebridge-bench-delivery-") as folder:
+        allow(Path(folder) / "agreements", SENDER, RECEIVER)
+        result = bench(args, Path(folder))
+    print(f"{args.database}: done in {time.monotonic() - started:.1f} s, vhost "
+          f"{result.vhost}, envelope {result.envelope_bytes} bytes, {result.checked} "
+          "referrals checked: one case each at the receiver, one delivered event each, "
+          "no dead letter", flush=True)
     print()
     for line in report(result):
         print(line)
@@ -974,6 +879,18 @@ def main(argv: list[str] | None = None) -> int:
           "consume + ack)")
     print(f"ratio: {result.ratio:.3f}")
     return 0
+
+
+def _broker_failure(error: Exception) -> str:
+    return f"RabbitMQ: {type(error).__name__}: {error}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_to_the_end(
+        lambda: run(args), interrupted="processes stopped, vhost deleted, database dropped",
+        failures={psycopg.OperationalError: postgresql_failure,
+                  AMQPError: _broker_failure, ConnectionError: _broker_failure})
 
 
 if __name__ == "__main__":

@@ -38,73 +38,39 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psycopg
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
+import common
 from gateway import ROOT
 from gateway.partners import register_partner
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import OutboxMessage, Referral
 from sharing import allow, referral_document
 
-DATABASES = ("sqlite", "postgresql")
-PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
 SENDER, RECEIVER = "bench-primero", "bench-progres"
 START_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 30.0
 MAX_ERROR_SAMPLES = 5
 
 
-class BenchError(RuntimeError):
-    """The bench could not run or a request failed: exit 1."""
-
-
-@dataclass
-class Run:
-    """The outcome of one measured phase."""
-
-    label: str
-    requests: int
-    seconds: float
-    latencies: list[float]  # seconds, one per successful request
-    errors: int = 0
-    samples: list[str] = field(default_factory=list)
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    def percentile_ms(self, p: float) -> float:
-        """Nearest-rank percentile of the successful requests' latencies, in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-        return ordered[rank - 1] * 1000
-
-
 @dataclass
 class Result:
     database: str
-    intake: Run
-    baseline: Run
+    intake: common.Run
+    baseline: common.Run
     stored: int  # referrals in the store at the end (warm-up included)
 
     @property
@@ -138,7 +104,7 @@ def noop_calls(count: int) -> list[Call]:
 
 
 async def _load(base_url: str, api_key: str, calls: list[Call], concurrency: int,
-                label: str) -> Run:
+                label: str) -> common.Run:
     """Send `calls` over `concurrency` keep-alive connections, each worker one at a time."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -175,43 +141,19 @@ async def _load(base_url: str, api_key: str, calls: list[Call], concurrency: int
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
-    return Run(label, len(calls), seconds, latencies, errors, samples)
+    return common.Run(label, len(calls), seconds, latencies, errors, samples)
 
 
-def load(base_url: str, api_key: str, calls: list[Call], concurrency: int, label: str) -> Run:
+def load(base_url: str, api_key: str, calls: list[Call], concurrency: int,
+         label: str) -> common.Run:
     run = asyncio.run(_load(base_url, api_key, calls, concurrency, label))
     if run.errors:
-        raise BenchError(f"{label}: {run.errors} of {run.requests} requests failed, e.g.\n  "
-                         + "\n  ".join(run.samples))
+        raise common.BenchError(f"{label}: {run.errors} of {run.count} requests failed, "
+                                "e.g.\n  " + "\n  ".join(run.samples))
     return run
 
 
-# --- databases and the server -------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_database() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="casebridge-bench-") as folder:
-        yield f"sqlite:///{Path(folder) / 'casebridge.db'}"
-
-
-@contextmanager
-def postgresql_database() -> Iterator[str]:
-    """A fresh database on the server of PG_ADMIN_URL, dropped (even if in use) at the end."""
-    name = f"casebridge_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-DATABASE_CONTEXTS: dict[str, Callable[[], AbstractContextManager[str]]] = {
-    "sqlite": sqlite_database, "postgresql": postgresql_database,
-}
+# --- the store and the server --------------------------------------------------------------
 
 
 def prepare_store(url: str) -> str:
@@ -241,16 +183,10 @@ def count_stored(url: str) -> tuple[int, int]:
     return referrals, outbox
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def gateway_server(url: str, log_path: Path) -> Iterator[str]:
     """uvicorn serving the gateway on `url` in a child process; yields its base URL."""
-    port = free_port()
+    port = common.free_port()
     env = {**os.environ, "CASEBRIDGE_DATABASE_URL": url, "CASEBRIDGE_LOG_LEVEL": "warning"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -270,16 +206,16 @@ def wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log_path
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"the gateway exited with {process.returncode}:\n"
-                             + tail(log_path))
+            raise common.BenchError(f"the gateway exited with {process.returncode}:\n"
+                                    + common.tail(log_path))
         try:
             if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise BenchError(f"the gateway did not answer /healthz in {START_TIMEOUT:.0f} s:\n"
-                     + tail(log_path))
+    raise common.BenchError(f"the gateway did not answer /healthz in {START_TIMEOUT:.0f} s:\n"
+                            + common.tail(log_path))
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -294,13 +230,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no server log)"
-
-
 # --- one database, the whole run ----------------------------------------------------------
 
 
@@ -311,23 +240,23 @@ def split(total: int, parts: int) -> list[int]:
 
 
 def measure(base_url: str, api_key: str, database: str, args: argparse.Namespace
-            ) -> tuple[Run, Run]:
+            ) -> tuple[common.Run, common.Run]:
     """Baseline and intake in alternating rounds (noop, intake, intake, noop, ...), so both
     see the same machine load and drift; each total is the sum over its rounds."""
-    baseline = Run(f"{database} baseline", 0, 0.0, [])
-    intake = Run(f"{database} intake", 0, 0.0, [])
+    baseline = common.Run(f"{database} baseline", 0, 0.0, [])
+    intake = common.Run(f"{database} intake", 0, 0.0, [])
     for number, count in enumerate(split(args.requests, args.rounds)):
         phases = [(baseline, noop_calls), (intake, referral_calls)]
         for total, calls in phases if number % 2 == 0 else reversed(phases):
             run = load(base_url, api_key, calls(count), args.concurrency, total.label)
-            total.requests += run.requests
+            total.count += run.count
             total.seconds += run.seconds
             total.latencies += run.latencies
     return baseline, intake
 
 
 def bench_database(database: str, args: argparse.Namespace, log_folder: Path) -> Result:
-    with DATABASE_CONTEXTS[database]() as url:
+    with common.store_database(database, log_folder) as url:
         api_key = prepare_store(url)
         log_path = log_folder / f"gateway-{database}.log"
         with gateway_server(url, log_path) as base_url:
@@ -339,51 +268,27 @@ def bench_database(database: str, args: argparse.Namespace, log_folder: Path) ->
         referrals, outbox = count_stored(url)
         expected = args.warmup + args.requests
         if referrals != expected or outbox != expected:
-            raise BenchError(f"{database}: {referrals} referrals and {outbox} outbox rows "
-                             f"stored, expected {expected} of each")
+            raise common.BenchError(f"{database}: {referrals} referrals and {outbox} outbox "
+                                    f"rows stored, expected {expected} of each")
     return Result(database, intake, baseline, referrals)
 
 
 # --- reporting ----------------------------------------------------------------------------
 
 
-def machine_lines(databases: list[str]) -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()
-    lines = [
-        f"machine: nproc {usable}, {platform.machine()}, {platform.system()} "
-        f"{platform.release()}",
-        f"load:    {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min averages before the "
-        "run; other work on the machine skews the numbers)",
-        f"python:  {platform.python_implementation()} {platform.python_version()}, "
-        f"sqlite {sqlite3.sqlite_version}, httpx {httpx.__version__}",
-    ]
-    if usable and load[0] > usable / 2:
-        lines.append(f"WARNING: the machine is busy before the run (load {load[0]:.2f} on "
-                     f"{usable} CPUs): throughputs and the ratio will be skewed")
-    if "postgresql" in databases:
-        with psycopg.connect(PG_ADMIN_URL) as admin:
-            row = admin.execute("SHOW server_version").fetchone()
-        lines.append(f"postgresql server: {row[0] if row else '?'} "
-                     f"({make_url(PG_ADMIN_URL).host})")
-    return lines
-
-
-def table(results: list[Result]) -> list[str]:
+def results_table(results: list[Result]) -> list[str]:
+    """Intake and baseline side by side, a row per database."""
     head = (f"{'database':<11}| {'intake req/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
             f"| {'noop req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'intake/noop':>11}")
-    lines = [head, "-" * len(head)]
-    for r in results:
-        i, b = r.intake, r.baseline
-        lines.append(
-            f"{r.database:<11}| {i.throughput:>12.1f} {i.percentile_ms(50):>7.1f} "
-            f"{i.percentile_ms(99):>7.1f} | {b.throughput:>10.1f} {b.percentile_ms(50):>7.1f} "
-            f"{b.percentile_ms(99):>7.1f} | {r.ratio:>11.2f}")
-    return lines
+    return common.table(head, (
+        f"{r.database:<11}| {r.intake.throughput:>12.1f} {r.intake.percentile_ms(50):>7.1f} "
+        f"{r.intake.percentile_ms(99):>7.1f} | {r.baseline.throughput:>10.1f} "
+        f"{r.baseline.percentile_ms(50):>7.1f} {r.baseline.percentile_ms(99):>7.1f} "
+        f"| {r.ratio:>11.2f}" for r in results))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = common.arguments(__doc__, quick="smoke run: 200 requests, 20 warm-up")
     parser.add_argument("--requests", type=int, default=2000,
                         help="measured requests per workload (default 2000)")
     parser.add_argument("--concurrency", type=int, default=8,
@@ -392,61 +297,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="uncounted requests of each workload first (default 100)")
     parser.add_argument("--rounds", type=int, default=4,
                         help="alternate baseline and intake in this many rounds (default 4)")
-    parser.add_argument("--databases", default=",".join(DATABASES),
+    parser.add_argument("--databases", default=",".join(common.DATABASES),
                         help="comma-separated: sqlite,postgresql (default both)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 200 requests, 20 warm-up")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.warmup = 200, 20
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
-    unknown = sorted(set(args.databases) - set(DATABASES))
+    unknown = sorted(set(args.databases) - set(common.DATABASES))
     if unknown or not args.databases:
-        parser.error(f"--databases: choose among {', '.join(DATABASES)}")
-    if min(args.requests, args.concurrency, args.rounds) < 1 or args.warmup < 0:
-        parser.error("--requests, --concurrency and --rounds must be positive, "
-                     "--warmup not negative")
+        parser.error(f"--databases: choose among {', '.join(common.DATABASES)}")
+    common.require_counts(parser, args, ("requests", "concurrency", "rounds"))
     return args
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C (asyncio.run cancels its task on SIGINT), so the servers are
-    stopped and the databases dropped."""
-    os.kill(os.getpid(), signal.SIGINT)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        for line in machine_lines(args.databases):
-            print(line)
-        print(f"parameters: requests {args.requests} per workload in {args.rounds} alternating "
-              f"rounds, warm-up {args.warmup}, concurrency {args.concurrency}, "
-              f"databases {','.join(args.databases)}")
-        print("intake: POST /v1/referrals (201 each); baseline (noop): GET /v1/noop (200 each),"
-              " same server process, client and concurrency")
-        print()
-        results: list[Result] = []
-        with tempfile.TemporaryDirectory(prefix="casebridge-bench-logs-") as logs:
-            allow(Path(logs) / "agreements", SENDER, RECEIVER)
-            for database in args.databases:
-                started = time.monotonic()
-                results.append(bench_database(database, args, Path(logs)))
-                print(f"{database}: done in {time.monotonic() - started:.1f} s, "
-                      f"{results[-1].stored} referrals stored and checked", flush=True)
-    except BenchError as error:
-        print(f"\nFAILED: {error}", file=sys.stderr)
-        return 1
-    except psycopg.OperationalError as error:
-        print(f"\nFAILED: PostgreSQL at {make_url(PG_ADMIN_URL).host}: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: servers stopped, databases dropped", file=sys.stderr)
-        return 130
+def run(args: argparse.Namespace) -> int:
+    """Measure each database, then print the table and the ratio."""
+    versions = f"sqlite {sqlite3.sqlite_version}, httpx {httpx.__version__}"
+    for line in common.machine_lines(versions):
+        print(line)
+    if "postgresql" in args.databases:
+        print(common.postgresql_line())
+    print(f"parameters: requests {args.requests} per workload in {args.rounds} alternating "
+          f"rounds, warm-up {args.warmup}, concurrency {args.concurrency}, "
+          f"databases {','.join(args.databases)}")
+    print("intake: POST /v1/referrals (201 each); baseline (noop): GET /v1/noop (200 each),"
+          " same server process, client and concurrency")
     print()
-    for line in table(results):
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="casebridge-bench-logs-") as logs:
+        allow(Path(logs) / "agreements", SENDER, RECEIVER)
+        for database in args.databases:
+            started = time.monotonic()
+            results.append(bench_database(database, args, Path(logs)))
+            print(f"{database}: done in {time.monotonic() - started:.1f} s, "
+                  f"{results[-1].stored} referrals stored and checked", flush=True)
+    print()
+    for line in results_table(results):
         print(line)
     sqlite = next((r for r in results if r.database == "sqlite"), None)
     if sqlite is None:
@@ -455,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\nratio = SQLite intake throughput / SQLite baseline (GET /v1/noop) throughput")
     print(f"ratio: {sqlite.ratio:.2f}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return common.run_to_the_end(
+        lambda: run(args), interrupted="servers stopped, databases dropped",
+        failures={psycopg.OperationalError: common.postgresql_failure})
 
 
 if __name__ == "__main__":

@@ -24,14 +24,13 @@ The last line printed is ``ratio: X`` = engine records/s / hand-written records/
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import jsonata  # noqa: E402
 
+from common import arguments, machine_lines  # noqa: E402
 from gateway.contracts import Contracts  # noqa: E402
 from gateway.mapping.check import check_mapping_file  # noqa: E402
 from gateway.mapping.compile import CompiledMapping, compile_mapping  # noqa: E402
@@ -366,9 +366,7 @@ def rates(functions: dict[str, Callable[[dict[str, Any]], Any]], records: list[d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short smoke run")
-    args = parser.parse_args()
+    args = arguments(__doc__, quick="short smoke run").parse_args()
     seconds = 0.6 if args.quick else 3.0
 
     engine = load_engine()
@@ -383,7 +381,8 @@ def main() -> None:
     broken = Contracts(ROOT / "contracts").validate("referral", expected)
     assert not broken, broken
 
-    print(f"python {platform.python_version()} on {platform.machine()}, {date.today()}")
+    for line in machine_lines(f"jsonata-python {version('jsonata-python')}"):
+        print(line)
     print(f"record: {count_fields(RECORD)} native fields → {count_fields(expected)} canonical "
           f"fields; mapping {MAPPING.relative_to(ROOT)} {engine.content_hash[:19]}")
     measured = rates({"engine": engine.inbound, "hand": hand}, records, seconds)
