@@ -82,6 +82,22 @@ def transport_failure(detail: str, error: httpx.TransportError) -> TransientDeli
     return TransientDeliveryError(f"{detail}: {what} ({type(error).__name__})")
 
 
+def access_token(response: httpx.Response, detail: str) -> tuple[str, float]:
+    """`access_token` and `expires_in` (seconds) of an OAuth2 token answer (RFC 6749 §5.1).
+
+    An answer without them is worth another try. Some servers write `expires_in` as text.
+    """
+    try:
+        body = response.json()
+        token, lifetime = body["access_token"], float(body["expires_in"])
+    except (ValueError, KeyError, TypeError):
+        token = lifetime = None
+    if not isinstance(token, str) or not token or lifetime is None:
+        raise TransientDeliveryError(f"{detail}: an unreadable answer",
+                                     partner_status=response.status_code)
+    return token, lifetime
+
+
 TokenFetch = Callable[[], tuple[str, float | None]]
 
 

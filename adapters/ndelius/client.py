@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from adapters.http import BearerToken, failure, partner_message, transport_failure
+from adapters.http import BearerToken, access_token, failure, partner_message, transport_failure
 from gateway.errors import DeliveryError, TransientDeliveryError
 
 Json = dict[str, Any]
@@ -44,12 +44,7 @@ class NdeliusClient:
             raise transport_failure(_message(operation, "failed", ""), error) from None
         if response.status_code != 200:
             raise classify(operation, response, "")
-        body = _json(operation, response, "")
-        token, lifetime = body.get("access_token"), body.get("expires_in")
-        if not isinstance(token, str) or not isinstance(lifetime, int | float):
-            raise TransientDeliveryError(f"ndelius {operation} answered without a token",
-                                         partner_status=response.status_code)
-        return token, float(lifetime)
+        return access_token(response, _message(operation, "answered", ""))
 
     def request(self, operation: str, method: str, path: str, *, about: str = "",
                 params: Mapping[str, Any] | None = None, json: Json | None = None,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import structlog
 
-from adapters.http import BearerToken, failure, partner_message, transport_failure
+from adapters.http import BearerToken, access_token, failure, partner_message, transport_failure
 from gateway.errors import TransientDeliveryError
 
 log = structlog.get_logger()
@@ -104,12 +104,7 @@ class ProgresClient:
         except httpx.TransportError as error:
             raise transport_failure(f"proGres {operation}", error) from None
         classify(response, operation)
-        body = json_of(response, operation)
-        try:
-            return str(body["access_token"]), float(body["expires_in"])
-        except (KeyError, TypeError, ValueError):
-            raise TransientDeliveryError(f"proGres sent an unreadable answer to "
-                                         f"{operation}") from None
+        return access_token(response, f"proGres {operation}")
 
     def request(self, method: str, url: str, operation: str, *,
                 params: Mapping[str, str] | None = None, json_body: Any = None,

@@ -170,3 +170,11 @@ def test_the_token_endpoint_is_classified_alike(partner: Partner, router: respx.
     router.get(partner.resource).mock(return_value=OK)
     error = _outcome(partner)
     assert isinstance(error, TransientDeliveryError if transient else PermanentDeliveryError)
+
+
+def test_a_token_answer_without_a_token_is_transient(partner: Partner,
+                                                     router: respx.MockRouter) -> None:
+    partner.token(router, count(1)).mock(side_effect=None,
+                                         return_value=httpx.Response(200, json={}))
+    router.get(partner.resource).mock(return_value=OK)
+    assert isinstance(_outcome(partner), DeliveryError)
