@@ -15,6 +15,7 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
 from gateway.errors import FieldError
+from gateway.json_pointer import pointer
 
 ID_PREFIX = "https://casebridge.org/contracts/v1/"
 
@@ -65,11 +66,6 @@ def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:
                                 best.relative_schema_path[0]])
         else:
             yield error
-
-
-def pointer(parts: Iterable[str | int]) -> str:
-    """RFC 6901 JSON Pointer of a path."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def _field_errors(error: ValidationError) -> list[FieldError]:

@@ -19,9 +19,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.api.app import create_app
+from gateway.casework import record_status_event
 from gateway.contracts import Contracts
 from gateway.lifecycle import Actor
-from gateway.referrals import record_status_event
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import Referral

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from gateway.casework import submit_referral
 from gateway.contracts import Contracts
 from gateway.partners import register_partner
 from gateway.protection.agreements import AgreementRegistry
-from gateway.referrals import submit_referral
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import AuditEntry, Partner

@@ -8,15 +8,13 @@ request path (it may hold a CRN) nor the partner's own message (it may quote val
 """
 
 import re
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 
-from adapters.http import partner_message, retry_after
-from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+from adapters.http import BearerToken, access_token, failure, partner_message, transport_failure
+from gateway.errors import DeliveryError, TransientDeliveryError
 
 Json = dict[str, Any]
 TOKEN_PATH = "/auth/oauth/token"
@@ -28,66 +26,38 @@ class NdeliusClient:
 
     def __init__(self, base_url: str, *, client_id: str, client_secret: str, timeout: float,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport,
-                                  headers={"Accept": "application/json"})
         self._credentials = (client_id, client_secret)
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = threading.Lock()
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport,
+                                  headers={"Accept": "application/json"},
+                                  auth=BearerToken(self._fetch_token, system="ndelius"))
 
     def close(self) -> None:
         self._http.close()
 
-    # --- tokens ------------------------------------------------------------------------------
-    def _bearer(self) -> str:
-        with self._token_lock:
-            if self._token is None or time.monotonic() >= self._token_expires:
-                self._token, self._token_expires = self._fetch_token()
-            return self._token
-
-    def _forget(self, token: str) -> None:
-        with self._token_lock:
-            if self._token == token:
-                self._token = None
-
     def _fetch_token(self) -> tuple[str, float]:
-        """A client-credentials token and the monotonic time to renew it at."""
+        """A client-credentials token (HTTP Basic client authentication) and its lifetime."""
         operation = "token"
         try:
             response = self._http.post(TOKEN_PATH, params={"grant_type": "client_credentials"},
                                        auth=self._credentials)
         except httpx.TransportError as error:
-            raise _transport_failure(operation, error, "") from None
+            raise transport_failure(_message(operation, "failed", ""), error) from None
         if response.status_code != 200:
             raise classify(operation, response, "")
-        body = _json(operation, response, "")
-        token, lifetime = body.get("access_token"), body.get("expires_in")
-        if not isinstance(token, str) or not isinstance(lifetime, int | float):
-            raise TransientDeliveryError(f"ndelius {operation} answered without a token",
-                                         partner_status=response.status_code)
-        # Renew a little before expiry, so a token never dies in flight.
-        return token, time.monotonic() + lifetime - min(30.0, lifetime / 10)
+        return access_token(response, _message(operation, "answered", ""))
 
-    # --- requests ----------------------------------------------------------------------------
     def request(self, operation: str, method: str, path: str, *, about: str = "",
                 params: Mapping[str, Any] | None = None, json: Json | None = None,
                 allow: tuple[int, ...] = ()) -> httpx.Response:
         """Send one authenticated request; a 2xx or a status in `allow` is returned, any other
         answer raised as a delivery error. A 401 renews the token and tries once more."""
-        for attempt in (1, 2):
-            token = self._bearer()
-            try:
-                response = self._http.request(method, path, params=params, json=json,
-                                              headers={"Authorization": f"Bearer {token}"})
-            except httpx.TransportError as error:
-                raise _transport_failure(operation, error, about) from None
-            if response.status_code == 401 and attempt == 1:
-                self._forget(token)
-                continue
-            if response.is_success or response.status_code in allow:
-                return response
-            raise classify(operation, response, about)
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            response = self._http.request(method, path, params=params, json=json)
+        except httpx.TransportError as error:
+            raise transport_failure(_message(operation, "failed", about), error) from None
+        if response.is_success or response.status_code in allow:
+            return response
+        raise classify(operation, response, about)
 
     def get_json(self, operation: str, path: str, *, about: str = "",
                  params: Mapping[str, Any] | None = None) -> Json:
@@ -133,18 +103,12 @@ def unexpected(operation: str, about: str = "",
 
 
 def classify(operation: str, response: httpx.Response,
-             about: str) -> TransientDeliveryError | PermanentDeliveryError:
+             about: str) -> DeliveryError:
     """The delivery error for a non-2xx answer."""
-    status = response.status_code
-    code, message = partner_code(response), error_message(response)
+    status, code = response.status_code, partner_code(response)
     said = f"answered {status}" + (f" ({code})" if code else "")
-    if status == 429 or status == 408 or status >= 500:
-        return TransientDeliveryError(_message(operation, said, about),
-                                      retry_after=retry_after(response.headers.get("retry-after")),
-                                      partner_status=status, partner_code=code,
-                                      partner_message=message)
-    return PermanentDeliveryError(_message(operation, said, about), partner_status=status,
-                                  partner_code=code, partner_message=message)
+    return failure(response, _message(operation, said, about), code=code,
+                   message=error_message(response))
 
 
 def _error_body(response: httpx.Response) -> Json | None:
@@ -179,12 +143,6 @@ def error_message(response: httpx.Response) -> str | None:
         return None
     return partner_message(body.get("userMessage"), body.get("developerMessage"),
                            body.get("error_description"))
-
-
-def _transport_failure(operation: str, error: httpx.TransportError,
-                       about: str) -> TransientDeliveryError:
-    # The class name only: httpx messages can quote the URL, and a URL can hold a CRN.
-    return TransientDeliveryError(_message(operation, f"failed: {type(error).__name__}", about))
 
 
 def _message(operation: str, what: str, about: str) -> str:

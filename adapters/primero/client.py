@@ -12,12 +12,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
-import structlog
 
-from adapters.http import partner_message, retry_after
+from adapters.http import BearerToken, failure, is_transient, partner_message, transport_failure
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
-
-log = structlog.get_logger()
 
 # Primero's error messages that carry no record values: i18n keys and fixed phrases.
 _I18N_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){2,}$")
@@ -28,7 +25,6 @@ _FIXED_MESSAGES = frozenset({
 })
 # Field names and JSON Pointers as Primero writes them (lower snake case, row indexes).
 _FIELD = re.compile(r"^(/?[a-z][a-z0-9_]*)(/([a-z][a-z0-9_]*|\d+))*$")
-_TRANSIENT_STATUSES = frozenset({408, 429, 503})
 
 Params = Mapping[str, str | int]
 
@@ -40,10 +36,10 @@ class PrimeroClient:
                  transport: httpx.BaseTransport | None = None) -> None:
         self.user = user
         self._password = password
-        self._token: str | None = None
         self._http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v2", timeout=timeout,
                                   transport=transport,
                                   headers={"Accept": "application/json"})
+        self._auth = BearerToken(self._log_in, system="primero")
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -56,13 +52,7 @@ class PrimeroClient:
 
         Statuses in `accept` come back as they are instead of raising.
         """
-        if self._token is None:
-            self._token = self._log_in()
-        response = self._send(method, path, params=params, body=body, token=self._token)
-        if response.status_code == 401:
-            log.info("primero_token_refreshed", user=self.user)
-            self._token = self._log_in()
-            response = self._send(method, path, params=params, body=body, token=self._token)
+        response = self._send(method, path, params=params, body=body, auth=self._auth)
         if response.status_code not in accept:
             raise_for_status(response, f"{method} {path}")
         return response
@@ -86,9 +76,10 @@ class PrimeroClient:
                 return
             page += 1
 
-    def _log_in(self) -> str:
+    def _log_in(self) -> tuple[str, None]:
+        """A session token; Primero keeps it until it refuses it, so no lifetime."""
         body = {"user": {"user_name": self.user, "password": self._password}}
-        response = self._send("POST", "/tokens", body=body, token=None)
+        response = self._send("POST", "/tokens", body=body, auth=None)
         if response.status_code in (401, 403):
             raise PermanentDeliveryError(
                 f"Primero refused the adapter's login (HTTP {response.status_code})",
@@ -101,19 +92,15 @@ class PrimeroClient:
         if not isinstance(token, str) or not token:
             raise PermanentDeliveryError("Primero's login answer holds no token",
                                          partner_status=response.status_code)
-        return token
+        return token, None
 
     def _send(self, method: str, path: str, *, params: Params | None = None,
-              body: dict[str, Any] | None = None, token: str | None) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+              body: dict[str, Any] | None = None,
+              auth: httpx.Auth | None = None) -> httpx.Response:
         try:
-            return self._http.request(method, path, params=params, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransientDeliveryError(
-                f"Primero {method} {path}: no answer in time ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise TransientDeliveryError(
-                f"Primero {method} {path}: connection failed ({type(exc).__name__})") from None
+            return self._http.request(method, path, params=params, json=body, auth=auth)
+        except httpx.TransportError as error:
+            raise transport_failure(f"Primero {method} {path}", error) from None
 
 
 def raise_for_status(response: httpx.Response, what: str) -> None:
@@ -121,18 +108,12 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
     status = response.status_code
     if status < 400:
         return
-    code, message = partner_code(response), error_message(response)
-    if status >= 500 or status in _TRANSIENT_STATUSES:
-        wait = retry_after(response.headers.get("retry-after"))
-        raise TransientDeliveryError(
-            f"Primero {what}: HTTP {status}" + (f" ({code})" if code else ""),
-            retry_after=wait, partner_status=status, partner_code=code,
-            partner_message=message)
-    fields = invalid_fields(response)
-    raise PermanentDeliveryError(
-        f"Primero {what}: HTTP {status}" + (f" ({code})" if code else "")
-        + (f" on {', '.join(fields)}" if fields else ""),
-        partner_status=status, partner_code=code, partner_message=message)
+    code = partner_code(response)
+    # The fields a refusal blames help the IM officer; a retry needs no such hint.
+    fields = [] if is_transient(status) else invalid_fields(response)
+    raise failure(response, f"Primero {what}: HTTP {status}" + (f" ({code})" if code else "")
+                  + (f" on {', '.join(fields)}" if fields else ""),
+                  code=code, message=error_message(response))
 
 
 def _errors(response: httpx.Response) -> list[dict[str, Any]]:

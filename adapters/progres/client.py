@@ -1,23 +1,21 @@
 """HTTP to a proGres v4 (Dataverse) Web API: tokens, paging and failure classification.
 
-Every failure leaves as `TransientDeliveryError` (timeout, dropped connection, 5xx, 429
-with the partner's Retry-After, a stale etag) or `PermanentDeliveryError` (other 4xx, with
+Every failure leaves as `TransientDeliveryError` (timeout, dropped connection, 408, 5xx,
+429 with the partner's Retry-After, a stale etag) or `PermanentDeliveryError` (other 4xx, with
 the Dataverse error code as `partner_code`). Messages name only the operation, entity set,
 record id, HTTP status and error code — never a value from a record, so they can be
 logged and shown on the console.
 """
 
 import json
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 import structlog
 
-from adapters.http import partner_message, retry_after
-from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+from adapters.http import BearerToken, access_token, failure, partner_message, transport_failure
+from gateway.errors import TransientDeliveryError
 
 log = structlog.get_logger()
 
@@ -61,17 +59,11 @@ def classify(response: httpx.Response, operation: str) -> None:
     status = response.status_code
     if status < 400:
         return
-    code, message = partner_code(response), error_message(response)
+    code = partner_code(response)
     detail = f"proGres answered {status}{f' ({code})' if code else ''} to {operation}"
-    if status == 429 or status >= 500:
-        raise TransientDeliveryError(detail, retry_after=retry_after(
-            response.headers.get("retry-after")), partner_status=status, partner_code=code,
-            partner_message=message)
-    if status == 412:  # the row changed under us: read it again and retry
-        raise TransientDeliveryError(detail, partner_status=status, partner_code=code,
-                                     partner_message=message)
-    raise PermanentDeliveryError(detail, partner_status=status, partner_code=code,
-                                 partner_message=message)
+    # 412: the row changed under us (a stale etag), so read it again and retry.
+    raise failure(response, detail, code=code, message=error_message(response),
+                  also_transient={412})
 
 
 def json_of(response: httpx.Response, operation: str) -> Any:
@@ -97,75 +89,40 @@ class ProgresClient:
         self._credentials = {"grant_type": "client_credentials", "client_id": client_id,
                              "client_secret": client_secret, "scope": self.scope}
         self._http = httpx.Client(timeout=timeout, transport=transport, headers={
-            "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"})
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = threading.Lock()
+            "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
+            auth=BearerToken(self._fetch_token, system="progres"))
 
     def close(self) -> None:
         self._http.close()
 
-    def _access_token(self) -> str:
-        with self._lock:
-            if self._token is not None and time.monotonic() < self._expires_at:
-                return self._token
-            operation = "the token request"
-            try:
-                response = self._http.post(self.token_url, data=self._credentials)
-            except httpx.TimeoutException:
-                raise TransientDeliveryError(f"proGres did not answer {operation} in time")\
-                    from None
-            except httpx.TransportError:
-                raise TransientDeliveryError(f"the connection to proGres broke during "
-                                             f"{operation}") from None
-            classify(response, operation)
-            body = json_of(response, operation)
-            try:
-                token, lifetime = str(body["access_token"]), float(body["expires_in"])
-            except (KeyError, TypeError, ValueError):
-                raise TransientDeliveryError(f"proGres sent an unreadable answer to "
-                                             f"{operation}") from None
-            # Renew a little before expiry so a request never leaves with a dying token.
-            self._expires_at = time.monotonic() + lifetime - min(60.0, lifetime * 0.1)
-            self._token = token
-            log.info("progres_token_fetched", expires_in=lifetime)
-            return token
-
-    def _forget(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:
-                self._token = None
+    def _fetch_token(self) -> tuple[str, float]:
+        """A client-credentials token and its lifetime in seconds."""
+        operation = "the token request"
+        try:
+            response = self._http.request("POST", self.token_url, data=self._credentials,
+                                          auth=None)
+        except httpx.TransportError as error:
+            raise transport_failure(f"proGres {operation}", error) from None
+        classify(response, operation)
+        return access_token(response, f"proGres {operation}")
 
     def request(self, method: str, url: str, operation: str, *,
                 params: Mapping[str, str] | None = None, json_body: Any = None,
                 headers: Mapping[str, str] | None = None) -> httpx.Response:
-        """Send one call; on a 401 fetch a new token and send it once more."""
-        for attempt in (1, 2):
-            token = self._access_token()
-            try:
-                response = self._http.request(
-                    method, url, params=params,
-                    content=None if json_body is None else json.dumps(json_body),
-                    headers={"Authorization": f"Bearer {token}",
-                             **({"Content-Type": "application/json"} if json_body is not None
-                                else {}),
-                             **(headers or {})})
-            except httpx.TimeoutException:
-                raise TransientDeliveryError(f"proGres did not answer {operation} in time")\
-                    from None
-            except httpx.TransportError:
-                raise TransientDeliveryError(f"the connection to proGres broke during "
-                                             f"{operation}") from None
-            if response.status_code == 401 and attempt == 1:
-                log.info("progres_token_refused", operation=operation)
-                self._forget(token)
-                continue
-            if response.status_code == 429:
-                log.warning("progres_throttled", operation=operation,
-                            retry_after=response.headers.get("retry-after"))
-            classify(response, operation)
-            return response
-        raise AssertionError("unreachable")
+        """Send one call (a 401 renews the token once); raise what a failure stands for."""
+        try:
+            response = self._http.request(
+                method, url, params=params,
+                content=None if json_body is None else json.dumps(json_body),
+                headers={**({"Content-Type": "application/json"} if json_body is not None
+                            else {}), **(headers or {})})
+        except httpx.TransportError as error:
+            raise transport_failure(f"proGres {operation}", error) from None
+        if response.status_code == 429:
+            log.warning("progres_throttled", operation=operation,
+                        retry_after=response.headers.get("retry-after"))
+        classify(response, operation)
+        return response
 
     def get(self, path: str, operation: str, *, params: Mapping[str, str] | None = None,
             annotations: bool = True) -> Any:

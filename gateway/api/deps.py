@@ -3,7 +3,8 @@
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contracts import Contracts
@@ -55,17 +56,22 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ContractsDep = Annotated[Contracts, Depends(get_contracts)]
 
 
+# auto_error=False: a missing or wrong key is refused by `authenticate` as problem+json;
+# the classes declare the schemes in the OpenAPI and read the scheme case-insensitively.
+partner_bearer = HTTPBearer(auto_error=False, scheme_name="PartnerToken",
+                            description="An API key or an access token from /oauth/token.")
+partner_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="PartnerApiKey",
+                               description="An API key, for systems that cannot send Bearer.")
+
+
 def get_partner(
     session: SessionDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(partner_bearer)],
+    api_key: Annotated[str | None, Depends(partner_api_key)],
 ) -> Partner:
     """The partner system calling, from `Authorization: Bearer <API key or access token>`
     or `X-API-Key`."""
-    key = x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        key = authorization[7:].strip()
-    return authenticate(session=session, api_key=key)
+    return authenticate(session=session, api_key=bearer.credentials if bearer else api_key)
 
 
 PartnerDep = Annotated[Partner, Depends(get_partner)]

@@ -4,13 +4,12 @@ Errors are problem+json that also carry RFC 6749's `error` member, so OAuth2 cli
 libraries and people both understand them.
 """
 
-import base64
-import binascii
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel
 
 from gateway.api.body import FORM, read_body
@@ -44,6 +43,21 @@ class OAuthProblem(CaseBridgeError):
                                      "errors": [e.as_dict() for e in errors or []]})
 
 
+class _ClientBasic(HTTPBasic):
+    """HTTP Basic client authentication whose unreadable credentials are an OAuth2 problem."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        try:
+            return await super().__call__(request)
+        except HTTPException:  # FastAPI's plain 401, even with auto_error=False
+            raise OAuthProblem("invalid_request",
+                               "The Basic credentials cannot be read.") from None
+
+
+client_basic = _ClientBasic(auto_error=False, scheme_name="ClientBasic",
+                            description="client_id:client_secret, instead of the form fields.")
+
+
 async def _form(request: Request) -> dict[str, str]:
     """The form body, read here so the endpoint itself can run off the event loop."""
     try:
@@ -61,7 +75,7 @@ async def _form(request: Request) -> dict[str, str]:
                                 "client_secret": {"type": "string"}}}}}}})
 def token(
     form: Annotated[dict[str, str], Depends(_form)], session: SessionDep, settings: SettingsDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    basic: Annotated[HTTPBasicCredentials | None, Depends(client_basic)],
 ) -> TokenOut:
     """Client credentials in the form body, or in HTTP Basic (`client_id:client_secret`)."""
     if form.get("grant_type") != "client_credentials":
@@ -69,13 +83,8 @@ def token(
                            errors=[FieldError("/grant_type", "enum",
                                               "must be client_credentials")])
     client_id, client_secret = form.get("client_id"), form.get("client_secret")
-    if authorization and authorization.lower().startswith("basic "):
-        try:
-            client_id, _, client_secret = base64.b64decode(
-                authorization[6:].strip()).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise OAuthProblem("invalid_request",
-                               "The Basic credentials cannot be read.") from None
+    if basic is not None:
+        client_id, client_secret = basic.username, basic.password
     if not client_id or not client_secret:
         raise OAuthProblem("invalid_request", "client_id and client_secret are required.",
                            errors=[FieldError(f"/{name}", "required", "is required")

@@ -4,7 +4,8 @@ import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import ContractsDep, SessionDep, SettingsDep
@@ -16,14 +17,19 @@ from gateway.store.models import DeadLetter
 router = APIRouter(prefix="/v1/ops", tags=["operations"])
 
 
+# auto_error=False: the refusals below stay problem+json.
+operator_bearer = HTTPBearer(auto_error=False, scheme_name="OperatorKey",
+                             description="The operator key (CASEBRIDGE_OPERATOR_KEY).")
+
+
 def require_operator(
     settings: SettingsDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(operator_bearer)],
 ) -> str:
     """The operator key from `Authorization: Bearer`; the API is off when none is configured."""
     if not settings.operator_key:
         raise Forbidden("The operations API is off: set CASEBRIDGE_OPERATOR_KEY to use it.")
-    given = (authorization or "").removeprefix("Bearer ").strip()
+    given = bearer.credentials if bearer else ""
     if not hmac.compare_digest(given.encode(), settings.operator_key.encode()):
         raise NotAuthenticated("A valid operator key is required.")
     return "operator-api"

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.contracts import pointer
 from gateway.errors import PROBLEM_BASE, CaseBridgeError
+from gateway.json_pointer import pointer
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger()

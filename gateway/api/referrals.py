@@ -19,6 +19,14 @@ from gateway.api.deps import (
     SettingsDep,
 )
 from gateway.api.schemas import ReferralOut, ReferralPage, ReferralSummary
+from gateway.casework import (
+    list_referrals,
+    record_status_event,
+    role_of,
+    submit_referral,
+    visible_referral,
+    withdraw_consent,
+)
 from gateway.errors import (
     ConsentProblem,
     FieldError,
@@ -30,14 +38,6 @@ from gateway.lifecycle import Kind, State
 from gateway.logs import CORRELATION_HEADER
 from gateway.protection import audit
 from gateway.protection.consent import latest_today
-from gateway.referrals import (
-    list_referrals,
-    record_status_event,
-    role_of,
-    submit_referral,
-    visible_referral,
-    withdraw_consent,
-)
 from gateway.store.models import Partner, Referral
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])

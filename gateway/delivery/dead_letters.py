@@ -20,10 +20,11 @@ from pika.spec import Basic, BasicProperties
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.casework import record_status_event
 from gateway.contracts import Contracts
+from gateway.delivery.outbox import enqueue
 from gateway.lifecycle import Actor, State
 from gateway.protection import audit
-from gateway.referrals import enqueue, record_status_event
 from gateway.store.db import unit_of_work
 from gateway.store.models import DeadLetter, Delivery, Referral, StatusEvent, new_id, utcnow
 

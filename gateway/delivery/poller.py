@@ -31,13 +31,13 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from adapters.base import NativeChange, PartnerAdapter
 from adapters.registry import AdapterPool
+from gateway.casework import record_status_event, role_of, submit_referral
 from gateway.contracts import Contracts
 from gateway.delivery.translate import Translator
 from gateway.errors import CaseBridgeError, DeliveryError, TransientDeliveryError
 from gateway.logs import new_correlation_id
 from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
-from gateway.referrals import record_status_event, role_of, submit_referral
 from gateway.store.db import unit_of_work
 from gateway.store.models import (
     DeadLetter,

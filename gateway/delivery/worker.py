@@ -22,9 +22,11 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from adapters.base import PartnerAdapter
 from adapters.registry import AdapterPool
+from gateway.casework import record_status_event
 from gateway.contracts import Contracts
 from gateway.delivery import broker, topology
 from gateway.delivery.broker import CONNECTION_ERRORS
+from gateway.delivery.outbox import enqueue
 from gateway.delivery.translate import Translator
 from gateway.errors import (
     MappingError,
@@ -33,7 +35,6 @@ from gateway.errors import (
 )
 from gateway.lifecycle import Actor, State
 from gateway.protection import audit
-from gateway.referrals import enqueue, record_status_event
 from gateway.store.db import unit_of_work
 from gateway.store.models import Delivery, Partner, PartnerRecord, Referral, StatusEvent, utcnow
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.json_pointer import escape
+
 Getter = Callable[[Any, Any], Any]
 """Reads a value: `getter(scope, root)`; None when any step is missing."""
 
@@ -62,7 +64,7 @@ class FieldPath:
         """The JSON Pointer of the path where it names no list item ("-" marks one)."""
         parts: list[str] = []
         for step in self.steps:
-            parts.append(step.key.replace("~", "~0").replace("/", "~1"))
+            parts.append(escape(step.key))
             if step.index is not None:
                 parts.append(str(step.index))
             elif step.match is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.json_pointer import escape, tokens
 from gateway.mapping.model import Rule
 from gateway.mapping.paths import compile_getter
 from gateway.mapping.produce import present
@@ -30,26 +31,18 @@ def leaves(value: Any, pointer: str = "") -> list[tuple[str, Any]]:
     """Every scalar or list of scalars in `value`, with its JSON Pointer."""
     if isinstance(value, dict) and value:
         return [leaf for key, item in value.items()
-                for leaf in leaves(item, f"{pointer}/{_escape(str(key))}")]
+                for leaf in leaves(item, f"{pointer}/{escape(str(key))}")]
     if isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
         return [leaf for index, item in enumerate(value)
                 for leaf in leaves(item, f"{pointer}/{index}")]
     return [(pointer, value)]
 
 
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def _unescape(part: str) -> str:
-    return part.replace("~1", "/").replace("~0", "~")
-
-
 def origins(rules: list[Rule], record: Any, output: Any) -> list[Origin]:
     """The origin of each leaf of `output`, produced from `record` by `rules`."""
     found = []
     for pointer, _ in leaves(output):
-        parts = [_unescape(p) for p in pointer.split("/")[1:]]
+        parts = tokens(pointer)
         matches, selector = _match(rules, parts, output)
         if len(matches) > 1:
             holding = tuple(r for r in matches if _holds(r, record))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
+from gateway.dates import age_in_years, today
 from gateway.mapping.paths import PathSyntaxError, compile_getter, parse_path
 
 Apply = Callable[[Any, Any, Any], Any]
@@ -141,10 +142,6 @@ def _parse_age_args(arg: Any) -> dict[str, Any]:
     return {"from": _date_format(args.get("from", "iso"), "from"), "at": at}
 
 
-def _years(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
 def _build_age(args: dict[str, Any]) -> Apply:
     parse = _parser(args["from"])
     at = args["at"]
@@ -158,12 +155,12 @@ def _build_age(args: dict[str, Any]) -> Apply:
         except ValueError:
             raise TransformFailed("age: the date of birth is not a date") from None
         if at_getter is None:
-            return _years(born, date.today())
+            return age_in_years(born, as_of=today())
         moment = at_getter(scope, root)
         if not isinstance(moment, str):
             return None
         try:
-            return _years(born, datetime.fromisoformat(moment).date())
+            return age_in_years(born, as_of=datetime.fromisoformat(moment).date())
         except ValueError:
             raise TransformFailed("age: the 'at' field is not an ISO date") from None
 

@@ -22,6 +22,8 @@ anywhere, so that a birthday never comes early.
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from gateway.dates import age_in_years
+
 ADULT_AGE = 18
 CHILD_MODULES = frozenset({"child_protection"})
 
@@ -77,7 +79,7 @@ def youngest_age_from_birth_date(subject: dict[str, Any], on: date) -> int | Non
         return None
     if subject.get("birth_date_precision") == "year":
         born = date(born.year, 12, 31)
-    return _years(born, on)
+    return age_in_years(born, as_of=on)
 
 
 def youngest_age_from_age(subject: dict[str, Any], on: date) -> int | None:
@@ -95,11 +97,7 @@ def youngest_age_from_age(subject: dict[str, Any], on: date) -> int | None:
         if as_of.year - years < 1:
             return None
         born = date(as_of.year - years, 2, 28)
-    return _years(born, on)
-
-
-def _years(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    return age_in_years(born, as_of=on)
 
 
 def _date(value: Any) -> date | None:

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.contracts import Contracts, pointer
+from gateway.contracts import Contracts
+from gateway.json_pointer import pointer, tokens
 from gateway.mapping.schema import Field, SchemaView
 
 CONTRACT = "referral"
@@ -126,10 +127,9 @@ def category_at(contracts: Contracts, where: str, contract: str = CONTRACT) -> s
     the nearest categorised field around it; None for the uncategorised structure."""
     shape: Shape | None = categories_of(contracts, contract).shape
     found = None
-    for raw in where.split("/")[1:] if where else []:
+    for step in tokens(where):
         if shape is None:
             break
-        step = raw.replace("~1", "/").replace("~0", "~")
         if step in shape.properties:
             shape = shape.properties[step]
         elif step.isdigit() and shape.items is not None:

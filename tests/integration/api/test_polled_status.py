@@ -3,10 +3,10 @@
 
 import pytest
 
+from gateway.casework import record_status_event
 from gateway.contracts import Contracts
 from gateway.errors import LifecycleViolation
 from gateway.lifecycle import Actor
-from gateway.referrals import record_status_event
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import Partner, Referral
 from servers import gateway_marks_delivered

@@ -206,6 +206,15 @@ def test_requests_without_a_valid_key_are_refused(gateway) -> None:
                        "not-authenticated")
 
 
+def test_a_partner_key_is_read_from_either_header_whatever_the_case_of_bearer(
+        new_partner, gateway) -> None:
+    _, api_key = new_partner()
+    with httpx.Client(base_url=gateway.url) as anonymous:
+        for headers in ({"Authorization": f"bearer {api_key}"}, {"X-API-Key": api_key},
+                        {"Authorization": f"BEARER {api_key}"}):
+            assert anonymous.get("/v1/referrals", headers=headers).status_code == 200, headers
+
+
 def test_a_third_partner_cannot_see_the_referral(new_partner, client_for, make_referral) -> None:
     (sender, sender_key), (receiver, receiver_key), (_, third_key) = (
         new_partner(), new_partner(), new_partner())

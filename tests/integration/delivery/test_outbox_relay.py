@@ -8,10 +8,10 @@ import pika
 import pytest
 from sqlalchemy import select
 
+from gateway.casework import submit_referral
 from gateway.contracts import Contracts
 from gateway.delivery import broker, relay, topology
 from gateway.partners import register_partner
-from gateway.referrals import submit_referral
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import OutboxMessage
 from sharing import agreed

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from gateway.casework import submit_referral
 from gateway.contracts import Contracts
 from gateway.delivery import dead_letters
 from gateway.delivery.worker import Dead, Deliverer
 from gateway.mapping.translator import MappingTranslator
 from gateway.partners import register_partner
-from gateway.referrals import submit_referral
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import DeadLetter, Delivery, OutboxMessage, Partner

@@ -11,11 +11,11 @@ import pika
 import pytest
 from sqlalchemy import select
 
+from gateway.casework import submit_referral
 from gateway.contracts import Contracts
 from gateway.delivery import relay, topology
 from gateway.delivery.consumer import run_worker
 from gateway.partners import register_partner
-from gateway.referrals import submit_referral
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import DeadLetter, Delivery, Partner, Referral

@@ -113,3 +113,27 @@ def test_operators_see_mappings_in_force_and_refused(settings, tmp_path) -> None
     assert any("surprise" in problem for problem in refusal["problems"])
     # the last good version stays in force
     assert "primero/referral-status" in {m["mapping"] for m in later["in_force"]}
+
+
+def test_openapi_declares_how_partners_and_operators_authenticate(gateway) -> None:
+    spec = httpx.get(f"{gateway.url}/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert {(s["type"], s.get("scheme") or s.get("name")) for s in schemes.values()} >= {
+        ("http", "bearer"), ("apiKey", "X-API-Key"), ("http", "basic")}
+    named = {name for entry in spec["paths"]["/v1/referrals"]["get"]["security"]
+             for name in entry}
+    assert {schemes[name]["type"] for name in named} == {"http", "apiKey"}
+    assert spec["paths"]["/v1/ops/dead-letters"]["get"]["security"]
+
+
+def test_the_operator_key_is_read_whatever_the_case_of_bearer(settings) -> None:
+    ops = settings.model_copy(update={"operator_key": "ops-key-for-tests"})
+    with LiveServer(ops) as server:
+        for scheme in ("Bearer", "bearer", "BEARER"):
+            answer = httpx.get(f"{server.url}/v1/ops/dead-letters",
+                               headers={"Authorization": f"{scheme} ops-key-for-tests"})
+            assert answer.status_code == 200, (scheme, answer.text)
+        refused = httpx.get(f"{server.url}/v1/ops/dead-letters",
+                            headers={"Authorization": "Basic ops-key-for-tests"})
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 from typer.testing import CliRunner
 
+from gateway.casework import list_referrals
 from gateway.partners import register_partner
 from gateway.protection import audit, crypto, keys
 from gateway.protection.crypto import DecryptionError, Keyring, new_key_line, use_keyring
 from gateway.protection.identifiers import search_terms, store_digests
 from gateway.protection.keys import Batch, key_status, rotate
 from gateway.protection.keys_cli import keys_app
-from gateway.referrals import list_referrals
 from gateway.settings import get_settings
 from gateway.store.db import unit_of_work
 from gateway.store.models import (

@@ -66,6 +66,14 @@ def test_bad_token_requests_are_refused_with_the_oauth_error_and_a_pointer(
         missing = assert_problem(anonymous.post("/oauth/token", headers=FORM, content=(
             "grant_type=client_credentials")), 400, "oauth-invalid-request")
         assert {e["pointer"] for e in missing["errors"]} == {"/client_id", "/client_secret"}
+        unreadable = assert_problem(anonymous.post(
+            "/oauth/token", content="grant_type=client_credentials",
+            headers={**FORM, "authorization": "basic %%%"}), 400, "oauth-invalid-request")
+        assert unreadable["error"] == "invalid_request"
+        lowercase = base64.b64encode(f"{partner}:{secret}".encode()).decode()
+        assert anonymous.post("/oauth/token", content="grant_type=client_credentials",
+                              headers={**FORM, "authorization": f"basic {lowercase}"}
+                              ).status_code == 200
         assert_problem(anonymous.post("/oauth/token", json={"grant_type": "client_credentials"}),
                        415, "oauth-invalid-request")
         assert_problem(anonymous.post("/oauth/token", headers=FORM, content="x" * 5000), 413,

@@ -4,13 +4,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
+from gateway.casework import record_status_event, submit_referral
 from gateway.contracts import Contracts
 from gateway.lifecycle import Actor
 from gateway.partners import register_partner
 from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.retention import purge
-from gateway.referrals import record_status_event, submit_referral
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import (
     AuditEntry,

@@ -2,10 +2,10 @@
 
 import uuid
 
+from gateway.casework import withdraw_consent
 from gateway.contracts import Contracts
 from gateway.delivery import dead_letters
 from gateway.protection import audit
-from gateway.referrals import withdraw_consent
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import AuditEntry, Partner, Referral
 from sharing import stored_referral

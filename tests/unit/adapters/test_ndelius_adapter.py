@@ -10,9 +10,9 @@ import httpx
 import pytest
 import respx
 
+import adapters.http
 from adapters.base import Discovery
 from adapters.ndelius import NdeliusAdapter
-from adapters.ndelius import client as client_module
 from adapters.ndelius.client import NdeliusClient
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
@@ -121,7 +121,7 @@ def test_a_token_is_renewed_before_it_expires(delius: respx.MockRouter,
                                               adapter: NdeliusAdapter,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(client_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(adapters.http.time, "monotonic", lambda: clock[0])
     delius.routes[0].mock(side_effect=lambda _: httpx.Response(200, json={
         "access_token": f"short{clock[0]}", "token_type": "bearer", "expires_in": 60}))
     reads = delius.get("/nsi/42").mock(return_value=httpx.Response(200, json=nsi()))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import time
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -90,3 +91,20 @@ def test_to_number_failure_does_not_repeat_the_value() -> None:
 def test_bad_arguments_are_refused_when_the_file_is_loaded(name: str, arg: Any) -> None:
     with pytest.raises(ArgError):
         SPECS[name].parse(arg)
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT-14", "Etc/GMT+12"])  # UTC+14 and UTC-12
+def test_age_today_counts_by_the_utc_date_not_the_servers_local_one(
+        zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    today = datetime.now(UTC).date()
+    on_the_day = today.replace(year=today.year - 10).isoformat()
+    tomorrow = today + timedelta(days=1)
+    day_after = tomorrow.replace(year=tomorrow.year - 10).isoformat()
+    # At any hour one of these zones is on another date than UTC: a local clock shows.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert (run("age", None, on_the_day), run("age", None, day_after)) == (10, 9)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -1,5 +1,8 @@
-"""Referral and transfer services: submit, record status events, read and list.
+"""Casework: the services over the referrals and transfers the gateway carries — submit
+one, record its status events, withdraw consent, read and list them.
 
+Named for the work, not for one kind of it: a transfer goes through the same functions as
+a referral, and `referrals` already names the API and console views of these records.
 Plain functions with keyword-only arguments, called by the API, the CLI, workers and tests.
 """
 
@@ -17,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.contracts import Contracts
+from gateway.delivery.outbox import enqueue
 from gateway.errors import (
     ConsentProblem,
     FieldError,
@@ -43,7 +47,6 @@ from gateway.protection.identifiers import lookup_digests, store_digests
 from gateway.protection.need_to_know import category_at, need_to_know
 from gateway.store.models import (
     IdentifierDigest,
-    OutboxMessage,
     Partner,
     Referral,
     StatusEvent,
@@ -383,21 +386,6 @@ def _by_idempotency_key(session: Session, sender_id: str, key: str) -> Referral 
     return session.scalar(select(Referral).where(Referral.sender_id == sender_id,
                                                  Referral.idempotency_key == key)
                           .options(selectinload(Referral.events)))
-
-
-def enqueue(session: Session, referral: Referral, event: StatusEvent, *, message_type: str,
-            target: str) -> None:
-    """Write the outbox row announcing `event` to `target`: ids and metadata only."""
-    routing_key = f"{message_type}.{target}"
-    session.add(OutboxMessage(
-        referral=referral, status_event=event, message_type=message_type,
-        routing_key=routing_key,
-        envelope={"message_id": new_id(), "type": message_type, "referral_id": referral.id,
-                  "status_event_id": event.id, "kind": referral.kind,
-                  "sender": referral.sender_id, "receiver": referral.receiver_id,
-                  "target": target, "state": event.to_state,
-                  "correlation_id": referral.correlation_id},
-    ))
 
 
 def _encode_cursor(referral: Referral) -> str:
