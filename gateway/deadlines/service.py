@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from gateway.deadlines.compute import Deadline
@@ -36,18 +36,22 @@ def track(session: Session, *, referral_id: str,
 
 def find_overdue(session: Session, now: datetime, *, limit: int = 500
                  ) -> Sequence[TrackedDeadline]:
-    """Deadlines with an alert due at `now` (a flag to raise or to escalate), oldest first.
+    """Deadlines with an alert due at `now` (a flag to raise or to escalate), oldest first."""
+    locking = session.get_bind().dialect.name == "postgresql"
+    return session.scalars(overdue_query(now, limit=limit, lock=locking)).all()
 
-    One range read on the partial index of `next_alert_at`; on PostgreSQL the rows are
-    locked and rows another scanner holds are skipped, so two scanners never alert twice.
+
+def overdue_query(now: datetime, *, limit: int, lock: bool) -> Select[tuple[TrackedDeadline]]:
+    """The scan: one range read on the partial index of `next_alert_at`.
+
+    With `lock` (PostgreSQL) the rows are locked and rows another scanner holds are skipped,
+    so two scanners never alert twice.
     """
     query = (select(TrackedDeadline)
              .where(TrackedDeadline.next_alert_at <= now)
              .order_by(TrackedDeadline.next_alert_at, TrackedDeadline.id)
              .limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return session.scalars(query).all()
+    return query.with_for_update(skip_locked=True) if lock else query
 
 
 def alert_due(row: TrackedDeadline) -> Alert:
