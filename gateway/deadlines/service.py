@@ -41,7 +41,7 @@ def find_overdue(session: Session, now: datetime, *, limit: int = 500
     return session.scalars(overdue_query(now, limit=limit, lock=locking)).all()
 
 
-def overdue_query(now: datetime, *, limit: int, lock: bool) -> Select[tuple[TrackedDeadline]]:
+def overdue_query(now: datetime, *, limit: int, lock: bool) -> Select[TrackedDeadline]:
     """The scan: one range read on the partial index of `next_alert_at`.
 
     With `lock` (PostgreSQL) the rows are locked and rows another scanner holds are skipped,
