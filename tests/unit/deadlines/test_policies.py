@@ -171,3 +171,11 @@ def test_deadlines_check_exits_1_and_prints_file_line_column(tmp_path: Path) -> 
     result = runner.invoke(app, ["deadlines", "check", str(path)])
     assert result.exit_code == 1
     assert f"{path}:7:12: unknown-state: 'deliverd' is not a state" in result.output
+
+
+def test_deadlines_due_tries_a_calendar_out() -> None:
+    result = runner.invoke(app, ["deadlines", "due", "gb-eng", "2027-03-22T09:00:00+00:00", "20"])
+    assert result.exit_code == 0, result.output
+    assert "end of Wednesday 2027-04-21 (Europe/London), 2027-04-21T23:00:00+00:00" in result.output
+    naive = runner.invoke(app, ["deadlines", "due", "gb-eng", "2027-03-22T09:00:00", "20"])
+    assert naive.exit_code == 2 and "naive" in naive.output
