@@ -65,8 +65,10 @@ class Rule:
         """What moving to `state` does to this deadline's clock once it has started."""
         if state in self.pauses_in:
             return "paused"
-        if self.met_by is None:
-            return "running" if state == self.state else "met"
+        if state == self.state:
+            return "running"
+        if self.met_by is None:  # any answer meets it; a withdrawal or a failure is none
+            return "ended" if state in (State.WITHDRAWN, State.FAILED) else "met"
         if state in self.met_by:
             return "met"
         return "ended" if state in TERMINAL or state == State.FAILED else "running"
@@ -243,6 +245,9 @@ def _rule(node: Node, match: Match | None) -> Rule | None:
         node.problems.add(node.value_pos("state"), "bad-value",
                           f"'{state}' is final: no deadline can start from it")
     met_by = _states(node, "met_by")
+    if met_by == frozenset() and node.get("met_by") == []:
+        node.problems.add(node.value_pos("met_by"), "bad-value", "'met_by' lists no state: "
+                          "leave it out to meet the deadline by leaving the state")
     pauses_in = _states(node, "pauses_in") or frozenset()
     if state is not None and met_by is not None and state in met_by:
         node.problems.add(node.value_pos("met_by"), "bad-value",

@@ -179,3 +179,27 @@ def test_deadlines_due_tries_a_calendar_out() -> None:
     assert "end of Wednesday 2027-04-21 (Europe/London), 2027-04-21T23:00:00+00:00" in result.output
     naive = runner.invoke(app, ["deadlines", "due", "gb-eng", "2027-03-22T09:00:00", "20"])
     assert naive.exit_code == 2 and "naive" in naive.output
+
+
+def test_without_met_by_leaving_the_state_meets_it_but_a_withdrawal_only_ends_it(
+        tmp_path: Path) -> None:
+    (tmp_path / "any.yaml").write_text(
+        "id: any\napplies_to: {kind: referral}\ncalendar: gb-eng\n"
+        "deadlines:\n  - {name: acknowledge, state: delivered, within: {working_days: 2}}\n")
+    policy, problems = check_policy_file(tmp_path / "any.yaml")
+    assert problems == [] and policy is not None
+    [rule] = policy.rules
+    assert [rule.outcome_of(s) for s in ("delivered", "acknowledged", "rejected", "withdrawn",
+                                         "failed")] == [
+        "running", "met", "met", "ended", "ended"]
+
+
+def test_an_empty_met_by_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(GOOD.replace("    within: {working_days: 20}",
+                                 "    within: {working_days: 20}\n    met_by: []"))
+    policy, problems = check_policy_file(path)
+    assert policy is None
+    assert [str(p).split(":", 1)[1] for p in problems] == [
+        "9:13: bad-value: 'met_by' lists no state: leave it out to meet the deadline by "
+        "leaving the state"]
