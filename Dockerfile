@@ -24,10 +24,13 @@ COPY sandboxes ./sandboxes
 RUN pip install . && useradd --system --home /app casebridge && mkdir -p /app/var \
     && chown casebridge /app/var
 # Read at run time from beside the package: the canonical schemas, the mappings and the
-# data-sharing agreements (mount your own over /app/agreements).
+# data-sharing agreements, deadline policies and calendars (mount your own over
+# /app/agreements, /app/deadlines, /app/calendars).
 COPY contracts ./contracts
 COPY mappings ./mappings
 COPY agreements ./agreements
+COPY deadlines ./deadlines
+COPY calendars ./calendars
 
 USER casebridge
 VOLUME ["/app/var"]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from gateway import ROOT
 from gateway.console.users_cli import users_app
+from gateway.deadlines.cli import deadlines_app
 from gateway.logs import configure_logging, ensure_logging
 from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
@@ -36,6 +37,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(partners_app, name="partners")
 app.add_typer(mapping_app, name="mappings")
 app.add_typer(agreements_app, name="agreements")
+app.add_typer(deadlines_app, name="deadlines")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     agreements_dir: Path = Field(
         default=ROOT / "agreements", description="Folder of the data-sharing agreements (YAML)."
     )
+    deadlines_dir: Path = Field(
+        default=ROOT / "deadlines", description="Folder of the deadline policies (YAML)."
+    )
+    calendars_dir: Path = Field(
+        default=ROOT / "calendars",
+        description="Folder of the local working-day calendars (YAML): closures, openings.",
+    )
     access_token_seconds: int = Field(
         default=3600, description="Lifetime of an OAuth2 access token, in seconds."
     )

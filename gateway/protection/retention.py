@@ -26,11 +26,13 @@ from gateway.store.models import (
     PartnerRecord,
     Referral,
     StatusEvent,
+    TrackedDeadline,
     utcnow,
 )
 
 log = structlog.get_logger()
-DEPENDENTS = (IdentifierDigest, Delivery, OutboxMessage, PartnerRecord, DeadLetter)
+DEPENDENTS = (IdentifierDigest, Delivery, OutboxMessage, PartnerRecord, DeadLetter,
+              TrackedDeadline)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -232,6 +233,42 @@ class OutboxMessage(Base):
 
     referral: Mapped[Referral] = relationship()
     status_event: Mapped[StatusEvent | None] = relationship()
+
+
+class TrackedDeadline(Base):
+    """One deadline of one referral: from which state, due and escalating when, and how it
+    ended. No personal data: ids, states, policy and calendar ids, instants.
+
+    `next_alert_at` is when the overdue scan must next act on the row: `due_at` until the
+    overdue flag is raised, then `escalate_at` until it escalates, and None once nothing is
+    left to do or while the clock is paused. The scan reads that one indexed column.
+    """
+
+    __tablename__ = "deadlines"
+    __table_args__ = (
+        UniqueConstraint("referral_id", "state", "name", name="uq_deadlines_referral"),
+        # Partial: most rows are done (no next alert) and stay out of the scan's index.
+        Index("ix_deadlines_next_alert", "next_alert_at", "id",
+              postgresql_where=text("next_alert_at IS NOT NULL"),
+              sqlite_where=text("next_alert_at IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"))
+    state: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(40))
+    policy_id: Mapped[str] = mapped_column(String(100))
+    calendar_id: Mapped[str] = mapped_column(String(63))
+    started_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    escalate_at: Mapped[datetime | None]
+    next_alert_at: Mapped[datetime | None]
+    raised_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    met_at: Mapped[datetime | None]
+    cleared_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]  # since when the clock stands still, if it does
+    paused_seconds: Mapped[int] = mapped_column(Integer, default=0)  # all pauses so far
 
 
 class PartnerRecord(Base):
