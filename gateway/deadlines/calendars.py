@@ -19,8 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from ruamel.yaml.comments import CommentedMap
 
-from gateway.mapping.check import display_path
-from gateway.mapping.loader import START, Node, Problem, Problems, read_yaml, suggest
+from gateway.yamlpos import START, Node, Problem, Problems, display_path, read_yaml, suggest
 
 CALENDAR_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

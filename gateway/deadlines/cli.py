@@ -11,9 +11,8 @@ import typer
 from gateway.contracts import Contracts
 from gateway.deadlines.calendars import calendar_files, load_calendars
 from gateway.deadlines.policies import load_policies, policy_files
-from gateway.mapping.check import display_path
-from gateway.mapping.loader import Problem
 from gateway.settings import get_settings
+from gateway.yamlpos import Problem, display_path
 
 deadlines_app = typer.Typer(help="Deadline policies and working-day calendars: check them.",
                             no_args_is_help=True)

@@ -24,8 +24,7 @@ from ruamel.yaml.comments import CommentedMap
 from gateway import ROOT
 from gateway.contracts import Contracts
 from gateway.lifecycle import TERMINAL, State
-from gateway.mapping.check import display_path
-from gateway.mapping.loader import START, Node, Pos, Problem, Problems, read_yaml, suggest
+from gateway.yamlpos import START, Node, Pos, Problem, Problems, display_path, read_yaml, suggest
 
 POLICY_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,99}")
 DEADLINE_NAME = re.compile(r"[a-z][a-z0-9_]{1,39}")
