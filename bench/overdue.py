@@ -29,31 +29,31 @@ SQLite one when PostgreSQL is not measured).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.engine import make_url
 
+from common import (
+    arguments,
+    machine_lines,
+    postgresql_failure,
+    postgresql_line,
+    store_database,
+)
 from gateway.deadlines.service import find_overdue
 from gateway.store.db import make_engine, make_sessionmaker, upgrade
 from gateway.store.models import TrackedDeadline
 
 DATABASES = ("sqlite", "postgresql")
-PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2027, 4, 22, 9, 0, tzinfo=UTC)
 PER_REFERRAL = 4
 REPEATS = 5
@@ -131,31 +131,6 @@ class Result:
         return self.count_s / self.scan_s
 
 
-@contextmanager
-def sqlite_database() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="casebridge-bench-") as folder:
-        yield f"sqlite:///{Path(folder) / 'casebridge.db'}"
-
-
-@contextmanager
-def postgresql_database() -> Iterator[str]:
-    """A fresh database on the server of PG_ADMIN_URL, dropped (even if in use) at the end."""
-    name = f"casebridge_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-DATABASE_CONTEXTS: dict[str, Callable[[], AbstractContextManager[str]]] = {
-    "sqlite": sqlite_database, "postgresql": postgresql_database,
-}
-
-
 def fill(engine: Engine, rows: int) -> None:
     """Partners, referrals and `rows` deadlines, made by the database; then ANALYZE."""
     postgresql = engine.dialect.name == "postgresql"
@@ -181,7 +156,8 @@ def median_seconds(run: Callable[[], object]) -> tuple[float, object]:
 
 
 def bench_database(database: str, rows: int) -> Result:
-    with DATABASE_CONTEXTS[database]() as url:
+    with tempfile.TemporaryDirectory(prefix="casebridge-bench-") as folder, \
+            store_database(database, Path(folder)) as url:
         upgrade(url)
         engine = make_engine(url)
         try:
@@ -208,26 +184,12 @@ def bench_database(database: str, rows: int) -> Result:
     return Result(database, rows, fill_s, found, scan_s, count_s)
 
 
-def machine_lines(databases: list[str]) -> list[str]:
-    load = os.getloadavg()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    lines = [f"machine: nproc {usable}, {platform.machine()}, {platform.system()} "
-             f"{platform.release()}; load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
-             f"python:  {platform.python_version()}, sqlite {sqlite3.sqlite_version}"]
-    if "postgresql" in databases:
-        with psycopg.connect(PG_ADMIN_URL) as admin:
-            row = admin.execute("SHOW server_version").fetchone()
-        lines.append(f"postgresql server: {row[0] if row else '?'}")
-    return lines
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = arguments(__doc__, quick="smoke run: 20,000 rows")
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="deadline rows stored (default 1,000,000)")
     parser.add_argument("--databases", default=",".join(DATABASES),
                         help="comma-separated: sqlite,postgresql (default both)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 20,000 rows")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows = 20_000
@@ -242,8 +204,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        for line in machine_lines(args.databases):
+        for line in machine_lines(f"sqlite {sqlite3.sqlite_version}"):
             print(line)
+        if "postgresql" in args.databases:
+            print(postgresql_line())
         print(f"parameters: {args.rows} deadlines on {-(-args.rows // PER_REFERRAL)} referrals,"
               f" 3 % open; scan = find_overdue at {NOW:%Y-%m-%d %H:%M}Z, baseline = count(*);"
               f" median of {REPEATS}\n", flush=True)
@@ -255,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r.found}, scan_s: {r.scan_s:.4f}, count_s: {r.count_s:.4f}, "
                   f"count/scan {r.ratio:.1f}", flush=True)
     except psycopg.OperationalError as error:
-        print(f"\nFAILED: PostgreSQL at {make_url(PG_ADMIN_URL).host}: {error}", file=sys.stderr)
+        print(f"\nFAILED: {postgresql_failure(error)}", file=sys.stderr)
         return 1
     last = next((r for r in results if r.database == "postgresql"), results[-1])
     print(f"\nratio = {last.database} count(*) seconds / scan seconds")

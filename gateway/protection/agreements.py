@@ -24,6 +24,7 @@ from ruamel.yaml.comments import CommentedMap
 from gateway.checked_files import CheckedFiles, Refusal
 from gateway.contracts import Contracts
 from gateway.errors import ConsentProblem, FieldError
+from gateway.json_pointer import tokens
 from gateway.yamlpos import (
     Pos,
     Problems,
@@ -141,7 +142,7 @@ def _date(text: str | None) -> date | None:
 
 def _detail(error: FieldError, document: Any) -> str:
     """The contract's explanation with the field it is about, never the value written."""
-    parts = _parts(error.pointer)
+    parts = tokens(error.pointer)
     name = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts).lstrip(".")
     if not name:
         return ("the file must hold one agreement: keys and their values"
@@ -161,10 +162,6 @@ def _detail(error: FieldError, document: Any) -> str:
     return f"'{name}' {detail}"
 
 
-def _parts(json_pointer: str) -> list[str]:
-    return [p.replace("~1", "/").replace("~0", "~") for p in json_pointer.split("/")[1:]]
-
-
 def _first_repeat(items: list[Any]) -> int | None:
     seen: list[Any] = []
     for index, item in enumerate(items):
@@ -177,7 +174,7 @@ def _first_repeat(items: list[Any]) -> int | None:
 def _position(tree: Any, error: FieldError) -> Pos:
     """Where in the YAML the field named by the error's JSON Pointer is written; a repeated
     item of a list at its second appearance."""
-    parts = _parts(error.pointer)
+    parts = tokens(error.pointer)
     if error.rule == "uniqueItems":
         repeat = _first_repeat(plain(follow(tree, parts)) or [])
         if repeat is not None:
