@@ -21,7 +21,7 @@ COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY adapters ./adapters
 COPY sandboxes ./sandboxes
-RUN pip install . && useradd --system --home /app casebridge && mkdir -p /app/var \
+RUN pip install '.[sandboxes]' && useradd --system --home /app casebridge && mkdir -p /app/var \
     && chown casebridge /app/var
 # Read at run time from beside the package: the canonical schemas, the mappings and the
 # data-sharing agreements, deadline policies and calendars (mount your own over
