@@ -106,6 +106,19 @@ def read_yaml(path: Path, problems: Problems) -> tuple[bytes, Any]:
         return raw, None
 
 
+def read_top_mapping(path: Path, problems: Problems, what: str, holds: str
+                     ) -> tuple[bytes, Node | None]:
+    """The file's bytes and its top-level mapping as a Node (`what` it is, e.g. "a calendar"),
+    or None when it cannot be read or is not a mapping (`holds` says what it should hold)."""
+    raw, tree = read_yaml(path, problems)
+    if problems:
+        return raw, None
+    if not isinstance(tree, CommentedMap):
+        problems.add(START, "bad-value", f"{what} file holds one mapping ({holds})")
+        return raw, None
+    return raw, Node(tree, problems, what)
+
+
 def plain(value: Any) -> Any:
     """The same data as plain dicts, lists, str, int, float and bool."""
     if isinstance(value, dict):

@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from ruamel.yaml.comments import CommentedMap
 
-from gateway.yamlpos import START, Node, Problem, Problems, display_path, read_yaml, suggest
+from gateway.yamlpos import (
+    Node,
+    Problem,
+    Problems,
+    display_path,
+    read_top_mapping,
+    suggest,
+)
 
 CALENDAR_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -164,13 +171,9 @@ def check_calendar_file(path: Path) -> tuple[Calendar | None, list[Problem]]:
     """The calendar in the file at `path`, or None and every problem found in it."""
     file = display_path(path)
     problems = Problems(file)
-    _, tree = read_yaml(path, problems)
-    if problems:
+    _, node = read_top_mapping(path, problems, "a calendar", "id, based_on, …")
+    if node is None:
         return None, list(problems)
-    if not isinstance(tree, CommentedMap):
-        problems.add(START, "bad-value", "a calendar file holds one mapping (id, based_on, …)")
-        return None, list(problems)
-    node = Node(tree, problems, "a calendar")
     node.check_keys(CALENDAR_KEYS, required=("id", "based_on"))
     calendar_id = node.text("id")
     if calendar_id is not None:

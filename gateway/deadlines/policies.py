@@ -24,7 +24,15 @@ from ruamel.yaml.comments import CommentedMap
 from gateway import ROOT
 from gateway.contracts import Contracts
 from gateway.lifecycle import TERMINAL, State
-from gateway.yamlpos import START, Node, Pos, Problem, Problems, display_path, read_yaml, suggest
+from gateway.yamlpos import (
+    Node,
+    Pos,
+    Problem,
+    Problems,
+    display_path,
+    read_top_mapping,
+    suggest,
+)
 
 POLICY_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,99}")
 DEADLINE_NAME = re.compile(r"[a-z][a-z0-9_]{1,39}")
@@ -131,14 +139,10 @@ def check_policy_file(path: Path, *, calendar_ids: Collection[str] | None = None
     """
     file = display_path(path)
     problems = Problems(file)
-    raw, tree = read_yaml(path, problems)
-    if problems:
-        return None, list(problems)
-    if not isinstance(tree, CommentedMap):
-        problems.add(START, "bad-value", "a policy file holds one mapping (id, applies_to, …)")
+    raw, node = read_top_mapping(path, problems, "a deadline policy", "id, applies_to, …")
+    if node is None:
         return None, list(problems)
     codes = contracts or Contracts(ROOT / "contracts")
-    node = Node(tree, problems, "a deadline policy")
     node.check_keys(POLICY_KEYS, required=("id", "applies_to", "calendar", "deadlines"))
     policy_id = node.text("id")
     if policy_id is not None:
