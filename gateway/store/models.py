@@ -168,10 +168,19 @@ class Referral(Base):
 
 
 class StatusEvent(Base):
-    """One change of a referral's state: who, when, from, to, why."""
+    """One change of a referral's state: who, when, from, to, why.
+
+    `deadlines_applied_at` is None until the deadline keeper has started, met or paused the
+    deadlines the change concerns; the keeper reads the pending events on a partial index.
+    """
 
     __tablename__ = "status_events"
-    __table_args__ = (UniqueConstraint("referral_id", "seq", name="uq_status_events_seq"),)
+    __table_args__ = (
+        UniqueConstraint("referral_id", "seq", name="uq_status_events_seq"),
+        Index("ix_status_events_deadlines_pending", "recorded_at", "id",
+              postgresql_where=text("deadlines_applied_at IS NULL"),
+              sqlite_where=text("deadlines_applied_at IS NULL")),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
@@ -185,6 +194,7 @@ class StatusEvent(Base):
         EncryptedJSON("status_events.content"), default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadlines_applied_at: Mapped[datetime | None]
 
     referral: Mapped[Referral] = relationship(back_populates="events")
 
@@ -269,6 +279,25 @@ class TrackedDeadline(Base):
     cleared_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]  # since when the clock stands still, if it does
     paused_seconds: Mapped[int] = mapped_column(Integer, default=0)  # all pauses so far
+
+
+class DeadlineEvent(Base):
+    """What happened to a deadline, in order: the referral's timeline and the source of its
+    alerts. No personal data: ids, an event name, an instant and envelope details.
+
+    `event` is one of: started, paused, resumed, met (in time), missed (met after it fell
+    due), ended (no longer applies: the referral left the state otherwise), raised (the
+    overdue flag went up), escalated, cleared (the overdue flag came down).
+    """
+
+    __tablename__ = "deadline_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
+    deadline_id: Mapped[int] = mapped_column(ForeignKey("deadlines.id"), index=True)
+    event: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class PartnerRecord(Base):

@@ -68,6 +68,9 @@ TOP_LEVEL_PROPERTIES = {
         "given_by giver_name form date scope child_assent bia_reference withdrawn "
         "withdrawn_date notes"
     ),
+    "alert": words(
+        "alert_id referral_id kind flag deadline policy state due_at escalate_at at role "
+        "message"),
     "partner": words("id name system organisation country active contact_email"),
     "agreement": words(
         "id title parties purposes service_types data_categories retention_days "
