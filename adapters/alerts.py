@@ -56,10 +56,7 @@ class Alert:
     """A checked alert: the fields an adapter renders, and its mark."""
 
     alert_id: str
-    referral_id: str
     flag: Flag
-    deadline: str
-    state: str
     due_at: datetime
     at: datetime
     message: str
@@ -93,8 +90,7 @@ def read_alert(alert: dict[str, Any]) -> Alert:
         raise PermanentDeliveryError(f"the alert has no valid {what}",
                                      partner_code="invalid_alert")
     deadline = _digest(f"{alert['referral_id']}\n{alert['state']}\n{alert['deadline']}")
-    return Alert(alert_id=alert["alert_id"], referral_id=alert["referral_id"], flag=flag,
-                 deadline=alert["deadline"], state=alert["state"],
+    return Alert(alert_id=alert["alert_id"], flag=flag,
                  due_at=_instant(alert["due_at"], "due_at"), at=_instant(alert["at"], "at"),
                  message=alert["message"],
                  mark=Mark(deadline=deadline, alert=_digest(alert["alert_id"])))
