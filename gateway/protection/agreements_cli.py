@@ -80,6 +80,7 @@ def describe(agreement: Agreement) -> list[str]:
         f"  children:    BIA reference {_yes(agreement.requires_bia_for_children)}, "
         f"child's assent {_yes(agreement.requires_child_assent)}",
         f"  outside consent: {agreement.outside_consent}",
+        f"  on erasure request: {agreement.on_erasure_request}",
     ]
     return lines
 
