@@ -62,6 +62,12 @@ class Health:
     sending: list[Sending]
     removed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (agreement, category)
 
+    @property
+    def removed_rows(self) -> list[tuple[str, str, int]]:
+        """(agreement, category, referrals) of the categories never allowed, in order."""
+        return [(agreement, category, count)
+                for (agreement, category), count in sorted(self.removed.items())]
+
     def as_dict(self) -> dict[str, Any]:
         """Health as JSON."""
         return {
@@ -76,7 +82,7 @@ class Health:
                          "days_left": s.days_left} for s in self.sending],
             "categories_not_allowed": [
                 {"agreement": agreement, "category": category, "referrals": count}
-                for (agreement, category), count in sorted(self.removed.items())],
+                for agreement, category, count in self.removed_rows],
         }
 
     @property

@@ -33,8 +33,22 @@ from gateway.store.models import AuditEntry, AuditHead
 # Why a referral was refused, from its problem and rules (see `refusal_reason`).
 REFUSAL_REASONS = ("no_consent", "no_agreement", "agreement_not_valid", "outside_consent",
                    "child_safeguards", "not_enough_allowed")
+REFUSAL_LABELS = {
+    "no_consent": "no consent covering it",
+    "no_agreement": "no agreement between the partners for it",
+    "agreement_not_valid": "the agreement had ended or not begun",
+    "outside_consent": "fields outside the consent (the agreement refuses them)",
+    "child_safeguards": "a child's assent or Best Interests Assessment missing",
+    "not_enough_allowed": "too little may be shared to make a referral",
+}
 # Whether a withdrawal, erasure or restriction reached the receiver (see `_reach`).
 REACH = ("told", "pending", "nothing_to_tell", "tell_directly")
+REACH_LABELS = {
+    "told": "the receiver was told",
+    "pending": "not yet told",
+    "nothing_to_tell": "it had never reached the receiver",
+    "tell_directly": "closed: staff must tell the receiver",
+}
 STOPS = {"consent.withdraw": "withdrawals", "subject.erase": "erasures",
          "subject.restrict": "restrictions"}
 ACTIONS = ("referral.create", "referral.refuse", "referral.purge", *STOPS)
