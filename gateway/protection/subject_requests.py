@@ -232,7 +232,7 @@ def _disclosure(session: Session, referral: Referral, contracts: Contracts,
                    "retention_days": referral.retention_days},
         consent=dict(content.get("consent") or {}),
         categories=sorted(categories_in(content, contracts=contracts)),
-        withheld=[{"field": p, "category": category_at(contracts, p)}
+        withheld=[{"field": p, "label": label(p), "category": category_at(contracts, p)}
                   for p in referral.withheld or []],
         items=list(_items(content, contracts)), content=content,
         history=[{"state": e.to_state, "at": e.occurred_at, "by": e.actor}
@@ -250,8 +250,15 @@ def _items(value: Any, contracts: Contracts, where: str = "") -> Any:
         for index, child in enumerate(value):
             yield from _items(child, contracts, f"{where}/{index}")
     else:
-        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-        yield Item(where, label(where), category_at(contracts, where), shown)
+        yield Item(where, label(where), category_at(contracts, where), _shown(value))
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return value
 
 
 def label(at: str) -> str:

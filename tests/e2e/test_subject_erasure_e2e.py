@@ -60,6 +60,13 @@ def test_an_erasure_empties_the_copies_tells_the_receiver_and_keeps_the_trail_ve
         assert [d.referral_id for d in digests] == [kept]
         assert session.get(Referral, kept).content["subject"]["given_name"] == "Zawadi"
 
+    exported = cli("subject", "export", "--identifier", identifier, "--format", "json",
+                   "--reason", "access_request", "--reference", "DSR-E2E-2", **env)
+    assert exported.exit_code == 0, exported.output
+    # The erased copy is no longer found by the identifier; the other is, whole.
+    [only] = json.loads(exported.output[exported.output.index("{"):])["referrals"]
+    assert only["referral_id"] == kept and only["received"]["subject"]["given_name"] == "Zawadi"
+
     verified = cli("audit", "verify", **env)
     assert verified.exit_code == 0 and "chain intact" in verified.output, verified.output
     register = cli("report", "disclosures", "--format", "json", **env)
