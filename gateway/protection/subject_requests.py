@@ -301,6 +301,7 @@ class Stopped:
 def restrict(session: Session, *, contracts: Contracts, referral: Referral, why: Request,
              instead_of_erasure: str | None = None) -> Stopped:
     """Freeze the gateway's copy and tell the receiver; audited."""
+    session.refresh(referral, with_for_update=True)  # as it is now, and no one else's turn
     if referral.erased_at is not None:
         return Stopped(referral.id, "already erased", referral.receiver_id, False)
     if referral.restricted_at is not None:
@@ -320,6 +321,7 @@ def erase(session: Session, *, contracts: Contracts, agreements: AgreementRegist
           referral: Referral, why: Request) -> Stopped:
     """Empty the gateway's copy of every personal value and tell the receiver; audited.
     Where the agreement keeps such records, restrict instead."""
+    session.refresh(referral, with_for_update=True)  # as it is now, and no one else's turn
     if referral.erased_at is not None:
         return Stopped(referral.id, "already erased", referral.receiver_id, False)
     agreement = next((a for a in agreements.in_force() if a.id == referral.agreement_id),
