@@ -41,6 +41,7 @@ log = structlog.get_logger()
 CONTRACT = "agreement"
 PARTNER_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 OutsideConsent = Literal["remove", "refuse"]
+OnErasure = Literal["erase", "restrict"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Agreement:
     file: str
     content_hash: str
     due: dict[str, int] = field(default_factory=dict, hash=False)
+    on_erasure_request: OnErasure = "erase"
 
     def valid_on(self, day: date) -> bool:
         """Whether the agreement applies on `day` (both ends included)."""
@@ -133,6 +135,7 @@ def _agreement(document: dict[str, Any], file: str, content_hash: str) -> Agreem
         file=file,
         content_hash=content_hash,
         due=dict(document.get("due", {})),
+        on_erasure_request=cast(OnErasure, document.get("on_erasure_request", "erase")),
     )
 
 
@@ -228,9 +231,12 @@ class AgreementRegistry:
                                _service_errors(for_purpose, service_types))
         valid = [a for a in for_services if a.valid_on(on)]
         if not valid:
-            raise _none_covers(sender, receiver, purpose, [FieldError(
+            refusal = _none_covers(sender, receiver, purpose, [FieldError(
                 "/receiver/partner", "agreement-validity", _validity(a, on))
                 for a in for_services])
+            # The one agreement that would cover it but is not in force: for the register.
+            refusal.agreement = for_services[0].id if len(for_services) == 1 else None
+            raise refusal
         return min(valid, key=lambda a: (len(a.categories.get(purpose, ())), a.id))
 
 

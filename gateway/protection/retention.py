@@ -20,6 +20,7 @@ from gateway.protection import audit
 from gateway.store.db import unit_of_work
 from gateway.store.models import (
     DeadLetter,
+    DeadlineEvent,
     Delivery,
     IdentifierDigest,
     OutboxMessage,
@@ -32,7 +33,7 @@ from gateway.store.models import (
 
 log = structlog.get_logger()
 DEPENDENTS = (IdentifierDigest, Delivery, OutboxMessage, PartnerRecord, DeadLetter,
-              TrackedDeadline)
+              DeadlineEvent, TrackedDeadline)
 
 
 @dataclass
