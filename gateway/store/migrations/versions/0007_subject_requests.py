@@ -1,6 +1,6 @@
 """data-subject requests (a referral restricted or erased) and the register's audit index
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-08 09:00:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import gateway.store.models
 
-revision: str = "0008"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
