@@ -26,17 +26,18 @@ class Page(StrEnum):
     REFERRAL_CONTENT = "referral_content"
     MAPPINGS = "mappings"
     AUDIT = "audit"
+    TURNAROUND = "turnaround"
 
 
 _OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS})
 
 # Need to know: operators run delivery and never see a person; IM officers also keep the
 # mappings and may open a referral's content (each opening audited); auditors read the
-# audit trail and nothing else.
+# audit trail. Every role reads the turnaround report: aggregates, never a person.
 PAGES: dict[Role, frozenset[Page]] = {
-    Role.OPERATOR: _OPERATIONS,
-    Role.IM_OFFICER: _OPERATIONS | {Page.MAPPINGS, Page.REFERRAL_CONTENT},
-    Role.AUDITOR: frozenset({Page.AUDIT}),
+    Role.OPERATOR: _OPERATIONS | {Page.TURNAROUND},
+    Role.IM_OFFICER: _OPERATIONS | {Page.MAPPINGS, Page.REFERRAL_CONTENT, Page.TURNAROUND},
+    Role.AUDITOR: frozenset({Page.AUDIT, Page.TURNAROUND}),
 }
 
 ROLE_LABELS = {Role.OPERATOR: "operator", Role.IM_OFFICER: "IM officer",
@@ -56,6 +57,7 @@ NAV = (
     NavItem(Page.REFERRALS, "Referrals", "/console/referrals"),
     NavItem(Page.MAPPINGS, "Mappings", "/console/mappings"),
     NavItem(Page.AUDIT, "Audit trail", "/console/audit"),
+    NavItem(Page.TURNAROUND, "Turnaround", "/console/turnaround"),
 )
 
 

@@ -111,11 +111,13 @@ def test_each_role_opens_exactly_its_pages(console, login, users, failed_referra
         "/console/audit": {"auditor"},
         "/console/audit/verify": {"auditor"},
         "/console/audit/export": {"auditor"},
+        "/console/turnaround": {"operator", "im_officer", "auditor"},
     }
-    nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals"},
+    nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
+                        "/console/turnaround"},
            "im_officer": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
-                          "/console/mappings"},
-           "auditor": {"/console/audit"}}
+                          "/console/mappings", "/console/turnaround"},
+           "auditor": {"/console/audit", "/console/turnaround"}}
     for role in ("operator", "im_officer", "auditor"):
         client = login(getattr(users, role))
         for path, roles in pages.items():
