@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Float, and_, case, cast, extract, func, null, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import InvalidParameter
@@ -149,22 +149,20 @@ class TurnaroundReport(BaseModel):
 class _Tally:
     referrals: int = 0
     transfers: int = 0
-    hours: dict[str, list[float]] = field(
-        default_factory=lambda: {m: [] for m in MEASURES})
+    hours: tuple[list[float], ...] = field(default_factory=lambda: tuple([] for _ in MEASURES))
     met: int = 0
     missed: int = 0
     open_overdue: int = 0
 
-    def add(self, row: Any) -> None:
+    def add(self, row: Any, hours: Sequence[float | None]) -> None:
+        """Count one referral (`row`, from `_per_referral`) and its hours to each step."""
         if row.kind == "transfer":
             self.transfers += 1
         else:
             self.referrals += 1
-        for measure, reached in zip(MEASURES, (row.answered, row.accepted, row.completed),
-                                    strict=True):
-            if row.delivered is not None and reached is not None:
-                seconds = (reached - row.delivered).total_seconds()
-                self.hours[measure].append(max(0.0, seconds) / 3600)
+        for taken, reached in zip(self.hours, hours, strict=True):
+            if reached is not None:
+                taken.append(reached)
         self.met += row.met or 0
         self.missed += row.missed or 0
         self.open_overdue += row.open_overdue or 0
@@ -173,11 +171,19 @@ class _Tally:
         finished = self.met + self.missed
         return GroupFigures(
             group=group, referrals=self.referrals, transfers=self.transfers,
-            **{m: Turnaround(reached=len(self.hours[m]), median_hours=_round(median(
-                self.hours[m])), p90_hours=_round(p90(self.hours[m]))) for m in MEASURES},
+            **{m: Turnaround(reached=len(taken), median_hours=_round(median(taken)),
+                             p90_hours=_round(p90(taken)))
+               for m, taken in zip(MEASURES, self.hours, strict=True)},
             deadlines_met=self.met, deadlines_missed=self.missed,
             within_deadline_percent=round(100 * self.met / finished, 1) if finished else None,
             open_overdue=self.open_overdue)
+
+
+def hours_taken(row: Any) -> tuple[float | None, ...]:
+    """Hours from delivery to each step; an answer dated before the delivery (the partner's
+    clock) counts as no time, never as negative."""
+    return tuple(None if seconds is None else max(0.0, seconds) / 3600
+                 for seconds in (row.to_acknowledge, row.to_accept, row.to_complete))
 
 
 def median(values: Sequence[float]) -> float | None:
@@ -204,10 +210,13 @@ def turnaround(*, session: Session, query: TurnaroundQuery, now: datetime) -> Tu
     columns = group_columns(query.group)
     tallies: dict[tuple[str, ...], _Tally] = defaultdict(_Tally)
     total = _Tally()
-    for row in session.execute(_per_referral(query.period)):
-        total.add(row)
+    dialect = session.get_bind().dialect.name
+    for row in session.execute(_per_referral(query.period, dialect,
+                                             services="service_type" in query.group)):
+        hours = hours_taken(row)
+        total.add(row, hours)
         for key in _keys(row, columns):
-            tallies[key].add(row)
+            tallies[key].add(row, hours)
     groups = [tally.figures(dict(zip(columns, key, strict=True)))
               for key, tally in tallies.items()]
     groups.sort(key=lambda g: (-(g.referrals + g.transfers), tuple(g.group.values())))
@@ -216,10 +225,11 @@ def turnaround(*, session: Session, query: TurnaroundQuery, now: datetime) -> Tu
                             total=total.figures({}))
 
 
-def _per_referral(period: Period) -> Any:
-    """One row per referral submitted in `period`: its grouping columns, when it was first
-    delivered, answered, accepted and completed, and its deadline counts. Two aggregates
-    over the period's referrals, joined on the referral."""
+def _per_referral(period: Period, dialect: str, *, services: bool) -> Any:
+    """One row per referral submitted in `period`: its grouping columns, the seconds from
+    its first delivery to its first answer, acceptance and completion, and its deadline
+    counts. Two aggregates over the period's referrals, joined on the referral; the service
+    types (JSON) only when grouped by."""
     in_period = and_(Referral.created_at >= period.start, Referral.created_at < period.end)
     ev = StatusEvent
 
@@ -246,12 +256,23 @@ def _per_referral(period: Period) -> Any:
               .join(Referral, Referral.id == dl.referral_id).where(in_period)
               .group_by(dl.referral_id).subquery())
     return (select(Referral.kind, Referral.sender_id, Referral.receiver_id,
-                   Referral.receiver_unit, Referral.service_types, times.c.delivered,
-                   times.c.answered, times.c.accepted, times.c.completed, counts.c.met,
-                   counts.c.missed, counts.c.open_overdue)
+                   Referral.receiver_unit,
+                   (Referral.service_types if services else null()).label("service_types"),
+                   *(_seconds(dialect, step, times.c.delivered).label(name) for step, name in (
+                       (times.c.answered, "to_acknowledge"), (times.c.accepted, "to_accept"),
+                       (times.c.completed, "to_complete"))),
+                   counts.c.met, counts.c.missed, counts.c.open_overdue)
             .outerjoin(times, times.c.referral_id == Referral.id)
             .outerjoin(counts, counts.c.referral_id == Referral.id)
             .where(in_period))
+
+
+def _seconds(dialect: str, later: Any, earlier: Any) -> Any:
+    """Seconds from `earlier` to `later` (NULL if either is), computed by the database:
+    SQLite keeps instants as text, which julianday() reads."""
+    if dialect == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return cast(extract("epoch", later - earlier), Float)
 
 
 def _keys(row: Any, columns: Sequence[str]) -> Iterable[tuple[str, ...]]:

@@ -15,6 +15,7 @@ from gateway.reports.turnaround import (
     _Tally,
     as_csv,
     check_format,
+    hours_taken,
     median,
     p90,
     parse_query,
@@ -42,8 +43,8 @@ def test_median_and_nearest_rank_p90(values, middle, ninetieth) -> None:
 
 def row(**fields):
     defaults = {"kind": "referral", "sender_id": "a", "receiver_id": "b", "receiver_unit": None,
-                "service_types": [], "delivered": None, "answered": None, "accepted": None,
-                "completed": None, "met": None, "missed": None, "open_overdue": None}
+                "service_types": [], "to_acknowledge": None, "to_accept": None,
+                "to_complete": None, "met": None, "missed": None, "open_overdue": None}
     return SimpleNamespace(**{**defaults, **fields})
 
 
@@ -57,12 +58,17 @@ def test_a_referral_counts_once_per_service_and_unrecorded_ones_say_so() -> None
 
 
 def test_an_answer_dated_before_the_delivery_counts_as_no_time_not_negative() -> None:
+    referral = row(to_acknowledge=-3600.0, to_accept=10800.0, met=1, open_overdue=1)
+    assert hours_taken(referral) == (0.0, 3.0, None)
     tally = _Tally()
-    tally.add(row(delivered=T0, answered=T0.replace(hour=8), accepted=T0.replace(hour=12)))
+    tally.add(referral, hours_taken(referral))
+    tally.add(row(kind="transfer", missed=1), (None, None, None))
     figures = tally.figures({})
+    assert (figures.referrals, figures.transfers) == (1, 1)
     assert (figures.acknowledge.median_hours, figures.accept.median_hours) == (0.0, 3.0)
-    assert figures.complete.reached == 0
-    assert figures.within_deadline_percent is None
+    assert figures.complete.reached == 0 and figures.complete.p90_hours is None
+    assert (figures.deadlines_met, figures.deadlines_missed, figures.within_deadline_percent,
+            figures.open_overdue) == (1, 1, 50.0, 1)
 
 
 @pytest.mark.parametrize(("kwargs", "name", "rule"), [
