@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.reports.turnaround import TurnaroundReport, parse_query, turnaround
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import Referral
 from servers import LiveServer
+from sharing import stored_referral
 
 MARCH = datetime(2027, 3, 1, tzinfo=UTC)
 NOW = datetime(2027, 4, 22, 9, 0, tzinfo=UTC)
@@ -124,6 +126,24 @@ def test_groups_combine_and_share_their_columns(sessions, history) -> None:
     assert keys[(a, b, "Unit 1", "psychosocial_support")]["acknowledge"] == (2, 4.0, 6.0)
     assert keys[(a, b, "Unit 1", "legal_aid")]["referrals"] == 1
     assert sum(row.referrals + row.transfers for row in result.groups) == 9  # r2 twice
+
+
+def test_a_submitted_referral_keeps_its_receiving_unit_and_services_for_the_report(
+        settings, make_referral) -> None:
+    def document(sender: str, receiver: str) -> dict[str, Any]:
+        document = make_referral(sender, receiver, services=[
+            {"type": "mental_health"}, {"type": "legal_aid"},
+            {"type": "mental_health", "urgency": "urgent"}])
+        document["receiver"]["unit"] = "N03A"
+        return document
+
+    referral_id, _, _ = stored_referral(settings, document, prefix="rep")
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        stored = session.get(Referral, referral_id)
+        assert (stored.receiver_unit, stored.service_types) == (
+            "N03A", ["legal_aid", "mental_health"])
+    engine.dispose()
 
 
 def test_an_empty_period_has_no_groups_and_a_zero_total(sessions, history) -> None:
