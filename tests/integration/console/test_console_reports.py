@@ -4,7 +4,8 @@ referral's page, with its overdue flag marked; on SQLite and PostgreSQL."""
 import re
 from datetime import UTC, datetime, timedelta
 
-from history import seed_history
+import pytest
+from history import History, seed_history
 from sqlalchemy import select
 
 from fictional import find_personal
@@ -16,9 +17,13 @@ PERSON = {"Zawadi", "Fictionalson", "2014-03-09"}
 BAR = re.compile(r'<rect class="(median|p90)" x="310" y="\d+" width="(\d+)"')
 
 
-def test_every_role_sees_the_turnaround_chart_and_table(login, users, sessions) -> None:
+@pytest.fixture(scope="module")
+def history(sessions) -> History:
     with unit_of_work(sessions) as session:
-        history = seed_history(session, MAY_2031)
+        return seed_history(session, MAY_2031)
+
+
+def test_every_role_sees_the_turnaround_chart_and_table(login, users, history) -> None:
     for role in ("operator", "im_officer", "auditor"):
         answer = login(getattr(users, role)).get("/console/turnaround", params={
             "from": "2031-05-01", "to": "2031-05-31", "group": "partner_pair"})
@@ -40,7 +45,8 @@ def test_every_role_sees_the_turnaround_chart_and_table(login, users, sessions) 
     assert '<td class="num overdue">1</td>' in table  # r5, overdue now
 
 
-def test_groups_are_chosen_with_checkboxes_and_bad_dates_are_explained(login, users) -> None:
+def test_groups_are_chosen_with_checkboxes_and_bad_dates_are_explained(login, users,
+                                                                      history) -> None:
     client = login(users.operator)
     both = client.get("/console/turnaround", params=[
         ("from", "2031-05-01"), ("to", "2031-05-31"), ("group", "area"),
