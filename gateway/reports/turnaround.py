@@ -101,13 +101,16 @@ def check_format(value: str | None) -> Literal["json", "csv"]:
     raise InvalidParameter("format", "enum", "must be json or csv")
 
 
+EARLIEST, LATEST = date(1970, 1, 1), date(9999, 12, 30)  # a day after LATEST still exists
+
+
 def _day(name: str, value: str) -> date:
     try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
+        if len(value) == 10 and EARLIEST <= (day := date.fromisoformat(value)) <= LATEST:
+            return day
     except ValueError:
         pass
-    raise InvalidParameter(name, "date", "a day written YYYY-MM-DD")
+    raise InvalidParameter(name, "date", "a day written YYYY-MM-DD, from 1970-01-01")
 
 
 class Turnaround(BaseModel):

@@ -75,6 +75,8 @@ def test_an_answer_dated_before_the_delivery_counts_as_no_time_not_negative() ->
     ({"first": "01/03/2027"}, "from", "date"),
     ({"first": "2027-02-30"}, "from", "date"),
     ({"last": "2027-03-01T00:00"}, "to", "date"),
+    ({"last": "9999-12-31"}, "to", "date"),  # its next day does not exist
+    ({"first": "0001-01-01"}, "from", "date"),
     ({"first": "2027-04-02", "last": "2027-04-01"}, "to", "after-from"),
     ({"group": "partner"}, "group", "enum"),
     ({"group": ","}, "group", "enum"),
