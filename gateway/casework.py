@@ -150,6 +150,8 @@ def submit_referral(
         agreement_id=admitted.agreement.id, retention_days=admitted.agreement.retention_days,
         agreement_categories=sorted(admitted.agreement.categories[document["kind"]]),
         created_at=now, updated_at=now,
+        receiver_unit=admitted.document["receiver"].get("unit"),
+        service_types=sorted({s["type"] for s in admitted.document.get("services", [])}),
     )
     event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
                         actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
@@ -288,7 +290,8 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     event = StatusEvent(
         id=new_id(), referral=referral, seq=len(referral.events) + 1, from_state=current,
         to_state=to_state, actor=actor, actor_partner_id=actor_partner.id if actor_partner
-        else None, reason_code=reason_code, content=content,
+        else None, reason_code=reason_code, inferred=bool(content.get("inferred")),
+        content=content,
         occurred_at=datetime.fromisoformat(occurred_at) if occurred_at else now,
         recorded_at=now,
     )

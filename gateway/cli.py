@@ -26,7 +26,7 @@ from gateway.protection.audit_cli import audit_app
 from gateway.protection.crypto import Keyring, use_keyring
 from gateway.protection.keys_cli import cli_errors, keys_app
 from gateway.protection.subject_cli import subject_app
-from gateway.reports_cli import report_app
+from gateway.reports.cli import report_app
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import Partner

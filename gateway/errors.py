@@ -98,6 +98,20 @@ class Forbidden(CaseBridgeError):
                          extensions=extensions)
 
 
+class InvalidParameter(CaseBridgeError):
+    """A query parameter is not valid: the same problem FastAPI's own checks answer with
+    (`gateway.api.problems`), each error naming the parameter as a JSON Pointer."""
+
+    def __init__(self, name: str, rule: str, detail: str) -> None:
+        super().__init__(detail=f"The query parameter {name!r} is not valid: {detail}.",
+                         status=400, slug="invalid-parameter", title="Invalid parameter",
+                         extensions={"errors": [{"pointer": f"/{name}", "in": "query",
+                                                 "rule": rule, "detail": detail}]})
+        self.name = name
+        self.rule = rule
+        self.reason = detail
+
+
 class NotFound(CaseBridgeError):
     def __init__(self, what: str) -> None:
         super().__init__(detail=f"No {what} with that id is visible to you.", status=404,

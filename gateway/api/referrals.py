@@ -27,6 +27,7 @@ from gateway.casework import (
     visible_referral,
     withdraw_consent,
 )
+from gateway.deadlines.timeline import Timeline, referral_timeline
 from gateway.errors import (
     ConsentProblem,
     FieldError,
@@ -127,6 +128,22 @@ def get_referral(referral_id: str, session: SessionDep, sessions: SessionsDep,
                  correlation_id=referral.correlation_id,
                  detail={"role": str(role_of(partner, referral))})
     return ReferralOut.of(referral)
+
+
+@router.get("/{referral_id}/timeline", response_model=Timeline,
+            summary="A referral's timeline: status changes, deadlines, deliveries")
+def get_timeline(referral_id: str, session: SessionDep, sessions: SessionsDep,
+                 partner: PartnerDep) -> Timeline:
+    """Every status change, deadline (started, paused, met, missed, ended), overdue flag
+    (raised, escalated, cleared) and delivery attempt, oldest first: to its sender and its
+    receiver, as the referral itself. Codes and instants only, never the content."""
+    referral = _visible(session, sessions, partner, referral_id)
+    bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
+    audit.record(session, actor=f"partner:{partner.id}", action="referral.timeline",
+                 partner_id=partner.id, referral_id=referral.id,
+                 correlation_id=referral.correlation_id,
+                 detail={"role": str(role_of(partner, referral))})
+    return referral_timeline(session=session, referral_id=referral.id)
 
 
 def _visible(session: Session, sessions: sessionmaker[Session], partner: Partner,

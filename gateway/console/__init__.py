@@ -2,7 +2,8 @@
 
 Operators watch delivery and re-drive dead letters, IM officers also keep the mappings
 and may open a referral's content (audited), auditors read and verify the audit trail,
-read the disclosure register and answer data-subject requests.
+read the disclosure register and answer data-subject requests; everyone reads the
+turnaround report.
 See docs/console.md.
 """
 
@@ -20,6 +21,7 @@ from gateway.console import (
     login,
     mappings,
     referrals,
+    reports,
     subject_requests,
     trail,
 )
@@ -37,7 +39,7 @@ def install_console(app: FastAPI, settings: Settings) -> None:
         lifetime=timedelta(hours=settings.console_session_hours),
         secure=settings.console_secure_cookie)
     for module in (login, deliveries, referrals, mappings, trail, disclosures,
-                   subject_requests):
+                   subject_requests, reports):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

@@ -29,6 +29,7 @@ class Page(StrEnum):
     DISCLOSURES = "disclosures"
     AGREEMENTS = "agreements"
     SUBJECT_REQUESTS = "subject_requests"
+    TURNAROUND = "turnaround"
 
 
 _OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS})
@@ -37,12 +38,13 @@ _OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS})
 # mappings and agreements and may open a referral's content (each opening audited);
 # auditors (the data-protection officer) read the audit trail, the disclosure register
 # and agreement health, and answer a person's requests about their data (each audited,
-# with its reason).
+# with its reason). Every role reads the turnaround report: aggregates, never a person.
 PAGES: dict[Role, frozenset[Page]] = {
-    Role.OPERATOR: _OPERATIONS,
-    Role.IM_OFFICER: _OPERATIONS | {Page.MAPPINGS, Page.REFERRAL_CONTENT, Page.AGREEMENTS},
+    Role.OPERATOR: _OPERATIONS | {Page.TURNAROUND},
+    Role.IM_OFFICER: _OPERATIONS | {Page.MAPPINGS, Page.REFERRAL_CONTENT, Page.AGREEMENTS,
+                                    Page.TURNAROUND},
     Role.AUDITOR: frozenset({Page.AUDIT, Page.DISCLOSURES, Page.AGREEMENTS,
-                             Page.SUBJECT_REQUESTS}),
+                             Page.SUBJECT_REQUESTS, Page.TURNAROUND}),
 }
 
 ROLE_LABELS = {Role.OPERATOR: "operator", Role.IM_OFFICER: "IM officer",
@@ -65,6 +67,7 @@ NAV = (
     NavItem(Page.DISCLOSURES, "Disclosures", "/console/disclosures"),
     NavItem(Page.AGREEMENTS, "Agreements", "/console/agreements"),
     NavItem(Page.SUBJECT_REQUESTS, "Data-subject requests", "/console/subject-requests"),
+    NavItem(Page.TURNAROUND, "Turnaround", "/console/turnaround"),
 )
 
 

@@ -32,6 +32,10 @@ def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _hours(value: float | None, unit: bool = True) -> str:
+    return "—" if value is None else f"{value:.1f}{' h' if unit else ''}"
+
+
 def _as_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
@@ -40,6 +44,7 @@ templates = Environment(loader=PackageLoader("gateway.console", "templates"), au
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 templates.filters["when"] = _when
 templates.filters["as_json"] = _as_json
+templates.filters["hours"] = _hours
 
 
 def page(request: Request, template: str, *, viewer: Viewer | None, status: int = 200,

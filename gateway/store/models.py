@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -131,6 +132,7 @@ class Referral(Base):
     __table_args__ = (
         UniqueConstraint("sender_id", "idempotency_key", name="uq_referrals_idempotency"),
         Index("ix_referrals_updated", "updated_at", "id"),
+        Index("ix_referrals_created", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -166,6 +168,12 @@ class Referral(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None]
+    # What the turnaround report groups by, copied from `content` when it is submitted: the
+    # receiving unit (`receiver.unit`, e.g. a probation delivery unit) and the service types
+    # asked (`services[].type`, sorted). Codes of the organisations' own, not about the
+    # person; None for a referral stored before the report existed.
+    receiver_unit: Mapped[str | None] = mapped_column(String(100))
+    service_types: Mapped[list[str] | None] = mapped_column(JSON)
 
     events: Mapped[list["StatusEvent"]] = relationship(
         back_populates="referral", order_by="StatusEvent.seq", cascade="all, delete-orphan"
@@ -207,6 +215,9 @@ class StatusEvent(Base):
     actor: Mapped[str] = mapped_column(String(20))
     actor_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     reason_code: Mapped[str | None] = mapped_column(String(50))
+    # A step the gateway filled in between two polls of a partner's system (the partner
+    # reported a later state): its time is when the gateway learned of it.
+    inferred: Mapped[bool] = mapped_column(default=False, server_default=false())
     content: Mapped[dict[str, Any]] = mapped_column(
         EncryptedJSON("status_events.content"), default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
