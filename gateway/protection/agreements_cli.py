@@ -81,6 +81,9 @@ def describe(agreement: Agreement) -> list[str]:
         f"child's assent {_yes(agreement.requires_child_assent)}",
         f"  outside consent: {agreement.outside_consent}",
     ]
+    if agreement.observers:
+        lines.append(f"  observers:   {', '.join(sorted(agreement.observers))} "
+                     "(told of overdue deadlines, ids and times only)")
     return lines
 
 
