@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from gateway.api import health, metrics, oauth, operations, problems, referrals
+from gateway.api import alerts, health, metrics, oauth, operations, problems, referrals
 from gateway.console import install_console
 from gateway.contracts import Contracts
 from gateway.logs import (
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
     app.include_router(referrals.router)
+    app.include_router(alerts.router)
     app.include_router(oauth.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -1,18 +1,19 @@
-"""Prometheus metrics read from the store when scraped: each partner's poll health and
-the dead letters waiting, whichever process polled or recorded them. Partner ids, codes
-and counts only."""
+"""Prometheus metrics read from the store when scraped: each partner's poll health, the
+dead letters waiting, and the overdue deadlines, whichever process polled, recorded or
+raised them. Partner ids, codes and counts only. (The scheduler process serves its own
+figures, the scan's duration and the last tick, on its port: `casebridge scheduler`.)"""
 
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.api.deps import SessionDep
-from gateway.store.models import DeadLetter, PartnerCursor
+from gateway.store.models import DeadLetter, DeadlineEvent, PartnerCursor, Referral, TrackedDeadline
 
 router = APIRouter(tags=["operations"])
 
@@ -50,7 +51,32 @@ class _StoreSnapshot(Collector):
                        func.count()).where(DeadLetter.redriven_at.is_(None))
                 .group_by(DeadLetter.partner_id, DeadLetter.direction, DeadLetter.reason)):
             letters.add_metric([partner or "", direction, reason], count)
-        yield from (last, failures, error, letters)
+        yield from (last, failures, error, letters, *self._deadlines())
+
+    def _deadlines(self) -> Iterator[Metric]:
+        """Overdue deadlines open now, and the flags raised and escalated so far, by the
+        receiving partner (the one whose answer is late)."""
+        open_ = GaugeMetricFamily(
+            "casebridge_deadlines_overdue_open",
+            "Deadlines flagged overdue and not yet met or ended, by receiving partner",
+            labels=["partner"])
+        for partner, count in self.session.execute(
+                select(Referral.receiver_id, func.count()).join(
+                    TrackedDeadline, TrackedDeadline.referral_id == Referral.id)
+                .where(TrackedDeadline.raised_at.is_not(None), TrackedDeadline.met_at.is_(None),
+                       TrackedDeadline.cleared_at.is_(None))
+                .group_by(Referral.receiver_id)):
+            open_.add_metric([partner], count)
+        flags = {event: CounterMetricFamily(
+            f"casebridge_deadlines_{event}", f"Overdue flags {event} so far (deadline events), "
+            "by receiving partner", labels=["partner"]) for event in ("raised", "escalated")}
+        for partner, event, count in self.session.execute(
+                select(Referral.receiver_id, DeadlineEvent.event, func.count()).join(
+                    DeadlineEvent, DeadlineEvent.referral_id == Referral.id)
+                .where(DeadlineEvent.event.in_(flags))
+                .group_by(Referral.receiver_id, DeadlineEvent.event)):
+            flags[event].add_metric([partner], count)
+        yield from (open_, *flags.values())
 
 
 @router.get("/metrics", include_in_schema=False)
