@@ -23,12 +23,14 @@ from gateway.deadlines.alerts import alert_document
 from gateway.deadlines.book import DeadlineBook
 from gateway.deadlines.compute import due_day
 from gateway.deadlines.keeper import TickReport, tick
+from gateway.delivery.dead_letters import redrive
 from gateway.partners import register_partner
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.retention import purge
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import (
     AuditEntry,
+    DeadLetter,
     DeadlineEvent,
     OutboxMessage,
     Partner,
@@ -401,3 +403,30 @@ def test_purging_a_closed_referral_removes_its_deadline_events(
         closed.retention_days, closed.updated_at = 1, RECEIVED
     assert referral_id in purge(sessions, now=RECEIVED + timedelta(days=30)).purged
     assert events(sessions, referral_id) == [] and alerts(sessions, referral_id) == []
+
+
+def test_a_dead_lettered_alert_is_sent_again_on_redrive(sessions: sessionmaker[Session]) -> None:
+    referral_id = stored(sessions, referral_to_ethiopia())
+    move(sessions, referral_id, "delivered", RECEIVED)
+    keep(sessions, RECEIVED + timedelta(days=5))
+    with unit_of_work(sessions) as session:
+        first = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.referral_id == referral_id,
+            OutboxMessage.message_type == "alert")).first()
+        assert first is not None
+        letter = DeadLetter(message_id=first.envelope["message_id"], referral_id=referral_id,
+                            partner_id=first.envelope["target"], message_type="alert",
+                            routing_key=first.routing_key, envelope=first.envelope,
+                            reason="retries_exhausted", attempts=3)
+        session.add(letter)
+        session.flush()
+        assert redrive(session=session, contracts=CONTRACTS, letters=[letter],
+                       actor="user:test") == [letter.id]
+    with sessions() as session:
+        again = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.referral_id == referral_id, OutboxMessage.message_type == "alert")
+            .order_by(OutboxMessage.id.desc())).first()
+    assert again is not None and again.published_at is None
+    assert again.envelope["message_id"] != first.envelope["message_id"]
+    assert {k: v for k, v in again.envelope.items() if k != "message_id"} == {
+        k: v for k, v in first.envelope.items() if k != "message_id"}
