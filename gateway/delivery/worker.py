@@ -215,14 +215,8 @@ class Deliverer:
         if adapter is None or native_id is None:
             note = "alert readable through GET /v1/alerts"
         else:
-            # PartnerAdapter.alert comes with the adapters' alert support; until then a
-            # system without it has the alert waiting at the API.
-            show = getattr(adapter, "alert", None)
-            if show is None:
-                note = "alert readable through GET /v1/alerts"
-            else:
-                show(native_id=native_id, referral_id=envelope["referral_id"], alert=alert)
-                note = f"alert {alert['flag']} shown at the partner"
+            adapter.alert(native_id=native_id, referral_id=envelope["referral_id"], alert=alert)
+            note = f"alert {alert['flag']} shown at the partner"
         with unit_of_work(self.sessions) as session:
             session.add(_delivery(envelope, attempt, "delivered", note))
             audit.record(session, actor="system:worker", action="delivery.deliver",
