@@ -25,6 +25,8 @@ from gateway.protection.agreements_cli import agreements_app
 from gateway.protection.audit_cli import audit_app
 from gateway.protection.crypto import Keyring, use_keyring
 from gateway.protection.keys_cli import cli_errors, keys_app
+from gateway.protection.subject_cli import subject_app
+from gateway.reports_cli import report_app
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import Partner
@@ -41,6 +43,8 @@ app.add_typer(deadlines_app, name="deadlines")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
+app.add_typer(report_app, name="report")
+app.add_typer(subject_app, name="subject")
 
 
 @app.command()

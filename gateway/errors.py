@@ -212,10 +212,17 @@ class ConfigurationError(CaseBridgeError):
 
 
 class ConsentProblem(CaseBridgeError):
-    """The consent, or the data-sharing agreement, does not let this referral leave."""
+    """The consent, or the data-sharing agreement, does not let this referral leave.
+
+    `receiver` and `agreement` are ids, set where the gateway established them, so that
+    the refusal's audit entry (and the disclosure register) can name the partner pair.
+    """
 
     def __init__(self, detail: str, errors: Sequence[FieldError], *, title: str,
-                 slug: str = "consent-required", status: int = 422) -> None:
+                 slug: str = "consent-required", status: int = 422,
+                 agreement: str | None = None) -> None:
         super().__init__(detail=detail, status=status, slug=slug, title=title,
                          extensions={"errors": [e.as_dict() for e in errors]})
         self.errors = list(errors)
+        self.agreement = agreement
+        self.receiver: str | None = None

@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from gateway.api import alerts, health, metrics, oauth, operations, problems, referrals
+from gateway.api import (
+    alerts,
+    disclosures,
+    health,
+    metrics,
+    oauth,
+    operations,
+    problems,
+    referrals,
+)
 from gateway.console import install_console
 from gateway.contracts import Contracts
 from gateway.logs import (
@@ -78,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(operations.router)
+    app.include_router(disclosures.router)
     install_console(app, settings)
 
     @app.get("/v1/noop", include_in_schema=False)

@@ -38,6 +38,7 @@ from gateway.lifecycle import Kind, State
 from gateway.logs import CORRELATION_HEADER
 from gateway.protection import audit
 from gateway.protection.consent import latest_today
+from gateway.protection.disclosures import refusal_facts
 from gateway.store.models import Partner, Referral
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
@@ -78,8 +79,7 @@ def post_referral(
         session.rollback()
         audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.refuse",
                            partner_id=partner.id, correlation_id=request.state.correlation_id,
-                           detail={"problem": refusal.slug,
-                                   "rules": sorted({e.rule for e in refusal.errors})})
+                           detail=refusal_facts(refusal))
         raise
     referral = result.referral
     session.commit()  # commit before answering: a 201 means it is stored

@@ -64,7 +64,8 @@ def referral_envelope(request: Request, referral_id: str, session: SessionDep,
                       viewer: ReferralsViewer) -> Response:
     """One referral's envelope: states, deliveries, outbox messages, dead letters."""
     referral = session.execute(select(*ENVELOPE, Referral.agreement_id, Referral.mapping_hash,
-                                      Referral.consent_withdrawn_at)
+                                      Referral.consent_withdrawn_at, Referral.restricted_at,
+                                      Referral.erased_at)
                                .where(Referral.id == referral_id)).one_or_none()
     if referral is None:
         return _not_found(request, viewer)
@@ -89,6 +90,11 @@ def referral_content(request: Request, referral_id: str, session: SessionDep,
     referral = session.get(Referral, referral_id)
     if referral is None:
         return _not_found(request, viewer)
+    if referral.restricted_at is not None:
+        return page(request, "error.html", viewer=viewer, status=403, title="Restricted",
+                    message="The person asked to restrict the use of their data: this "
+                            "referral's content is shown to no one. The data-protection "
+                            "officer can still export it for the person.")
     audit.record(session, actor=viewer.actor, action="console.view", referral_id=referral.id,
                  correlation_id=referral.correlation_id, detail={"page": "referral_content"})
     return page(request, "referral_content.html", viewer=viewer, active=Page.REFERRALS,

@@ -49,6 +49,19 @@ def page(request: Request, template: str, *, viewer: Viewer | None, status: int 
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
+# A printable document (a register summary, a person's export) is one self-contained
+# file, to save or print: its styles are inline, and still no script may run.
+PRINT_HEADERS = {**SECURITY_HEADERS,
+                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                            "frame-ancestors 'none'; base-uri 'none'; "
+                                            "form-action 'none'"}
+
+
+def printable(template: str, **context: Any) -> str:
+    """A self-contained printable document (templates/print/)."""
+    return templates.get_template(f"print/{template}").render(**context)
+
+
 def redirect(location: str) -> RedirectResponse:
     """See other: after a form, or to the login page."""
     return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)

@@ -154,9 +154,9 @@ def redrive(*, session: Session, contracts: Contracts, letters: Sequence[DeadLet
             continue
         referral = session.get(Referral, letter.referral_id, with_for_update=True)
         assert referral is not None
-        if referral.consent_withdrawn_at is not None and letter.message_type == "deliver":
-            log.info("redrive_refused_consent_withdrawn", dead_letter_id=letter.id,
-                     referral_id=referral.id)
+        if referral.stopped is not None and letter.message_type == "deliver":
+            log.info("redrive_refused_stopped", dead_letter_id=letter.id,
+                     referral_id=referral.id, why=referral.stopped)
             continue
         if letter.message_type == "alert":
             # A deadline alert announces no status event: the same alert goes again.

@@ -109,8 +109,8 @@ class Deliverer:
             referral = session.get(Referral, envelope["referral_id"])
             if referral is None:
                 return Dead("unknown_referral", "no referral with the envelope's id")
-            if referral.consent_withdrawn_at is not None:
-                return self._withhold(envelope, attempt)
+            if referral.stopped is not None:
+                return self._withhold(envelope, attempt, referral.stopped)
             if referral.status != State.SUBMITTED:
                 return Done(f"already {referral.status}: nothing to deliver")
             receiver = session.get(Partner, referral.receiver_id)
@@ -151,15 +151,16 @@ class Deliverer:
                         target=referral.receiver_id)
         return Done("delivered")
 
-    def _withhold(self, envelope: dict[str, Any], attempt: int) -> Outcome:
-        """Consent was withdrawn before delivery: nothing leaves, and that is on record."""
+    def _withhold(self, envelope: dict[str, Any], attempt: int, why: str) -> Outcome:
+        """Consent was withdrawn, or the person's data restricted or erased, before
+        delivery: nothing leaves, and that is on record."""
         with unit_of_work(self.sessions) as session:
-            session.add(_delivery(envelope, attempt, "withheld", "consent withdrawn"))
+            session.add(_delivery(envelope, attempt, "withheld", why))
             audit.record(session, actor="system:worker", action="delivery.withhold",
                          partner_id=envelope["target"], referral_id=envelope["referral_id"],
                          correlation_id=envelope.get("correlation_id"),
-                         detail={"why": "consent withdrawn"})
-        return Done("consent withdrawn: nothing delivered")
+                         detail={"why": why})
+        return Done(f"{why}: nothing delivered")
 
     def _send_status(self, envelope: dict[str, Any], attempt: int) -> Outcome:
         with self.sessions() as session:

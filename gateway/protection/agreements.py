@@ -41,6 +41,7 @@ log = structlog.get_logger()
 CONTRACT = "agreement"
 PARTNER_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 OutsideConsent = Literal["remove", "refuse"]
+OnErasure = Literal["erase", "restrict"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Agreement:
     valid_to: date | None
     file: str
     content_hash: str
+    on_erasure_request: OnErasure = "erase"
     # Partners told of the overdue deadlines of referrals under it (ids and times only).
     observers: frozenset[str] = frozenset()
 
@@ -141,6 +143,7 @@ def _agreement(document: dict[str, Any], file: str, content_hash: str) -> Agreem
         valid_to=_date(document.get("valid_to")),
         file=file,
         content_hash=content_hash,
+        on_erasure_request=cast(OnErasure, document.get("on_erasure_request", "erase")),
         observers=frozenset(document.get("observers", ())),
     )
 
@@ -243,9 +246,12 @@ class AgreementRegistry:
                                _service_errors(for_purpose, service_types))
         valid = [a for a in for_services if a.valid_on(on)]
         if not valid:
-            raise _none_covers(sender, receiver, purpose, [FieldError(
+            refusal = _none_covers(sender, receiver, purpose, [FieldError(
                 "/receiver/partner", "agreement-validity", _validity(a, on))
                 for a in for_services])
+            # The one agreement that would cover it but is not in force: for the register.
+            refusal.agreement = for_services[0].id if len(for_services) == 1 else None
+            raise refusal
         return min(valid, key=lambda a: (len(a.categories.get(purpose, ())), a.id))
 
 

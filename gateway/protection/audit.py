@@ -32,7 +32,9 @@ ACTIONS = frozenset({
     "referral.create", "referral.refuse", "referral.read", "referral.list", "referral.deny",
     "referral.purge", "status.change", "delivery.deliver", "delivery.dead_letter",
     "delivery.withhold", "redrive", "consent.withdraw", "keys.rotate", "console.login",
-    "console.view", "console.user", "audit.export", "token.issue", "deadline.alert",
+    "console.view", "console.user", "audit.export", "token.issue",
+    "report.disclosures", "subject.lookup", "subject.export", "subject.erase",
+    "subject.restrict", "deadline.alert",
 })
 
 

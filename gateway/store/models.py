@@ -155,6 +155,11 @@ class Referral(Base):
     # Days the record is kept after it closes, from the agreement when it was submitted.
     retention_days: Mapped[int | None] = mapped_column(Integer)
     consent_withdrawn_at: Mapped[datetime | None]
+    # A data-subject request stopped all processing: restricted (the copy kept, frozen,
+    # shown to no partner) or erased (every personal value gone; the envelope stays until
+    # the retention purge so the receiver can still be told).
+    restricted_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
     # Hash of the inbound mapping that produced `content` from the sender's native record;
     # None when the sender posted canonical JSON to the API.
     mapping_hash: Mapped[str | None] = mapped_column(String(80))
@@ -165,6 +170,18 @@ class Referral(Base):
     events: Mapped[list["StatusEvent"]] = relationship(
         back_populates="referral", order_by="StatusEvent.seq", cascade="all, delete-orphan"
     )
+
+    @property
+    def stopped(self) -> str | None:
+        """Why nothing more may leave for the receiver, or None: consent withdrawn, or a
+        data-subject request that restricted or erased it."""
+        if self.erased_at is not None:
+            return "erased"
+        if self.restricted_at is not None:
+            return "restricted"
+        if self.consent_withdrawn_at is not None:
+            return "consent withdrawn"
+        return None
 
 
 class StatusEvent(Base):
@@ -384,6 +401,8 @@ class AuditEntry(Base):
     """
 
     __tablename__ = "audit_log"
+    # The disclosure register reads the entries of a few actions over a period.
+    __table_args__ = (Index("ix_audit_log_action_at", "action", "at"),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(default=utcnow)
