@@ -149,6 +149,38 @@ def poll(
                                           stop=stop))
 
 
+@app.command()
+def scheduler(
+    once: Annotated[bool, typer.Option(help="Tick once now, print what it did, then stop")
+                    ] = False,
+) -> None:
+    """Keep deadlines every CASEBRIDGE_SCHEDULER_INTERVAL s: start, meet and pause them as
+    referrals move, raise, escalate and clear overdue alerts (one leader at a time)."""
+    from gateway.contracts import Contracts
+    from gateway.deadlines.book import DeadlineBook
+    from gateway.deadlines.keeper import tick
+    from gateway.deadlines.scheduler import run_scheduler
+    from gateway.protection.agreements import AgreementRegistry
+    from gateway.store.models import utcnow
+
+    settings = _process_settings()
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    contracts = Contracts(settings.contracts_dir)
+    book = DeadlineBook.from_settings(settings, contracts)
+    agreements = AgreementRegistry(settings.agreements_dir, contracts)
+    if once:
+        report = tick(sessions, book, utcnow(), agreements=agreements)
+        typer.echo(f"{report.applied} status events applied: {report.started} deadlines "
+                   f"started, {report.finished} met or ended; overdue flags: {report.raised} "
+                   f"raised, {report.escalated} escalated, {report.cleared} cleared")
+        if report.failed:
+            typer.echo(f"{report.failed} referrals could not be kept (see the log)", err=True)
+            raise typer.Exit(1)
+        return
+    _until_signal(lambda stop: run_scheduler(settings=settings, sessions=sessions, book=book,
+                                             agreements=agreements, stop=stop))
+
+
 @app.command("dead-letters")
 def dead_letters_list(
     reason: Annotated[str | None, typer.Option(help="Only this reason")] = None,

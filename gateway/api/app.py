@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from gateway.api import (
+    alerts,
     disclosures,
     health,
     metrics,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
     app.include_router(referrals.router)
+    app.include_router(alerts.router)
     app.include_router(oauth.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
