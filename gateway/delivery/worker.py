@@ -242,8 +242,8 @@ def _delivery(envelope: dict[str, Any], attempt: int, outcome: str, detail: str)
     return Delivery(referral_id=envelope["referral_id"],
                     status_event_id=envelope.get("status_event_id")
                     if envelope.get("type") == "status" else None,
-                    partner_id=envelope["target"], attempt=attempt, outcome=outcome,
-                    detail=detail, finished_at=utcnow())
+                    partner_id=envelope["target"], message_type=envelope.get("type"),
+                    attempt=attempt, outcome=outcome, detail=detail, finished_at=utcnow())
 
 
 def settle(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,

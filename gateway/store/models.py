@@ -236,6 +236,9 @@ class Delivery(Base):
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
     status_event_id: Mapped[str | None] = mapped_column(ForeignKey("status_events.id"))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    # What was delivered: the referral itself (deliver), a status change (status) or a
+    # deadline alert (alert); None for attempts recorded before the column existed.
+    message_type: Mapped[str | None] = mapped_column(String(30))
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
