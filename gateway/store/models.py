@@ -113,6 +113,9 @@ class Partner(Base):
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     system: Mapped[str] = mapped_column(String(30))
+    # Country of operation, ISO 3166-1 alpha-3 (ETH, GBR): deadline policies narrowed by
+    # `countries` match the receiver's. None when not given.
+    country: Mapped[str | None] = mapped_column(String(3))
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # OAuth2 client credentials: client_id is the partner id, the secret is stored hashed.
     client_secret_hash: Mapped[str | None] = mapped_column(String(64))
