@@ -219,3 +219,16 @@ class ConsentProblem(CaseBridgeError):
         super().__init__(detail=detail, status=status, slug=slug, title=title,
                          extensions={"errors": [e.as_dict() for e in errors]})
         self.errors = list(errors)
+
+
+class ServiceNotOffered(CaseBridgeError):
+    """The service directory says the receiver does not offer a service asked, in the
+    person's area, or has suspended it; `alternatives` lists who does."""
+
+    def __init__(self, detail: str, errors: Sequence[FieldError],
+                 alternatives: Sequence[dict[str, Any]]) -> None:
+        super().__init__(detail=detail, status=422, slug="service-not-offered",
+                         title="The receiver does not offer this service here",
+                         extensions={"errors": [e.as_dict() for e in errors],
+                                     "alternatives": list(alternatives)})
+        self.errors = list(errors)

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         default=ROOT / "calendars",
         description="Folder of the local working-day calendars (YAML): closures, openings.",
     )
+    directory_dir: Path = Field(
+        default=ROOT / "directory",
+        description="Folder of the service directory (YAML): organisations, services, areas.",
+    )
     access_token_seconds: int = Field(
         default=3600, description="Lifetime of an OAuth2 access token, in seconds."
     )
