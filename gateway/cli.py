@@ -126,6 +126,7 @@ def poll(
     """Bring in what partner systems raised or changed, every CASEBRIDGE_POLL_INTERVAL s."""
     from gateway.contracts import Contracts
     from gateway.delivery.poller import Poller, run_poller
+    from gateway.directory.registry import DirectoryRegistry
     from gateway.mapping.translator import MappingTranslator
     from gateway.protection.agreements import AgreementRegistry
 
@@ -134,7 +135,9 @@ def poll(
     contracts = Contracts(settings.contracts_dir)
     poller = Poller(sessions=sessions, contracts=contracts,
                     agreements=AgreementRegistry(settings.agreements_dir, contracts),
-                    translator=MappingTranslator(settings.mappings_dir, contracts=contracts))
+                    translator=MappingTranslator(settings.mappings_dir, contracts=contracts),
+                    directory=DirectoryRegistry(settings.directory_dir, contracts,
+                                                calendars_dir=settings.calendars_dir))
     if once:
         for partner_id in poller.partner_ids():
             result = poller.poll(partner_id)
