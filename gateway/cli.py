@@ -18,6 +18,7 @@ from sqlalchemy import select
 from gateway import ROOT
 from gateway.console.users_cli import users_app
 from gateway.deadlines.cli import deadlines_app
+from gateway.directory.cli import directory_app
 from gateway.logs import configure_logging, ensure_logging
 from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
@@ -38,6 +39,7 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(mapping_app, name="mappings")
 app.add_typer(agreements_app, name="agreements")
 app.add_typer(deadlines_app, name="deadlines")
+app.add_typer(directory_app, name="directory")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")

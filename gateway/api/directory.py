@@ -204,7 +204,7 @@ def get_pathway(session: SessionDep, _: PartnerDep, registry: DirectoryDep,
     directory = registry.view(session)
     _check_code(contracts, "profile", "profile", profile)
     where = _area(directory, area) if area is not None else None
-    labels = labels_of(contracts, "service-type")
+    labels = contracts.labels("service-type")
     drawn = pathway(directory, area=where, profile=profile, type_order=labels)
     return PathwayOut(
         area=_area_out(directory, where) if where else None, profile=profile,
@@ -219,12 +219,6 @@ def get_pathway(session: SessionDep, _: PartnerDep, registry: DirectoryDep,
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def labels_of(contracts: Contracts, code_list: str) -> dict[str, str]:
-    """The codes of a code list with their labels, in the list's order."""
-    labels: dict[str, str] = contracts.schemas[f"codes/{code_list}"]["x-labels"]
-    return {code: labels[code] for code in contracts.codes(code_list)}
 
 
 def _check_code(contracts: Contracts, code_list: str, parameter: str, value: str | None
@@ -280,7 +274,7 @@ def _service_out(registry: DirectoryRegistry, directory: Directory, contracts: C
     rules = service.eligibility
     return ServiceOut(
         id=service.id, type=service.type,
-        type_label=labels_of(contracts, "service-type")[service.type], name=service.name,
+        type_label=contracts.labels("service-type")[service.type], name=service.name,
         description=service.description, organization=_org_ref(organization),
         areas=[_area_out(directory, directory.areas[a]) for a in service.areas
                if a in directory.areas],
