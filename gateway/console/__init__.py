@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from gateway.console import deliveries, login, mappings, referrals, trail
+from gateway.console import deliveries, login, mappings, pathways, referrals, trail
 from gateway.console.access import ConsoleForbidden, LoginRequired
 from gateway.console.render import page, redirect
 from gateway.console.sessions import SessionCookies
@@ -27,7 +27,7 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     app.state.console_cookies = SessionCookies(
         lifetime=timedelta(hours=settings.console_session_hours),
         secure=settings.console_secure_cookie)
-    for module in (login, deliveries, referrals, mappings, trail):
+    for module in (login, deliveries, referrals, mappings, pathways, trail):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

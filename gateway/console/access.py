@@ -25,10 +25,11 @@ class Page(StrEnum):
     REFERRALS = "referrals"
     REFERRAL_CONTENT = "referral_content"
     MAPPINGS = "mappings"
+    PATHWAYS = "pathways"
     AUDIT = "audit"
 
 
-_OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS})
+_OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS, Page.PATHWAYS})
 
 # Need to know: operators run delivery and never see a person; IM officers also keep the
 # mappings and may open a referral's content (each opening audited); auditors read the
@@ -55,6 +56,7 @@ NAV = (
     NavItem(Page.DEAD_LETTERS, "Dead letters", "/console/dead-letters"),
     NavItem(Page.REFERRALS, "Referrals", "/console/referrals"),
     NavItem(Page.MAPPINGS, "Mappings", "/console/mappings"),
+    NavItem(Page.PATHWAYS, "Pathways", "/console/pathways"),
     NavItem(Page.AUDIT, "Audit trail", "/console/audit"),
 )
 

@@ -108,13 +108,15 @@ def test_each_role_opens_exactly_its_pages(console, login, users, failed_referra
         f"/console/referrals/{rid}": {"operator", "im_officer"},
         f"/console/referrals/{rid}/content": {"im_officer"},
         "/console/mappings": {"im_officer"},
+        "/console/pathways": {"operator", "im_officer"},
         "/console/audit": {"auditor"},
         "/console/audit/verify": {"auditor"},
         "/console/audit/export": {"auditor"},
     }
-    nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals"},
+    nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
+                        "/console/pathways"},
            "im_officer": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
-                          "/console/mappings"},
+                          "/console/mappings", "/console/pathways"},
            "auditor": {"/console/audit"}}
     for role in ("operator", "im_officer", "auditor"):
         client = login(getattr(users, role))
