@@ -235,18 +235,20 @@ class _Checker:
                                   f"no location '{location}' of this organization"
                                   f"{suggest(str(location), location_ids)}")
         availability = self._availability(node)
+        # Every part is checked, whatever is wrong elsewhere: all problems at once.
+        description = node.text("description") if "description" in node else None
+        eligibility = self._eligibility(node)
+        languages = self._texts(node, "languages", LANGUAGE,
+                                "an ISO 639 language code (e.g. en, ar, nus)")
+        contact, calendar, hours = self._contact(node), self._calendar(node), self._hours(node)
         if service_id is None or name is None or service_type is None or not areas \
                 or availability is None:
             return None
         return Service(
             id=service_id, organization=org_id, type=service_type, name=name,
-            areas=tuple(areas), availability=availability,
-            description=node.text("description") if "description" in node else None,
-            at=tuple(at), eligibility=self._eligibility(node),
-            languages=tuple(self._texts(node, "languages", LANGUAGE,
-                                        "an ISO 639 language code (e.g. en, ar, nus)")),
-            contact=self._contact(node), calendar=self._calendar(node),
-            hours=self._hours(node))
+            areas=tuple(areas), availability=availability, description=description,
+            at=tuple(at), eligibility=eligibility, languages=tuple(languages),
+            contact=contact, calendar=calendar, hours=hours)
 
     def _eligibility(self, service: Node) -> Eligibility:
         if "eligibility" not in service:
@@ -382,9 +384,10 @@ class _Checker:
     def _choice(self, node: Node, key: str, allowed: Collection[str]) -> str | None:
         value = node.text(key, required=True)
         if value is not None and value not in allowed:
+            choices = (f": {', '.join(allowed)}" if len(allowed) <= 8
+                       else " (the codes are in contracts/codes/)")
             self.problems.add(node.value_pos(key), "unknown-code",
-                              f"'{value}' is not one of {key}{suggest(value, allowed)}: "
-                              f"{', '.join(allowed)}")
+                              f"'{value}' is not a {key}{suggest(value, allowed)}{choices}")
             return None
         return value
 
