@@ -5,9 +5,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from testland import TESTLAND, write
-
 from gateway import ROOT
+from testland import TESTLAND, write
 
 
 def test_check_with_no_argument_checks_the_repositorys_own_directory(cli: Any) -> None:

@@ -3,12 +3,12 @@
 from pathlib import Path
 
 import pytest
-from testland import CODES, TESTLAND, read_testland, write
 
 from gateway import ROOT
 from gateway.deadlines.calendars import BUILTIN
 from gateway.directory.files import check_directory_file, directory_files
 from gateway.directory.model import Availability, Directory
+from testland import CODES, TESTLAND, read_testland, write
 
 
 def problems_of(tmp_path: Path, text: str, name: str = "testland.yaml") -> list[str]:

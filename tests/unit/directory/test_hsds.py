@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testland import CONTRACTS, directory
 
 from gateway import ROOT
 from gateway.deadlines.calendars import load_calendars
@@ -21,6 +20,7 @@ from gateway.directory.hsds import (
 )
 from gateway.directory.model import Availability, Directory, Operation
 from gateway.directory.registry import code_lists
+from testland import CONTRACTS, directory
 
 LABELS = {name: CONTRACTS.labels(name) for name in CODE_LISTS}
 CALENDARS = load_calendars(ROOT / "calendars")[0]

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from testland import CODES, CONTRACTS, TESTLAND, directory, read_testland, write
 
 from gateway.directory.files import check_directory_file
 from gateway.directory.model import (
@@ -17,6 +16,7 @@ from gateway.directory.model import (
     outward_code,
 )
 from gateway.directory.search import AreaMatch, Need, pathway, search
+from testland import CODES, CONTRACTS, TESTLAND, directory, read_testland, write
 
 
 @pytest.fixture

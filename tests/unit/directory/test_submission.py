@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testland import directory
 
 from gateway.directory.model import Directory
 from gateway.directory.submission import check_referral
 from gateway.errors import ServiceNotOffered
+from testland import directory
 
 TODAY = date(2026, 12, 7)
 

@@ -7,7 +7,7 @@ from gateway.directory.files import check_directory_file
 from gateway.directory.model import Directory, Operation
 from gateway.directory.registry import code_lists
 
-CONTRACTS = Contracts(Path(__file__).resolve().parents[3] / "contracts")
+CONTRACTS = Contracts(Path(__file__).resolve().parents[1] / "contracts")
 CODES = code_lists(CONTRACTS)
 
 TESTLAND = """\
