@@ -98,11 +98,11 @@ def _judge(directory: Directory, organizations: list[Organization], service_type
                              if a in directory.areas})
             return False, [FieldError(pointer, "directory-area",
                                       f"'{receiver}' offers '{service_type}' only in "
-                                      f"{', '.join(served)}, not in {person.area.name}")]
+                                      f"{', '.join(served)}: not where the person is")]
         if not covering:
             said.append(FieldError(pointer, "directory-area-part",
-                                   f"'{receiver}' offers '{service_type}' in part of "
-                                   f"{person.area.name} only: confirm it reaches the person"))
+                                   f"'{receiver}' offers '{service_type}' in part of the "
+                                   "person's area only: confirm it reaches the person"))
         candidates = covering or [s for s, _ in meeting]
     open_ = [s for s in candidates if s.availability.status is not Availability.SUSPENDED]
     if not open_:

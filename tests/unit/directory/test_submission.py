@@ -51,7 +51,7 @@ def test_a_service_the_receiver_does_not_offer_is_refused_with_the_alternatives(
     # tracing: Hill tracing serves the hill district, not the lake; shelter: none at all
     assert [(e.pointer, e.rule, e.detail) for e in problem.errors] == [
         ("/services/0/type", "directory-area", "'partner-two' offers "
-         "'family_tracing_reunification' only in Hill district, not in Lake district"),
+         "'family_tracing_reunification' only in Hill district: not where the person is"),
         ("/services/1/type", "directory-service-not-offered",
          "'partner-two' does not offer 'safe_shelter'")]
     alternatives = problem.extensions["alternatives"]
@@ -145,3 +145,4 @@ def test_nothing_of_the_person_is_repeated_in_the_answer(land: Directory) -> Non
         check_referral(land, document, today=TODAY)
     said = repr(refused.value.errors) + repr(refused.value.extensions) + refused.value.detail
     assert "2014" not in said and "Plot 12B" not in said and "female" not in said
+    assert "Lake" not in said  # not even the directory's name of the person's area
