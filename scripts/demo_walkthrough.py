@@ -90,10 +90,11 @@ def main(gateway: str, progres: str) -> None:
             "service_type": "family_tracing_reunification", "area": "Nguenyyiel", "age": 11,
             "sex": "female"}).json()
         for rank, service in enumerate(found["items"], 1):
+            where = {"same": "serves the camp", "wider": "serves an area including the camp",
+                     "part": "serves part of it"}[service["area_match"]]
             print(f"  {rank}. [{service['availability']['status']}] {service['name']} - "
                   f"{service['organization']['name']} (partner "
-                  f"{service['organization']['partner']}; serves a {service['area_match']} "
-                  "area)")
+                  f"{service['organization']['partner']}; {where})")
 
         say("The same child referred to proGres for a safe shelter, which neither UNHCR nor "
             "its partners offer in Gambella: refused, with the alternatives the directory "
