@@ -19,6 +19,7 @@ from sqlalchemy import select
 from gateway import ROOT
 from gateway.console.users_cli import users_app
 from gateway.deadlines.cli import deadlines_app
+from gateway.directory.cli import directory_app
 from gateway.logs import configure_logging, ensure_logging
 from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
@@ -41,6 +42,7 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(mapping_app, name="mappings")
 app.add_typer(agreements_app, name="agreements")
 app.add_typer(deadlines_app, name="deadlines")
+app.add_typer(directory_app, name="directory")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
@@ -131,6 +133,7 @@ def poll(
     """Bring in what partner systems raised or changed, every CASEBRIDGE_POLL_INTERVAL s."""
     from gateway.contracts import Contracts
     from gateway.delivery.poller import Poller, run_poller
+    from gateway.directory.registry import DirectoryRegistry
     from gateway.mapping.translator import MappingTranslator
     from gateway.protection.agreements import AgreementRegistry
 
@@ -139,7 +142,9 @@ def poll(
     contracts = Contracts(settings.contracts_dir)
     poller = Poller(sessions=sessions, contracts=contracts,
                     agreements=AgreementRegistry(settings.agreements_dir, contracts),
-                    translator=MappingTranslator(settings.mappings_dir, contracts=contracts))
+                    translator=MappingTranslator(settings.mappings_dir, contracts=contracts),
+                    directory=DirectoryRegistry(settings.directory_dir, contracts,
+                                                calendars_dir=settings.calendars_dir))
     if once:
         for partner_id in poller.partner_ids():
             result = poller.poll(partner_id)

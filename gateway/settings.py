@@ -88,6 +88,10 @@ class Settings(BaseSettings):
         default=8001, ge=0, le=65535,
         description="Port where the scheduler serves /healthz and /metrics (0: none).",
     )
+    directory_dir: Path = Field(
+        default=ROOT / "directory",
+        description="Folder of the service directory (YAML): organisations, services, areas.",
+    )
     access_token_seconds: int = Field(
         default=3600, description="Lifetime of an OAuth2 access token, in seconds."
     )

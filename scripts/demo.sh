@@ -25,6 +25,7 @@ rm -f var/demo.db var/demo.db-* var/demo-*.db var/demo-*.db-*  # a fresh demo ea
 [ -s "$CASEBRIDGE_KEY_FILE" ] || $BIN/casebridge keys new --id demo >/dev/null
 $BIN/casebridge db upgrade >/dev/null
 $BIN/casebridge agreements check >/dev/null
+$BIN/casebridge directory check >/dev/null
 # Demo-only keys: never use fixed keys for a real partner.
 $BIN/casebridge partners add caseworker-app --name "Caseworker app (demo)" --system other \
   --api-key demo-caseworker-key-not-for-production >/dev/null
@@ -75,7 +76,9 @@ cat <<TXT
 CaseBridge is running:
   Gateway API docs:   $URL/docs   (readiness: $URL/readyz)
   Console:            $URL/console   (users operator, im_officer, auditor;
-                      password demo-<user>-password)
+                      password demo-<user>-password; referral pathways at /console/pathways)
+  Directory search:   $URL/v1/directory/services?service_type=probation_supervision&postcode=CF10%201AA
+                      (with the caseworker-app key below; README "Finding a service")
   proGres sandbox:    http://127.0.0.1:$PROGRES_PORT/api/data/v9.2/
   Primero sandbox:    http://127.0.0.1:$PRIMERO_PORT/api/v2/
   Deadline scheduler: http://127.0.0.1:$CASEBRIDGE_SCHEDULER_PORT/healthz   (and /metrics);

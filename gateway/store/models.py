@@ -343,6 +343,20 @@ class DeadlineEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class ServiceAvailability(Base):
+    """An organisation's own word on the availability of one of its directory services,
+    given through the API. No personal data: a service id, a status, the organisation's
+    note on its service, when, and which partner said it."""
+
+    __tablename__ = "service_availability"
+
+    service_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(63))
+
+
 class PartnerRecord(Base):
     """The partner system's own id of a referral exchanged through the gateway."""
 
