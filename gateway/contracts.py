@@ -48,13 +48,17 @@ class Contracts:
 
     def validate(self, name: str, document: Any) -> list[FieldError]:
         """Every rule `document` breaks in schema `name`, in document order."""
-        errors = [f for e in _leaves(self._validators[name].iter_errors(document))
-                  for f in _field_errors(e)]
-        return sorted(set(errors), key=lambda e: (e.pointer, e.rule))
+        return schema_errors(self._validators[name], document)
 
     def codes(self, name: str) -> list[str]:
         """The codes of a code list, e.g. `codes("service-type")`."""
         return list(self.schemas[f"codes/{name}"]["enum"])
+
+
+def schema_errors(validator: Draft202012Validator, document: Any) -> list[FieldError]:
+    """Every rule `document` breaks in `validator`'s schema, by pointer, never quoting a value."""
+    errors = [f for e in _leaves(validator.iter_errors(document)) for f in _field_errors(e)]
+    return sorted(set(errors), key=lambda e: (e.pointer, e.rule))
 
 
 def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from gateway.api import health, metrics, oauth, operations, problems, referrals
+from gateway.api import health, metrics, oauth, openapi, operations, problems, referrals
+from gateway.api.headers import add_security_headers
+from gateway.api.ratelimit import RateLimiter
 from gateway.console import install_console
 from gateway.contracts import Contracts
 from gateway.logs import (
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.contracts = Contracts(settings.contracts_dir)
     app.state.mappings = MappingRegistry(settings.mappings_dir, app.state.contracts)
     app.state.agreements = AgreementRegistry(settings.agreements_dir, app.state.contracts)
+    app.state.rate_limiter = RateLimiter()
 
     @app.middleware("http")
     async def correlate(
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as error:  # the one place unplanned errors become a 500
             response = problems.unexpected(request, error)
         response.headers.setdefault(CORRELATION_HEADER, correlation_id)
+        add_security_headers(request, response)
         route = request.scope.get("route")
         log.info("request_handled", method=request.method,
                  route=getattr(route, "path", "unmatched"), status=response.status_code,
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(operations.router)
     install_console(app, settings)
+    openapi.install(app)
 
     @app.get("/v1/noop", include_in_schema=False)
     def noop() -> dict[str, str]:

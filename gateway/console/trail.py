@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.api.deps import SessionDep
 from gateway.console.access import Page, Viewer, require
-from gateway.console.render import SECURITY_HEADERS, Pager, page
+from gateway.console.render import Pager, page
 from gateway.protection import audit
 from gateway.store.db import unit_of_work
 from gateway.store.models import AuditEntry
@@ -102,5 +102,4 @@ def export(request: Request, viewer: AuditViewer, action: str = "", referral: st
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(lines(), media_type="application/x-ndjson", headers={
-        **SECURITY_HEADERS,
         "Content-Disposition": f'attachment; filename="casebridge-audit-{stamp}.jsonl"'})
