@@ -107,6 +107,17 @@ class Settings(BaseSettings):
         default=8.0, gt=0, le=24,
         description="Hours a console session lasts from its login, however active it is.",
     )
+    console_login_free_failures: int = Field(
+        default=3, ge=0, description="Failed console logins for a username from one address "
+        "before each next attempt must wait (2, 4, 8 … up to 60 s).")
+    console_login_lockout_failures: int = Field(
+        default=10, ge=1, description="Failed console logins for a username from one address "
+        "that lock that username out from that address (not from elsewhere).")
+    console_login_address_failures: int = Field(
+        default=50, ge=1, description="Failed console logins from one address, whatever the "
+        "usernames, that lock that address out.")
+    console_login_lockout_minutes: float = Field(
+        default=15.0, gt=0, description="Minutes a console login lockout lasts.")
     worker_prefetch: int = Field(
         default=10, description="Unacknowledged messages a worker holds at most."
     )

@@ -32,7 +32,7 @@ ACTIONS = frozenset({
     "referral.create", "referral.refuse", "referral.read", "referral.list", "referral.deny",
     "referral.purge", "status.change", "delivery.deliver", "delivery.dead_letter",
     "delivery.withhold", "redrive", "consent.withdraw", "keys.rotate", "console.login",
-    "console.view", "console.user", "audit.export", "token.issue",
+    "console.lockout", "console.view", "console.user", "audit.export", "token.issue",
 })
 
 
