@@ -112,6 +112,38 @@ class GatewayAuth:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
+_KEYS = itertools.count(1)
+
+
+def as_a_partner_sends_it(case: Case, target: Target) -> Case:
+    """A generated referral as a partner system sends one: with an Idempotency-Key of its
+    own (schemathesis repeats one value, and a key reused with another body is refused 409
+    before the body is even read), and, when valid, between partners the store knows, so
+    that it goes past the sender check into the consent gate, the agreement and the store.
+    What is invalid stays exactly as invalid as it was made."""
+    if case.operation.label != "POST /v1/referrals":
+        return case
+    headers = case.headers or {}
+    name = next((h for h in headers if h.lower() == "idempotency-key"), None)
+    if name is not None and isinstance(headers[name], str) and 1 <= len(headers[name]) <= 200:
+        headers[name] = f"fuzz-{next(_KEYS)}"
+    body = case.body
+    if case.meta is None or not case.meta.generation.mode.is_positive \
+            or not isinstance(body, dict):
+        return case
+    sender, receiver, consent = (body.get(k) for k in ("sender", "receiver", "consent"))
+    if not (isinstance(sender, dict) and isinstance(receiver, dict)):
+        return case
+    if sender.get("partner") not in target.keys:
+        sender["partner"] = target.default_partner
+    if receiver.get("partner") not in target.keys or receiver["partner"] == sender["partner"]:
+        receiver["partner"] = next(p for p in sorted(target.keys) if p != sender["partner"])
+        scope = consent.get("scope") if isinstance(consent, dict) else None
+        if isinstance(scope, dict) and isinstance(scope.get("receivers"), list):
+            scope["receivers"] = [receiver["partner"]]
+    return case
+
+
 @dataclass(frozen=True)
 class Found:
     """One failure: what broke, where, and the request that shows it."""
@@ -131,6 +163,7 @@ class Outcome:
 
     seconds: float = 0.0
     requests: int = 0
+    statuses: list[int] = field(default_factory=list)  # of every answer
     scenarios: dict[str, int] = field(default_factory=dict)  # by phase
     operations: set[str] = field(default_factory=set)
     failures: list[Found] = field(default_factory=list)
@@ -147,11 +180,15 @@ def run(target: Target, *, max_examples: int, seed: int) -> Outcome:
                                                database="none")
     schema = schemathesis.openapi.from_url(target.openapi_url, config=config)
     schema.auth.providers.append(GatewayAuth(target))
+    schema.hook("map_case")(lambda _, case: as_a_partner_sends_it(case, target))
     outcome = Outcome()
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             outcome.scenarios[str(event.phase)] = outcome.scenarios.get(str(event.phase), 0) + 1
-            outcome.requests += len(event.recorder.interactions)
+            interactions = event.recorder.interactions.values()
+            outcome.requests += len(interactions)
+            outcome.statuses.extend(i.response.status_code for i in interactions
+                                    if i.response is not None)
             outcome.operations.add(event.recorder.label)
             outcome.failures.extend(_found(event.recorder))
         elif isinstance(event, events.NonFatalError | events.FatalError):
