@@ -211,8 +211,24 @@ def _complete(operation: dict[str, Any], route: Any, schemas: dict[str, Any],
         if code == "429":
             headers.setdefault("Retry-After", {"$ref": "#/components/headers/RetryAfter"})
     operation["responses"] = dict(sorted(responses.items()))
-    operation.setdefault("parameters", []).append(
-        {"$ref": "#/components/parameters/CorrelationId"})
+    parameters = operation.setdefault("parameters", [])
+    for parameter in parameters:
+        _without_null(parameter)
+    parameters.append({"$ref": "#/components/parameters/CorrelationId"})
+    if "security" in operation:  # FastAPI adds openapi_extra's entries to its own
+        operation["security"] = [json.loads(entry) for entry in dict.fromkeys(
+            json.dumps(entry, sort_keys=True) for entry in operation["security"])]
+
+
+def _without_null(parameter: dict[str, Any]) -> None:
+    """An optional parameter is left out, never sent as null: FastAPI's `X | None` schema
+    (anyOf X or null) says only X."""
+    schema = parameter.get("schema", {})
+    options = schema.get("anyOf", [])
+    if len(options) == 2 and {"type": "null"} in options:
+        kept = next(option for option in options if option != {"type": "null"})
+        del schema["anyOf"]
+        parameter["schema"] = {**kept, **schema}
 
 
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
