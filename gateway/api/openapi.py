@@ -175,13 +175,15 @@ def build(app: FastAPI) -> dict[str, Any]:
         if not is_api_route(route) or not route.include_in_schema:
             continue
         for method in route.methods or ():
-            operation = doc["paths"][route.path_format][method.lower()]
-            _complete(operation, route, schemas, contracts)
+            operation = doc["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is not None:
+                _complete(operation, route, schemas, contracts)
     return doc
 
 
 def _complete(operation: dict[str, Any], route: Any, schemas: dict[str, Any],
               contracts: Contracts) -> None:
+    """Add to `operation` what its route's dependencies, parameters and path imply."""
     statuses: set[int] = set()
     for dependant in _dependants(route.dependant):
         if dependant.path_params:
