@@ -6,7 +6,8 @@ native errors) and nothing else: no business rules, no mapping. It takes and ret
 classifies every failure as `TransientDeliveryError` (retry) or `PermanentDeliveryError`
 (dead-letter). Every create is idempotent: the gateway's referral id is written into
 the partner's record (an external reference field) and looked up before creating, so a
-retry never makes a second record.
+retry never makes a second record. Alerts likewise: what shows an alert carries its mark
+(`adapters.alerts`), so an alert delivered twice shows once.
 """
 
 from dataclasses import dataclass, field
@@ -67,6 +68,15 @@ class PartnerAdapter(Protocol):
 
     def read(self, *, native_id: str) -> dict[str, Any]:
         """The native record as the partner holds it now."""
+        ...
+
+    def alert(self, *, native_id: str, referral_id: str, alert: dict[str, Any]) -> None:
+        """Show a deadline alert (`contracts/alert.json`) on the partner's record `native_id`.
+
+        `overdue` and `escalated` put a flag up in the system's own construct; `cleared`
+        takes down what that deadline put up (or, where the system cannot, records that it
+        cleared). The same `alert_id` delivered twice changes nothing the second time.
+        """
         ...
 
     def close(self) -> None:

@@ -42,9 +42,9 @@ from gateway.lifecycle import (
 )
 from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
-from gateway.protection.consent import admit
+from gateway.protection.consent import Admitted, admit
 from gateway.protection.identifiers import lookup_digests, store_digests
-from gateway.protection.need_to_know import category_at, need_to_know
+from gateway.protection.need_to_know import UNKNOWN, categories_in, category_at, need_to_know
 from gateway.store.models import (
     IdentifierDigest,
     Partner,
@@ -63,6 +63,19 @@ _REFERRAL_ID = re.compile(REFERRAL_ID_PATTERN)
 _CURSOR = re.compile(CURSOR_PATTERN)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def disclosed(admitted: Admitted, contracts: Contracts) -> dict[str, Any]:
+    """For the audit entry and the disclosure register: the data categories the receiver's
+    copy carries, and those the need-to-know filter removed, by whose rule (codes only)."""
+    allowed = admitted.agreement.categories[admitted.document["kind"]]
+    removed: dict[str, set[str]] = {"agreement": set(), "consent": set()}
+    for withheld in admitted.withheld:
+        for category in withheld.category.split(", "):
+            if category != UNKNOWN:
+                removed["consent" if category in allowed else "agreement"].add(category)
+    return {"categories": sorted(categories_in(admitted.document, contracts=contracts)),
+            "removed": {rule: sorted(found) for rule, found in removed.items()}}
 
 
 def request_hash(document: Any) -> str:
@@ -105,9 +118,13 @@ def submit_referral(
     # only if that field is to reach the receiver (after the need-to-know filter below).
     structure, shared_only = _split_errors(contracts, contracts.validate("referral", document))
     if structure and all(_is_consent_gap(e) for e in structure):
-        raise ConsentProblem(
+        refusal = ConsentProblem(
             "The referral carries no consent that covers sharing it; nothing was stored.",
             structure, title="Consent does not cover this referral")
+        named = (document.get("receiver") or {}).get("partner")
+        known = session.get(Partner, named) if isinstance(named, str) else None
+        refusal.receiver = known.id if known is not None else None
+        raise refusal
     if structure:
         raise ValidationProblem("The referral breaks the referral contract.", structure)
     if document["sender"]["partner"] != sender.id:
@@ -120,7 +137,12 @@ def submit_referral(
             FieldError("/receiver/partner", "known-partner",
                        "must be the id of another active partner")])
     now = utcnow()
-    admitted = admit(document, agreements=agreements, contracts=contracts, today=now.date())
+    try:
+        admitted = admit(document, agreements=agreements, contracts=contracts,
+                         today=now.date())
+    except ConsentProblem as refusal:
+        refusal.receiver = receiver.id
+        raise
     shared = _not_withheld(shared_only, [w.pointer for w in admitted.withheld])
     if shared:
         raise ValidationProblem("The referral breaks the referral contract in fields the "
@@ -136,6 +158,8 @@ def submit_referral(
         agreement_id=admitted.agreement.id, retention_days=admitted.agreement.retention_days,
         agreement_categories=sorted(admitted.agreement.categories[document["kind"]]),
         created_at=now, updated_at=now,
+        receiver_unit=admitted.document["receiver"].get("unit"),
+        service_types=sorted({s["type"] for s in admitted.document.get("services", [])}),
     )
     event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
                         actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
@@ -158,6 +182,7 @@ def submit_referral(
                  partner_id=sender.id, referral_id=referral.id, correlation_id=correlation_id,
                  detail={"kind": referral.kind, "receiver": receiver.id,
                          "agreement": referral.agreement_id, "withheld": referral.withheld,
+                         **disclosed(admitted, contracts),
                          **({"minor_contradicted": list(admitted.minor_contradicted)}
                             if admitted.minor_contradicted else {})})
     log.info("referral_submitted", referral_id=referral.id, kind=referral.kind,
@@ -199,12 +224,14 @@ def _is_consent_gap(error: FieldError) -> bool:
 def record_status_event(
     *, session: Session, contracts: Contracts, referral: Referral, actor: Actor,
     actor_partner: Partner | None, document: Any, polled: bool = False,
+    audit_actor: str | None = None,
 ) -> StatusEvent | None:
     """Apply a status event checked against the lifecycle; None when it changes nothing.
 
     `polled` is for changes read from a partner's system: a state the referral has
     already passed is an old report and changes nothing, and states the partner moved
-    through between two polls are recorded as inferred steps.
+    through between two polls are recorded as inferred steps. `audit_actor` names who
+    caused it in the audit trail when no partner did (a console user, say).
     """
     # As for a referral: a value breaking its rule in a field the other side would not get
     # (removed by the need-to-know filter below) refuses nothing.
@@ -234,7 +261,8 @@ def record_status_event(
         return None
     for state in skipped:
         _append_event(session, referral, to_state=state, actor=actor, actor_partner=actor_partner,
-                      content={"inferred": True}, reason_code=None, occurred_at=None)
+                      content={"inferred": True}, reason_code=None, occurred_at=None,
+                      audit_actor=audit_actor)
     if referral.agreement_categories is not None:
         # Need-to-know both ways: a reason or note of a category the agreement does not
         # share is neither stored nor sent to the other side; what the sender says about
@@ -257,19 +285,21 @@ def record_status_event(
         session, referral, to_state=requested, actor=actor, actor_partner=actor_partner,
         content={k: v for k, v in document.items() if k not in ("status", "occurred_at")},
         reason_code=(document.get("reason") or {}).get("code"),
-        occurred_at=document.get("occurred_at"))
+        occurred_at=document.get("occurred_at"), audit_actor=audit_actor)
 
 
 def _append_event(session: Session, referral: Referral, *, to_state: State, actor: Actor,
                   actor_partner: Partner | None, content: dict[str, Any],
-                  reason_code: str | None, occurred_at: str | None) -> StatusEvent:
+                  reason_code: str | None, occurred_at: str | None,
+                  audit_actor: str | None = None) -> StatusEvent:
     """Store one state change and announce it to the other side through the outbox."""
     now = utcnow()
     current = referral.status
     event = StatusEvent(
         id=new_id(), referral=referral, seq=len(referral.events) + 1, from_state=current,
         to_state=to_state, actor=actor, actor_partner_id=actor_partner.id if actor_partner
-        else None, reason_code=reason_code, content=content,
+        else None, reason_code=reason_code, inferred=bool(content.get("inferred")),
+        content=content,
         occurred_at=datetime.fromisoformat(occurred_at) if occurred_at else now,
         recorded_at=now,
     )
@@ -280,7 +310,7 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     enqueue(session, referral, event, message_type="status", target=target)
     session.flush()
     audit.record(session, actor=f"partner:{actor_partner.id}" if actor_partner
-                 else f"system:{actor}", action="status.change",
+                 else audit_actor or f"system:{actor}", action="status.change",
                  partner_id=actor_partner.id if actor_partner else None,
                  referral_id=referral.id, correlation_id=referral.correlation_id,
                  detail={"from": current, "to": str(to_state), "actor": str(actor),
@@ -310,13 +340,8 @@ def withdraw_consent(*, session: Session, contracts: Contracts, referral: Referr
                           "withdrawn_date": withdrawn_on.isoformat()}
     referral.content = content
     referral.consent_withdrawn_at = utcnow()
-    event = None
-    if State.WITHDRAWN in allowed_next(Kind(referral.kind), State(referral.status),
-                                       Actor.SENDER):
-        event = record_status_event(
-            session=session, contracts=contracts, referral=referral, actor=Actor.SENDER,
-            actor_partner=partner,
-            document={"status": "withdrawn", "note": "The person withdrew consent."})
+    event = tell_receiver(session=session, contracts=contracts, referral=referral,
+                          note="The person withdrew consent.", actor_partner=partner)
     audit.record(session, actor=f"partner:{partner.id}", action="consent.withdraw",
                  partner_id=partner.id, referral_id=referral.id,
                  correlation_id=referral.correlation_id,
@@ -329,6 +354,21 @@ def withdraw_consent(*, session: Session, contracts: Contracts, referral: Referr
 def is_referral_id(value: str) -> bool:
     """Whether `value` has the shape of a referral id."""
     return _REFERRAL_ID.fullmatch(value) is not None
+
+
+def tell_receiver(*, session: Session, contracts: Contracts, referral: Referral, note: str,
+                  actor_partner: Partner | None = None, audit_actor: str | None = None
+                  ) -> StatusEvent | None:
+    """Withdraw a referral still open, in the sender's name: the status event reaches the
+    receiver through the outbox, in its own vocabulary. None when it is closed or failed
+    (nothing can carry the news: staff tell the receiver themselves)."""
+    if State.WITHDRAWN not in allowed_next(Kind(referral.kind), State(referral.status),
+                                           Actor.SENDER):
+        return None
+    return record_status_event(
+        session=session, contracts=contracts, referral=referral, actor=Actor.SENDER,
+        actor_partner=actor_partner, document={"status": "withdrawn", "note": note},
+        audit_actor=audit_actor)
 
 
 def visible_referral(

@@ -25,6 +25,8 @@ from gateway.protection.agreements_cli import agreements_app
 from gateway.protection.audit_cli import audit_app
 from gateway.protection.crypto import Keyring, use_keyring
 from gateway.protection.keys_cli import cli_errors, keys_app
+from gateway.protection.subject_cli import subject_app
+from gateway.reports.cli import report_app
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import Partner
@@ -41,6 +43,8 @@ app.add_typer(deadlines_app, name="deadlines")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
+app.add_typer(report_app, name="report")
+app.add_typer(subject_app, name="subject")
 
 
 @app.command()
@@ -143,6 +147,38 @@ def poll(
         return
     _until_signal(lambda stop: run_poller(poller=poller, interval=settings.poll_interval,
                                           stop=stop))
+
+
+@app.command()
+def scheduler(
+    once: Annotated[bool, typer.Option(help="Tick once now, print what it did, then stop")
+                    ] = False,
+) -> None:
+    """Keep deadlines every CASEBRIDGE_SCHEDULER_INTERVAL s: start, meet and pause them as
+    referrals move, raise, escalate and clear overdue alerts (one leader at a time)."""
+    from gateway.contracts import Contracts
+    from gateway.deadlines.book import DeadlineBook
+    from gateway.deadlines.keeper import tick
+    from gateway.deadlines.scheduler import run_scheduler
+    from gateway.protection.agreements import AgreementRegistry
+    from gateway.store.models import utcnow
+
+    settings = _process_settings()
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    contracts = Contracts(settings.contracts_dir)
+    book = DeadlineBook.from_settings(settings, contracts)
+    agreements = AgreementRegistry(settings.agreements_dir, contracts)
+    if once:
+        report = tick(sessions, book, utcnow(), agreements=agreements)
+        typer.echo(f"{report.applied} status events applied: {report.started} deadlines "
+                   f"started, {report.finished} met or ended; overdue flags: {report.raised} "
+                   f"raised, {report.escalated} escalated, {report.cleared} cleared")
+        if report.failed:
+            typer.echo(f"{report.failed} referrals could not be kept (see the log)", err=True)
+            raise typer.Exit(1)
+        return
+    _until_signal(lambda stop: run_scheduler(settings=settings, sessions=sessions, book=book,
+                                             agreements=agreements, stop=stop))
 
 
 @app.command("dead-letters")

@@ -112,6 +112,20 @@ class Forbidden(CaseBridgeError):
                          extensions=extensions)
 
 
+class InvalidParameter(CaseBridgeError):
+    """A query parameter is not valid: the same problem FastAPI's own checks answer with
+    (`gateway.api.problems`), each error naming the parameter as a JSON Pointer."""
+
+    def __init__(self, name: str, rule: str, detail: str) -> None:
+        super().__init__(detail=f"The query parameter {name!r} is not valid: {detail}.",
+                         status=400, slug="invalid-parameter", title="Invalid parameter",
+                         extensions={"errors": [{"pointer": f"/{name}", "in": "query",
+                                                 "rule": rule, "detail": detail}]})
+        self.name = name
+        self.rule = rule
+        self.reason = detail
+
+
 class NotFound(CaseBridgeError):
     def __init__(self, what: str) -> None:
         super().__init__(detail=f"No {what} with that id is visible to you.", status=404,
@@ -226,10 +240,17 @@ class ConfigurationError(CaseBridgeError):
 
 
 class ConsentProblem(CaseBridgeError):
-    """The consent, or the data-sharing agreement, does not let this referral leave."""
+    """The consent, or the data-sharing agreement, does not let this referral leave.
+
+    `receiver` and `agreement` are ids, set where the gateway established them, so that
+    the refusal's audit entry (and the disclosure register) can name the partner pair.
+    """
 
     def __init__(self, detail: str, errors: Sequence[FieldError], *, title: str,
-                 slug: str = "consent-required", status: int = 422) -> None:
+                 slug: str = "consent-required", status: int = 422,
+                 agreement: str | None = None) -> None:
         super().__init__(detail=detail, status=status, slug=slug, title=title,
                          extensions={"errors": [e.as_dict() for e in errors]})
         self.errors = list(errors)
+        self.agreement = agreement
+        self.receiver: str | None = None

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     partner_rate_burst: int = Field(
         default=1000, ge=1, description="Requests a partner may make at once above its rate "
         "(the size of its token bucket), unless its own is set.")
+    scheduler_interval: float = Field(
+        default=30.0, gt=0,
+        description="Seconds between two ticks of the scheduler (deadlines and overdue alerts).",
+    )
+    scheduler_port: int = Field(
+        default=8001, ge=0, le=65535,
+        description="Port where the scheduler serves /healthz and /metrics (0: none).",
+    )
     access_token_seconds: int = Field(
         default=3600, description="Lifetime of an OAuth2 access token, in seconds."
     )

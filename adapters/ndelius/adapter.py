@@ -27,6 +27,14 @@ update_status(native_id, referral_id, status) takes
      "manager": {"provider"?, "team", "staff"?}?}   # manager: only when completing a transfer
   and writes the referral id into the NSI's externalReference if it has none yet.
 
+alert(native_id, referral_id, alert) shows a deadline alert (contracts/alert.json) as a
+  contact on the NSI, for whoever manages the NSI: `overdue` (contact type CBDO) and
+  `escalated` (CBDE) with `alert: true`, so that it is on that practitioner's alert list;
+  `cleared` clears the alert of the deadline's contacts (`PATCH /contact/{id}` with
+  `{"alert": false}`) and records a CBDC contact saying why. Each contact's
+  externalReference is the alert's mark (adapters.alerts), its notes the alert's message:
+  a second delivery finds its contact (409, then a look-up) and makes no other.
+
 read(native_id) and a discovered "transfer" give
     {"person": <GET /person/{crn}>, "nsi": <GET /nsi/{id} without transferForm and actions>,
      "transfer_form": <nsi.transferForm>, "actions": <nsi.actions>}
@@ -61,12 +69,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
+import structlog
 
+from adapters.alerts import Alert, Mark, read_alert, shortened
 from adapters.base import ChangeKind, Discovery, NativeChange
 from adapters.ndelius.client import Json, NdeliusClient, json_body, partner_code, unexpected
 from gateway.errors import PermanentDeliveryError
+
+log = structlog.get_logger()
 
 CASE_TRANSFER, TEMPORARY_MOVE = "TRF01", "TMV01"
 TRANSFER_TYPES = frozenset({CASE_TRANSFER, TEMPORARY_MOVE})
@@ -79,6 +92,10 @@ TRACKED_EVENTS = frozenset({NSI_CREATED, NSI_STATUS_CHANGED})
 SEEN_MESSAGES = 10_000
 _SAFE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _STATUS_FIELDS = ("status", "outcome", "notes", "statusDate", "manager", "rowVersion")
+# Contact types of deadline alerts (sandboxes/ndelius/codes.py); the first two may be alerts.
+ALERT_CONTACT_TYPES = {"overdue": "CBDO", "escalated": "CBDE", "cleared": "CBDC"}
+LONDON = ZoneInfo("Europe/London")
+DESCRIPTION_LIMIT = 200
 
 
 class NdeliusAdapter:
@@ -175,6 +192,62 @@ class NdeliusAdapter:
             self._client.request("nsi.update", "PATCH", f"/nsi/{_int(native_id)}",
                                  json={"externalReference": referral_id}, about=about,
                                  allow=(409,))
+
+    # --- alerts ------------------------------------------------------------------------------
+    def alert(self, *, native_id: str, referral_id: str, alert: dict[str, Any]) -> None:
+        """An alert contact on the NSI (overdue, escalated), or the deadline's alerts cleared
+        and a contact saying so (cleared)."""
+        about = f"referral {referral_id}, nsi {native_id}"
+        shown = read_alert(alert)
+        nsi_id = _int(native_id)
+        nsi = self._client.get_json("nsi.read", f"/nsi/{nsi_id}", about=about)
+        crn = nsi.get("offenderCrn")
+        if not isinstance(crn, str):
+            raise unexpected("nsi.read", about)
+        if not shown.raised:
+            for contact in self._contacts(crn, about, nsiId=nsi_id):
+                mark = Mark.found_in(contact.get("externalReference"))
+                if (contact.get("alert") is True and mark is not None
+                        and mark.deadline == shown.mark.deadline):
+                    self._client.request("contact.update", "PATCH",
+                                         f"/contact/{_int(contact.get('id'))}",
+                                         json={"alert": False}, about=about)
+                    log.info("ndelius_alert_cleared", referral_id=referral_id, nsi_id=nsi_id,
+                             contact_id=contact.get("id"))
+        self._add_alert_contact(crn, nsi_id, shown, about, referral_id)
+
+    def _add_alert_contact(self, crn: str, nsi_id: int, shown: Alert, about: str,
+                           referral_id: str) -> None:
+        at = shown.at.astimezone(LONDON)
+        body = {"offenderCrn": crn, "nsiId": nsi_id, "type": ALERT_CONTACT_TYPES[shown.flag],
+                "date": at.date().isoformat(), "startTime": at.strftime("%H:%M"),
+                "alert": shown.raised, "notes": shown.message,
+                "description": shortened(shown.message, DESCRIPTION_LIMIT),
+                "externalReference": str(shown.mark)}
+        response = self._client.request("contact.create", "POST", "/contact", json=body,
+                                        about=about, allow=(409,))
+        if response.status_code == 409:
+            # Made by an earlier delivery of this alert whose answer was lost.
+            if not self._contacts(crn, about, externalReference=str(shown.mark)):
+                code = partner_code(response)
+                raise PermanentDeliveryError(
+                    f"ndelius contact.create answered 409 ({code}) [{about}]",
+                    partner_status=409, partner_code=code)
+            return
+        log.info("ndelius_alert_contact_added", referral_id=referral_id, nsi_id=nsi_id,
+                 flag=shown.flag)
+
+    def _contacts(self, crn: str, about: str, **params: Any) -> list[Json]:
+        """The person's contacts matching `params` (nsiId, externalReference)."""
+        response = self._client.request("contact.find", "GET", f"{_person_path(crn)}/contacts",
+                                        params=params, about=about)
+        try:
+            found = response.json()
+        except ValueError:
+            found = None
+        if not isinstance(found, list) or not all(isinstance(c, dict) for c in found):
+            raise unexpected("contact.find", about, response.status_code)
+        return found
 
     # --- read --------------------------------------------------------------------------------
     def read(self, *, native_id: str) -> dict[str, Any]:

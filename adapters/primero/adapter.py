@@ -42,6 +42,14 @@ Native records (what the mapping files in `mappings/primero/` read and write):
   ``"<case uuid>/transfers/<transition uuid>"`` — the transition's path under
   `/api/v2/cases/`.
 
+- **alert** (`contracts/alert.json`) shows on the case as a Primero **flag**: `overdue`
+  and `escalated` each flag the case (`POST /cases/{id}/flags`, the flag's date the day
+  it went up, its reason the alert's message followed by the alert's mark, `adapters.
+  alerts`, within the 255 characters Primero shows); `cleared` resolves every flag of
+  that deadline still up (`PATCH /cases/{id}/flags/{flag id}` with an `unflag_message`).
+  A flag already carrying the alert's mark is not made again; a resolved one is not
+  resolved again.
+
 - **External reference**: the case field `casebridge_referral_id`. A case that arrives
   through CaseBridge belongs to one referral or transfer, so create looks it up there
   (`GET /cases?casebridge_referral_id=…`) and, on the case, for a transition of the
@@ -70,6 +78,7 @@ from typing import Any
 import httpx
 import structlog
 
+from adapters.alerts import Alert, Mark, read_alert, shortened
 from adapters.base import ChangeKind, Discovery, NativeChange
 from adapters.primero.client import PrimeroClient, data_of, json_of, record, records
 from gateway.errors import PermanentDeliveryError
@@ -86,6 +95,8 @@ _STATUSES = {"referrals": ("accepted", "rejected", "done", "revoked"),
 # A repeated update finds the transition at or past the status asked for.
 _REACHED = {"accepted": ("accepted", "done")}
 _EPOCH = "1970-01-01T00:00:00.000Z"
+# Primero's flag dialog shows a reason of at most this many characters.
+FLAG_REASON = 255
 # The gateway stores a partner's cursor in a column of this many characters.
 MAX_CURSOR = 500
 
@@ -175,6 +186,30 @@ class PrimeroAdapter:
                 partner_code="transition_not_allowed")
         log.info("primero_status_set", referral_id=referral_id, transition_id=transition_id,
                  status=target)
+
+    def alert(self, *, native_id: str, referral_id: str, alert: dict[str, Any]) -> None:
+        """Flag the case (overdue, escalated), or resolve the deadline's flags (cleared)."""
+        case_id, _, _ = _parse_native_id(native_id)
+        shown = read_alert(alert)
+        where = f"/cases/{case_id}/flags"
+        flags = [(flag, Mark.found_in(flag.get("message")))
+                 for flag in records(self._client.get_data(where), f"GET {where}")]
+        if shown.raised:
+            if any(mark is not None and mark.alert == shown.mark.alert for _, mark in flags):
+                return  # flagged by an earlier delivery of this alert
+            body = {"date": shown.at.date().isoformat(), "message": _reason(shown)}
+            made = record(data_of(self._client.request("POST", where, body={"data": body}),
+                                  f"POST {where}"), f"POST {where}")
+            log.info("primero_case_flagged", referral_id=referral_id, case_id=case_id,
+                     flag_id=made.get("id"), flag=shown.flag)
+            return
+        for flag, mark in flags:
+            if mark is None or mark.deadline != shown.mark.deadline or flag.get("removed"):
+                continue
+            self._client.request("PATCH", f"{where}/{flag['id']}",
+                                 body={"data": {"unflag_message": _reason(shown)}})
+            log.info("primero_flag_resolved", referral_id=referral_id, case_id=case_id,
+                     flag_id=flag["id"])
 
     def _completed(self, params: dict[str, Any], case: dict[str, Any], kind: str
                    ) -> dict[str, Any]:
@@ -392,6 +427,12 @@ def _parse_native_id(native_id: str) -> tuple[str, str, str]:
                                      "<case uuid>/referrals|transfers/<transition uuid>",
                                      partner_code="invalid_native_id")
     return parts[0], parts[1], parts[2]
+
+
+def _reason(shown: Alert) -> str:
+    """A flag's reason (or resolve reason): the alert's message, then its mark."""
+    mark = f" ({shown.mark})"
+    return shortened(shown.message, FLAG_REASON - len(mark)) + mark
 
 
 def _record(value: Any, path: str) -> dict[str, Any]:

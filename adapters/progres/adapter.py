@@ -86,6 +86,16 @@ Native records (what the mapping files in `mappings/progres/` read and write):
   seconds) and the `id@version` of the rows seen in the last `cursor_overlap` seconds
   before it, so equal timestamps and late commits are neither missed nor reported twice.
 
+- **alert** (`contracts/alert.json`) shows as a Dataverse **task** (an activity in the
+  `tasks` table) regarding the referral or DTR row: due (`scheduledend`) when the deadline
+  fell due, owned by the row's assigned user (else its owner) so that it is in their
+  activities, `prioritycode` Normal for `overdue` and High for `escalated`, `subject` and
+  `description` the alert's message, `category` "CaseBridge deadline" and `subcategory`
+  the alert's mark (`adapters.alerts`). Its `activityid` is derived from the alert id, so
+  a second delivery is refused as a duplicate key and changes nothing. `cleared`
+  completes (statecode 1, statuscode 5 Completed) the deadline's tasks still open, its
+  message added to their description.
+
 - **native id**: ``"progres_interoperabilityreferrals(<guid>)"`` or
   ``"progres_datatransferrequests(<guid>)"`` — the path in the `OData-EntityId` header.
 
@@ -123,15 +133,20 @@ sandbox's [GUESS], see `shared/reference/progres-ndelius.md` §2.3):
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import structlog
 
+from adapters.alerts import Alert, read_alert, shortened
 from adapters.base import ChangeKind, Discovery, NativeChange
 from adapters.progres.client import DUPLICATE, ProgresClient
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
+
+log = structlog.get_logger()
 
 REFERRALS = "progres_interoperabilityreferrals"
 TRANSFERS = "progres_datatransferrequests"
@@ -143,6 +158,13 @@ ROUTE_TO_PARTNER, ROUTE_TO_SERVICE_PROVIDER = 125080000, 125080003
 REFERRAL_PENDING_ACKNOWLEDGEMENT = 125080002
 REFERRAL_INTERNAL = frozenset({125080000, 125080001})  # Pending Recommendation / Review
 TRANSFER_PENDING_SUBMISSION, TRANSFER_PENDING_DECISION = 125080000, 125080001
+
+TASKS = "tasks"
+ALERT_CATEGORY = "CaseBridge deadline"
+TASK_NAMESPACE = uuid.UUID("2b7f9e14-6a3c-4d58-9e0b-7c1d5f3a8e62")
+NORMAL_PRIORITY, HIGH_PRIORITY = 1, 2  # task prioritycode
+OPEN, COMPLETED, COMPLETED_REASON = 0, 1, 5  # task statecode, statuscode
+SUBJECT_LIMIT, DESCRIPTION_LIMIT = 200, 2000
 
 _SETS = {"referral": (REFERRALS, "referral"), "transfer": (TRANSFERS, "transfer")}
 _SECTIONS = {REFERRALS: "referral", TRANSFERS: "transfer"}
@@ -306,6 +328,58 @@ class ProgresAdapter:
             return  # already there: a retry after a lost answer, or a repeated event
         self.client.update(path, body, f"update status of {path}",
                            if_match=str(row.get("@odata.etag") or "*"))
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def alert(self, *, native_id: str, referral_id: str, alert: dict[str, Any]) -> None:
+        """A task regarding the row (overdue, escalated), or the deadline's tasks completed."""
+        entity_set, guid = parse_native_id(native_id)
+        shown = read_alert(alert)
+        if not shown.raised:
+            self._complete_tasks(guid, shown, referral_id)
+            return
+        path = f"{entity_set}({guid})"
+        select = "_ownerid_value" + (",_progres_assigneduserid_value"
+                                     if entity_set == REFERRALS else "")
+        row = self.client.get(path, f"read {path}", params={"$select": select},
+                              annotations=False)
+        if not isinstance(row, dict):
+            raise TransientDeliveryError(f"proGres sent an unreadable answer to read {path}")
+        task_id = str(uuid.uuid5(TASK_NAMESPACE, shown.alert_id))
+        body: dict[str, Any] = {
+            "activityid": task_id, "subject": shortened(shown.message, SUBJECT_LIMIT),
+            "description": shortened(shown.message, DESCRIPTION_LIMIT),
+            "scheduledend": _timestamp(shown.due_at),
+            "prioritycode": HIGH_PRIORITY if shown.flag == "escalated" else NORMAL_PRIORITY,
+            "category": ALERT_CATEGORY, "subcategory": str(shown.mark),
+            f"regardingobjectid_{entity_set.removesuffix('s')}_task@odata.bind": f"/{path}"}
+        owner = row.get("_progres_assigneduserid_value") or row.get("_ownerid_value")
+        if isinstance(owner, str) and _GUID.match(owner):
+            body["ownerid@odata.bind"] = f"/systemusers({owner})"
+        try:
+            self.client.create(TASKS, body, "create the alert task")
+        except PermanentDeliveryError as e:
+            if e.partner_code == DUPLICATE:
+                return  # made by an earlier delivery of this alert
+            raise
+        log.info("progres_alert_task_created", referral_id=referral_id, task_id=task_id,
+                 flag=shown.flag)
+
+    def _complete_tasks(self, guid: str, shown: Alert, referral_id: str) -> None:
+        """Complete the open tasks of the alert's deadline on the row `guid`."""
+        tasks = self.client.rows(TASKS, "find the deadline's open tasks", params={
+            "$select": "activityid,description",
+            "$filter": f"_regardingobjectid_value eq {guid} and statecode eq {OPEN} and "
+                       f"startswith(subcategory,{_literal(shown.mark.of_deadline)})"})
+        for task in tasks:
+            said = "\n".join(t for t in (task.get("description"), shown.message)
+                             if isinstance(t, str) and t)
+            self.client.update(f"{TASKS}({task['activityid']})", {
+                "statecode": COMPLETED, "statuscode": COMPLETED_REASON,
+                "description": shortened(said, DESCRIPTION_LIMIT)},
+                "complete the alert task", if_match=str(task.get("@odata.etag") or "*"))
+            log.info("progres_alert_task_completed", referral_id=referral_id,
+                     task_id=task["activityid"])
 
     # -- read -----------------------------------------------------------------------------
 

@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from gateway.api import health, metrics, oauth, openapi, operations, problems, referrals
+from gateway.api import (
+    alerts,
+    disclosures,
+    health,
+    metrics,
+    oauth,
+    openapi,
+    operations,
+    problems,
+    referrals,
+    reports,
+)
 from gateway.api.headers import add_security_headers
 from gateway.api.ratelimit import RateLimiter
 from gateway.console import install_console
@@ -77,10 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
     app.include_router(referrals.router)
+    app.include_router(alerts.router)
     app.include_router(oauth.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(operations.router)
+    app.include_router(disclosures.router)
+    app.include_router(reports.router)
     install_console(app, settings)
     openapi.install(app)
 

@@ -1,4 +1,5 @@
-"""The operations API: see dead letters and re-drive them (operators, not partners)."""
+"""The operations API: see dead letters and re-drive them, read any referral's timeline
+(operators, not partners)."""
 
 import hmac
 from datetime import datetime
@@ -12,9 +13,11 @@ from gateway.api.body import json_model
 from gateway.api.deps import ContractsDep, SessionDep, SettingsDep
 from gateway.api.openapi import declare, problems
 from gateway.api.params import CODE_PATTERN, PARTNER_ID_PATTERN
+from gateway.deadlines.timeline import Timeline, referral_timeline
 from gateway.delivery import dead_letters
 from gateway.errors import Forbidden, NotAuthenticated
 from gateway.mapping.registry import MappingRegistry
+from gateway.protection import audit
 from gateway.store.models import DeadLetter
 
 router = APIRouter(prefix="/v1/ops", tags=["operations"])
@@ -122,3 +125,15 @@ def mappings_in_force(request: Request, _: OperatorDep) -> dict[str, Any]:
                      "content_hash": r.content_hash, "problems": list(r.problems),
                      "at": r.at.isoformat()} for r in registry.refusals],
     }
+
+
+@router.get("/referrals/{referral_id}/timeline", response_model=Timeline)
+def referral_timeline_for_operations(referral_id: str, session: SessionDep,
+                                     actor: OperatorDep) -> Timeline:
+    """Any referral's timeline, as its partners see it (codes and instants, no content);
+    each read is audited."""
+    timeline = referral_timeline(session=session, referral_id=referral_id)
+    audit.record(session, actor=actor, action="referral.timeline", referral_id=referral_id,
+                 correlation_id=timeline.correlation_id,
+                 detail={"role": "operations"})
+    return timeline

@@ -31,6 +31,7 @@ from gateway.casework import (
     visible_referral,
     withdraw_consent,
 )
+from gateway.deadlines.timeline import Timeline, referral_timeline
 from gateway.errors import (
     ConsentProblem,
     FieldError,
@@ -41,6 +42,7 @@ from gateway.lifecycle import Kind, State
 from gateway.logs import CORRELATION_HEADER
 from gateway.protection import audit
 from gateway.protection.consent import latest_today
+from gateway.protection.disclosures import refusal_facts
 from gateway.store.models import Partner, Referral
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
@@ -98,8 +100,7 @@ def post_referral(
         session.rollback()
         audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.refuse",
                            partner_id=partner.id, correlation_id=request.state.correlation_id,
-                           detail={"problem": refusal.slug,
-                                   "rules": sorted({e.rule for e in refusal.errors})})
+                           detail=refusal_facts(refusal))
         raise
     referral = result.referral
     session.commit()  # commit before answering: a 201 means it is stored
@@ -154,6 +155,22 @@ def get_referral(referral_id: ReferralId, session: SessionDep, sessions: Session
                  correlation_id=referral.correlation_id,
                  detail={"role": str(role_of(partner, referral))})
     return ReferralOut.of(referral)
+
+
+@router.get("/{referral_id}/timeline", response_model=Timeline,
+            summary="A referral's timeline: status changes, deadlines, deliveries")
+def get_timeline(referral_id: str, session: SessionDep, sessions: SessionsDep,
+                 partner: PartnerDep) -> Timeline:
+    """Every status change, deadline (started, paused, met, missed, ended), overdue flag
+    (raised, escalated, cleared) and delivery attempt, oldest first: to its sender and its
+    receiver, as the referral itself. Codes and instants only, never the content."""
+    referral = _visible(session, sessions, partner, referral_id)
+    bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
+    audit.record(session, actor=f"partner:{partner.id}", action="referral.timeline",
+                 partner_id=partner.id, referral_id=referral.id,
+                 correlation_id=referral.correlation_id,
+                 detail={"role": str(role_of(partner, referral))})
+    return referral_timeline(session=session, referral_id=referral.id)
 
 
 def _visible(session: Session, sessions: sessionmaker[Session], partner: Partner,

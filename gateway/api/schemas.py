@@ -68,14 +68,24 @@ class ReferralOut(ReferralSummary):
         description="JSON Pointers of the sender's fields the need-to-know filter removed")
     agreement_id: str | None = Field(description="The data-sharing agreement it left under")
     consent_withdrawn_at: datetime | None
+    restricted_at: datetime | None = Field(
+        description="When a data-subject request restricted it: its content and status "
+        "details are no longer shown")
+    erased_at: datetime | None = Field(
+        description="When a data-subject request erased it: nothing personal is kept")
     events: list[StatusEventOut]
 
     @classmethod
     def of(cls, referral: Referral) -> "ReferralOut":
-        return cls(**cls.fields_of(referral), content=referral.content,
+        frozen = referral.restricted_at is not None
+        events = [StatusEventOut.of(e) for e in referral.events]
+        if frozen:
+            events = [e.model_copy(update={"details": {}}) for e in events]
+        return cls(**cls.fields_of(referral), content={} if frozen else referral.content,
                    withheld=referral.withheld, agreement_id=referral.agreement_id,
                    consent_withdrawn_at=referral.consent_withdrawn_at,
-                   events=[StatusEventOut.of(e) for e in referral.events])
+                   restricted_at=referral.restricted_at, erased_at=referral.erased_at,
+                   events=events)
 
 
 class ReferralPage(BaseModel):

@@ -1,7 +1,9 @@
 """The operations web console: server-rendered pages under /console, by role.
 
 Operators watch delivery and re-drive dead letters, IM officers also keep the mappings
-and may open a referral's content (audited), auditors read and verify the audit trail.
+and may open a referral's content (audited), auditors read and verify the audit trail,
+read the disclosure register and answer data-subject requests; everyone reads the
+turnaround report.
 See docs/console.md.
 """
 
@@ -13,7 +15,16 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from gateway.console import deliveries, login, mappings, referrals, trail
+from gateway.console import (
+    deliveries,
+    disclosures,
+    login,
+    mappings,
+    referrals,
+    reports,
+    subject_requests,
+    trail,
+)
 from gateway.console.access import ConsoleForbidden, LoginRequired
 from gateway.console.render import page, redirect
 from gateway.console.sessions import SessionCookies
@@ -27,7 +38,8 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     app.state.console_cookies = SessionCookies(
         lifetime=timedelta(hours=settings.console_session_hours),
         secure=settings.console_secure_cookie)
-    for module in (login, deliveries, referrals, mappings, trail):
+    for module in (login, deliveries, referrals, mappings, trail, disclosures,
+                   subject_requests, reports):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

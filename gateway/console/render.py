@@ -24,6 +24,10 @@ def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _hours(value: float | None, unit: bool = True) -> str:
+    return "—" if value is None else f"{value:.1f}{' h' if unit else ''}"
+
+
 def _as_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
@@ -32,6 +36,7 @@ templates = Environment(loader=PackageLoader("gateway.console", "templates"), au
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 templates.filters["when"] = _when
 templates.filters["as_json"] = _as_json
+templates.filters["hours"] = _hours
 
 
 def page(request: Request, template: str, *, viewer: Viewer | None, status: int = 200,
@@ -39,6 +44,19 @@ def page(request: Request, template: str, *, viewer: Viewer | None, status: int 
     """A rendered console page."""
     html = templates.get_template(template).render(viewer=viewer, **context)
     return HTMLResponse(html, status_code=status)  # headers: gateway.api.headers
+
+
+# A printable document (a register summary, a person's export) is one self-contained
+# file, to save or print: its styles are inline, and still no script may run. (The other
+# security headers are the middleware's, as on every answer.)
+PRINT_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                            "frame-ancestors 'none'; base-uri 'none'; "
+                                            "form-action 'none'"}
+
+
+def printable(template: str, **context: Any) -> str:
+    """A self-contained printable document (templates/print/)."""
+    return templates.get_template(f"print/{template}").render(**context)
 
 
 def redirect(location: str) -> RedirectResponse:

@@ -34,10 +34,16 @@ from adapters.registry import AdapterPool
 from gateway.casework import record_status_event, role_of, submit_referral
 from gateway.contracts import Contracts
 from gateway.delivery.translate import Translator
-from gateway.errors import CaseBridgeError, DeliveryError, TransientDeliveryError
+from gateway.errors import (
+    CaseBridgeError,
+    ConsentProblem,
+    DeliveryError,
+    TransientDeliveryError,
+)
 from gateway.logs import new_correlation_id
 from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
+from gateway.protection.disclosures import refusal_facts
 from gateway.store.db import unit_of_work
 from gateway.store.models import (
     DeadLetter,
@@ -63,10 +69,12 @@ class PollResult:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a change was not taken: a problem slug and a detail without personal values."""
+    """Why a change was not taken: a problem slug and a detail without personal values;
+    for a consent or agreement refusal, the facts its audit entry keeps."""
 
     slug: str
     detail: str
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def inbound_message_id(partner_id: str, change: NativeChange) -> str:
@@ -87,7 +95,8 @@ def refusal_of(error: Exception) -> Refusal:
     pointers = [e.get("pointer", "") + " " + e.get("rule", "")
                 for e in error.extensions.get("errors", [])]
     detail = error.detail + (f" ({'; '.join(pointers)})" if pointers else "")
-    return Refusal(error.slug, detail[:2000])
+    facts = refusal_facts(error) if isinstance(error, ConsentProblem) else {}
+    return Refusal(error.slug, detail[:2000], facts)
 
 
 def error_code(error: Exception) -> str:
@@ -238,8 +247,8 @@ class Poller:
             session.flush()
             audit.record(session, actor="system:poller", action="referral.refuse",
                          partner_id=partner_id, referral_id=referral_id,
-                         detail={"problem": refusal.slug, "native_kind": change.kind,
-                                 "dead_letter": letter.id})
+                         detail={"problem": refusal.slug, **refusal.facts,
+                                 "native_kind": change.kind, "dead_letter": letter.id})
         log.warning("inbound_change_refused", reason=refusal.slug, dead_letter_id=letter.id)
 
     def _retake_redriven(self, partner_id: str, system: str, adapter: PartnerAdapter,
@@ -289,7 +298,8 @@ class Poller:
             letter.attempts += 1
             audit.record(session, actor="system:poller", action="referral.refuse",
                          partner_id=letter.partner_id, referral_id=letter.referral_id,
-                         detail={"problem": refusal.slug, "native_kind": letter.message_type,
+                         detail={"problem": refusal.slug, **refusal.facts,
+                                 "native_kind": letter.message_type,
                                  "dead_letter": letter.id, "redrive": "failed"})
         log.warning("inbound_change_refused_again", reason=refusal.slug,
                     dead_letter_id=letter_id)

@@ -80,7 +80,11 @@ def describe(agreement: Agreement) -> list[str]:
         f"  children:    BIA reference {_yes(agreement.requires_bia_for_children)}, "
         f"child's assent {_yes(agreement.requires_child_assent)}",
         f"  outside consent: {agreement.outside_consent}",
+        f"  on erasure request: {agreement.on_erasure_request}",
     ]
+    if agreement.observers:
+        lines.append(f"  observers:   {', '.join(sorted(agreement.observers))} "
+                     "(told of overdue deadlines, ids and times only)")
     return lines
 
 
@@ -98,6 +102,41 @@ def check(where: DirArg = None) -> None:
                    f"{_count(bad, 'file')}")
         raise typer.Exit(1)
     typer.echo(f"{_count(len(results), 'file')}, no problems")
+
+
+@agreements_app.command("health")
+def health() -> None:
+    """Agreements ending within 60 days or ended, partners sending under them in the last
+    30 days, and data categories senders send that the agreement never allows."""
+    from gateway.protection import agreement_health
+    from gateway.protection.agreements import AgreementRegistry
+    from gateway.protection.keys_cli import cli_errors, open_store
+    from gateway.store.models import utcnow
+
+    with cli_errors(), open_store(keys="if-configured") as (settings, sessions), \
+            sessions() as session:
+        registry = AgreementRegistry(settings.agreements_dir, Contracts(settings.contracts_dir))
+        found = agreement_health.health(session, agreements=registry.in_force(), now=utcnow())
+    typer.echo(f"on {found.today}: {_count(len(found.terms), 'agreement')} in force")
+    for term in found.attention:
+        left = f", {term.days_left} days left" if term.days_left is not None \
+            and term.days_left >= 0 else ""
+        typer.echo(f"  {term.agreement.id}: {term.standing.replace('_', ' ')} "
+                   f"(last day {term.ends or '-'}{left})")
+    if not found.attention:
+        typer.echo(f"  none ends within {agreement_health.HORIZON_DAYS} days")
+    typer.echo(f"sending under an agreement ending or ended, last "
+               f"{agreement_health.WINDOW_DAYS} days:")
+    for sending in found.sending:
+        typer.echo(f"  {sending.agreement or '-'}: {sending.sender} -> {sending.receiver or '?'}"
+                   f": {sending.sent} sent, {sending.refused} refused (agreement not valid)")
+    if not found.sending:
+        typer.echo("  none")
+    typer.echo("categories sent that the agreement never allows (removed):")
+    for agreement_id, category, count in found.removed_rows:
+        typer.echo(f"  {agreement_id}: {category} in {_count(count, 'referral')}")
+    if not found.removed:
+        typer.echo("  none")
 
 
 def _yes(flag: bool) -> str:

@@ -55,7 +55,8 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
     if gaps:
         raise ConsentProblem(
             f"Agreement '{agreement.id}' requires more for a child; nothing was stored.", gaps,
-            title="Consent for a child is incomplete", slug="child-safeguard-required")
+            title="Consent for a child is incomplete", slug="child-safeguard-required",
+            agreement=agreement.id)
 
     allowed = agreement.categories[kind]
     consented = frozenset(document["consent"]["scope"]["data_categories"])
@@ -67,7 +68,8 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
         if gaps:
             raise ConsentProblem(
                 f"Agreement '{agreement.id}' refuses fields the consent does not cover; "
-                "nothing was stored.", gaps, title="Consent does not cover these fields")
+                "nothing was stored.", gaps, title="Consent does not cover these fields",
+                agreement=agreement.id)
     filtered = need_to_know(document, allowed=allowed & consented, contracts=contracts)
     # Removing fields can only break `required` rules: check again only if any went. (A
     # value still breaking its rule in a field that stays is the caller's to refuse.)
@@ -82,7 +84,7 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
                         f"the receiver needs this field ({_category_for(e.pointer, categories)}),"
                         " but the consent or the agreement does not allow its category")
              for e in lost],
-            title="Not enough may be shared")
+            title="Not enough may be shared", agreement=agreement.id)
     return Admitted(filtered.document, filtered.withheld, agreement, contradicted)
 
 

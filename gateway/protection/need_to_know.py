@@ -122,6 +122,30 @@ def need_to_know(document: dict[str, Any], *, allowed: frozenset[str],
     return Filtered(copy if copy is not None else {}, withheld)
 
 
+def categories_in(document: dict[str, Any], *, contracts: Contracts,
+                  contract: str = CONTRACT) -> frozenset[str]:
+    """The data categories of the fields a document holds: what a receiver's copy carries."""
+    found: set[str] = set()
+    _collect(document, categories_of(contracts, contract).shape, found, 0)
+    return frozenset(found)
+
+
+def _collect(value: Any, shape: Shape, found: set[str], depth: int) -> None:
+    if shape.category is not None:
+        found.add(shape.category)
+        return
+    if depth >= MAX_DEPTH:
+        return
+    if isinstance(value, dict):
+        for key, child in value.items():
+            sub = shape.properties.get(key)
+            if sub is not None:
+                _collect(child, sub, found, depth + 1)
+    elif isinstance(value, list) and shape.items is not None:
+        for child in value:
+            _collect(child, shape.items, found, depth + 1)
+
+
 def category_at(contracts: Contracts, where: str, contract: str = CONTRACT) -> str | None:
     """The data category governing the field at JSON Pointer `where`: its own, or that of
     the nearest categorised field around it; None for the uncategorised structure."""

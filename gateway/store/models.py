@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -134,6 +135,7 @@ class Referral(Base):
     __table_args__ = (
         UniqueConstraint("sender_id", "idempotency_key", name="uq_referrals_idempotency"),
         Index("ix_referrals_updated", "updated_at", "id"),
+        Index("ix_referrals_created", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -158,16 +160,39 @@ class Referral(Base):
     # Days the record is kept after it closes, from the agreement when it was submitted.
     retention_days: Mapped[int | None] = mapped_column(Integer)
     consent_withdrawn_at: Mapped[datetime | None]
+    # A data-subject request stopped all processing: restricted (the copy kept, frozen,
+    # shown to no partner) or erased (every personal value gone; the envelope stays until
+    # the retention purge so the receiver can still be told).
+    restricted_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
     # Hash of the inbound mapping that produced `content` from the sender's native record;
     # None when the sender posted canonical JSON to the API.
     mapping_hash: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None]
+    # What the turnaround report groups by, copied from `content` when it is submitted: the
+    # receiving unit (`receiver.unit`, e.g. a probation delivery unit) and the service types
+    # asked (`services[].type`, sorted). Codes of the organisations' own, not about the
+    # person; None for a referral stored before the report existed.
+    receiver_unit: Mapped[str | None] = mapped_column(String(100))
+    service_types: Mapped[list[str] | None] = mapped_column(JSON)
 
     events: Mapped[list["StatusEvent"]] = relationship(
         back_populates="referral", order_by="StatusEvent.seq", cascade="all, delete-orphan"
     )
+
+    @property
+    def stopped(self) -> str | None:
+        """Why nothing more may leave for the receiver, or None: consent withdrawn, or a
+        data-subject request that restricted or erased it."""
+        if self.erased_at is not None:
+            return "erased"
+        if self.restricted_at is not None:
+            return "restricted"
+        if self.consent_withdrawn_at is not None:
+            return "consent withdrawn"
+        return None
 
 
 class StatusEvent(Base):
@@ -193,6 +218,9 @@ class StatusEvent(Base):
     actor: Mapped[str] = mapped_column(String(20))
     actor_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     reason_code: Mapped[str | None] = mapped_column(String(50))
+    # A step the gateway filled in between two polls of a partner's system (the partner
+    # reported a later state): its time is when the gateway learned of it.
+    inferred: Mapped[bool] = mapped_column(default=False, server_default=false())
     content: Mapped[dict[str, Any]] = mapped_column(
         EncryptedJSON("status_events.content"), default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -211,6 +239,9 @@ class Delivery(Base):
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
     status_event_id: Mapped[str | None] = mapped_column(ForeignKey("status_events.id"))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    # What was delivered: the referral itself (deliver), a status change (status) or a
+    # deadline alert (alert); None for attempts recorded before the column existed.
+    message_type: Mapped[str | None] = mapped_column(String(30))
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
@@ -387,6 +418,8 @@ class AuditEntry(Base):
     """
 
     __tablename__ = "audit_log"
+    # The disclosure register reads the entries of a few actions over a period.
+    __table_args__ = (Index("ix_audit_log_action_at", "action", "at"),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(default=utcnow)

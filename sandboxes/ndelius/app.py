@@ -10,11 +10,13 @@ read-only `probation-reporting` / `reporting-sandbox-secret`.
     GET  /reference-data                                               code sets, NSI workflow
     GET  /providers, /providers/{code}, /teams/{code}                  organisation
     GET  /person?page=&size=          POST /person                     people
-    GET  /person/{crn}   /person/{crn}/contacts   /person/{crn}/managers
+    GET  /person/{crn}   /person/{crn}/contacts?nsiId=&externalReference=
+    GET  /person/{crn}/managers
     PUT  /person/{crn}/manager                                         re-allocate in provider
     POST /nsi            GET /nsi?externalReference=&crn=&type=&status=&intendedProvider=
     GET  /nsi/{id}       PATCH /nsi/{id}        PUT /nsi/{id}/status   PUT /nsi/{id}/manager
     POST /nsi/{id}/actions                       PUT /nsi/{id}/actions/{actionId}
+    POST /contact        GET /contact/{id}      PATCH /contact/{id}    contacts, alerts
     GET  /events?after=&size=&eventType=                               domain event feed
     GET  /health         GET|PUT /_sandbox/faults     POST /_sandbox/tokens/revoke
 """
@@ -29,7 +31,7 @@ from fastapi import Path as PathParam
 
 from sandboxes import faults as fault_injection
 from sandboxes.faults import Faults
-from sandboxes.ndelius import codes, events, nsis, organisation, people
+from sandboxes.ndelius import codes, contacts, events, nsis, organisation, people
 from sandboxes.ndelius.auth import DEFAULT_CLIENTS, Principal, Reader, TokenIssuer, Writer
 from sandboxes.ndelius.auth import router as auth_router
 from sandboxes.ndelius.errors import ErrorStyle, error_body
@@ -39,8 +41,10 @@ from sandboxes.ndelius.schemas import (
     CRN_PATTERN,
     ActionUpdate,
     Allocation,
+    ContactPatch,
     ManagerRef,
     NewAction,
+    NewContact,
     NewNsi,
     NewPerson,
     NsiPatch,
@@ -167,10 +171,15 @@ def manager_history(crn: CrnPath, _: Reader, store: Db) -> list[dict[str, Any]]:
         return people.manager_history_json(session, people.find_person(session, crn))
 
 
-@routes.get("/person/{crn}/contacts", tags=["people"])
-def contacts(crn: CrnPath, _: Reader, store: Db) -> list[dict[str, Any]]:
+@routes.get("/person/{crn}/contacts", tags=["contacts"])
+def person_contacts(
+    crn: CrnPath, _: Reader, store: Db,
+    nsi_id: Annotated[int | None, Query(alias="nsiId")] = None,
+    external_reference: Annotated[str | None, Query(alias="externalReference")] = None,
+) -> list[dict[str, Any]]:
     with store.read() as session:
-        return people.contacts_json(session, people.find_person(session, crn))
+        return contacts.contacts_json(session, crn, nsi_id=nsi_id,
+                                      external_reference=external_reference)
 
 
 @routes.put("/person/{crn}/manager", tags=["people"])
@@ -245,6 +254,30 @@ def update_action(nsi_id: int, action_id: int, body: ActionUpdate, who: Writer,
                   request: Request) -> dict[str, Any]:
     with change(request, who) as ctx:
         return nsis.nsi_json(ctx.session, nsis.update_action(ctx, nsi_id, action_id, body))
+
+
+# --- contacts ----------------------------------------------------------------------------
+@routes.post("/contact", tags=["contacts"], status_code=201)
+def create_contact(body: NewContact, who: Writer, request: Request,
+                   response: Response) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        contact = contacts.create_contact(ctx, body)
+        response.headers["Location"] = f"/contact/{contact.contact_id}"
+        return contacts.contact_json(ctx.session, contact)
+
+
+@routes.get("/contact/{contact_id}", tags=["contacts"])
+def read_contact(contact_id: int, _: Reader, store: Db) -> dict[str, Any]:
+    with store.read() as session:
+        return contacts.contact_json(session, contacts.find_contact(session, contact_id))
+
+
+@routes.patch("/contact/{contact_id}", tags=["contacts"])
+def patch_contact(contact_id: int, body: ContactPatch, who: Writer,
+                  request: Request) -> dict[str, Any]:
+    with change(request, who) as ctx:
+        return contacts.contact_json(ctx.session,
+                                     contacts.patch_contact(ctx, contact_id, body))
 
 
 # --- events ------------------------------------------------------------------------------

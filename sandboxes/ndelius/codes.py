@@ -96,6 +96,15 @@ STATUS_CONTACT_TYPES = {
 # Real contact types written when the offender manager changes (§4).
 ETOM = Code("ETOM", "Offender Manager Transfer")
 ROC = Code("ROC", "Responsible Officer Change")
+# Contacts an integration writes about a deadline of a transfer (GUESS codes). Like any
+# Delius contact type (r_contact_type.contact_alert_flag) a type says whether a contact of
+# it may be an alert: one on the manager's alert list until it is cleared.
+DEADLINE_OVERDUE = Code("CBDO", "Transfer deadline overdue (CaseBridge)")
+DEADLINE_ESCALATED = Code("CBDE", "Transfer deadline overdue - escalated (CaseBridge)")
+DEADLINE_CLEARED = Code("CBDC", "Transfer deadline no longer overdue (CaseBridge)")
+CONTACT_TYPES = _table(*STATUS_CONTACT_TYPES.values(), ETOM, ROC, DEADLINE_OVERDUE,
+                       DEADLINE_ESCALATED, DEADLINE_CLEARED)
+ALERT_CONTACT_TYPES = frozenset({DEADLINE_OVERDUE.code, DEADLINE_ESCALATED.code})
 
 # --- NSI outcomes (GUESS) --------------------------------------------------------------------
 NSI_OUTCOMES = _table(
@@ -190,5 +199,7 @@ def reference_data() -> dict[str, object]:
         "mappaCategories": listed(MAPPA_CATEGORIES),
         "mappaLevels": listed(MAPPA_LEVELS),
         "allocationReasons": listed(ALLOCATION_REASONS),
+        "contactTypes": [{**c.as_dict(), "alertAllowed": c.code in ALERT_CONTACT_TYPES}
+                         for c in CONTACT_TYPES.values()],
         "eventTypes": sorted(EVENT_TYPES),
     }

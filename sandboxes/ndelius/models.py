@@ -98,14 +98,28 @@ class OffenderManager(Base):
 
 
 class Contact(Base):
+    """One entry of the person's contact log; `alert_active` puts it on the alert list of
+    the staff member it is for until someone clears it."""
+
     __tablename__ = "contact"
+    __table_args__ = (Index("ix_contact_external_reference", "external_reference",
+                            unique=True),)
     contact_id: Mapped[int] = mapped_column(primary_key=True)
     offender_id: Mapped[int] = mapped_column(ForeignKey("offender.offender_id"), index=True)
-    nsi_id: Mapped[int | None] = mapped_column(ForeignKey("nsi.nsi_id"))
+    nsi_id: Mapped[int | None] = mapped_column(ForeignKey("nsi.nsi_id"), index=True)
     contact_type: Mapped[str]
     contact_date: Mapped[datetime]
     notes: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None]
+    provider_code: Mapped[str | None] = mapped_column(ForeignKey("probation_area.code"))
+    team_code: Mapped[str | None] = mapped_column(ForeignKey("team.code"))
+    staff_code: Mapped[str | None] = mapped_column(ForeignKey("staff.code"))
+    alert_active: Mapped[bool] = mapped_column(default=False)
+    sensitive: Mapped[bool] = mapped_column(default=False)
+    # An integration's own id of the contact (e.g. `urn:hmpps:interventions-appointment:…`).
+    external_reference: Mapped[str | None] = mapped_column(String(100))
     created_by: Mapped[str]
+    row_version: Mapped[int] = mapped_column(default=1)
 
 
 # --- NSIs ------------------------------------------------------------------------------------

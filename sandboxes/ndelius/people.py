@@ -115,9 +115,12 @@ def allocate(ctx: Context, crn: str, body: Allocation) -> Offender:
 
 def add_contact(ctx: Context, person: Offender, contact_type: str, *, notes: str | None,
                 nsi_id: int | None = None) -> None:
+    """A contact the workflow writes (a status change, a transfer), for the person's manager."""
+    manager = active_manager(person)
     ctx.session.add(Contact(offender_id=person.offender_id, nsi_id=nsi_id,
                             contact_type=contact_type, contact_date=now(), notes=notes,
-                            created_by=ctx.user))
+                            provider_code=manager.provider_code, team_code=manager.team_code,
+                            staff_code=manager.staff_code, created_by=ctx.user))
 
 
 def person_json(session: Session, person: Offender) -> dict[str, Any]:
@@ -147,13 +150,6 @@ def manager_history_json(session: Session, person: Offender) -> list[dict[str, A
              "allocationDate": iso(m.allocation_date), "endDate": iso(m.end_date),
              "allocationReason": pair(m.allocation_reason, codes.ALLOCATION_REASONS),
              "active": m.active_flag} for m in person.managers]
-
-
-def contacts_json(session: Session, person: Offender) -> list[dict[str, Any]]:
-    rows = session.scalars(select(Contact).where(Contact.offender_id == person.offender_id)
-                           .order_by(Contact.contact_id))
-    return [{"contactId": c.contact_id, "type": c.contact_type, "date": iso(c.contact_date),
-             "nsiId": c.nsi_id, "notes": c.notes, "createdBy": c.created_by} for c in rows]
 
 
 def people_page(session: Session, *, page: int, size: int) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Codes travel as plain strings in requests and come back as `{code, description}`
 A body that does not parse is a 400; codes are checked against reference data (422).
 """
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -127,3 +127,28 @@ class Allocation(Body):
     team: str
     staff: str | None = None
     reason: str = "RA1"
+
+
+class NewContact(Body):
+    """The Delius API's NewContact (community-api `deliusapi/NewContact.java`), with the NSI."""
+
+    offender_crn: Crn = Field(alias="offenderCrn")
+    type: str
+    nsi_id: int | None = Field(default=None, alias="nsiId")
+    contact_date: date | None = Field(default=None, alias="date",
+                                      description="default: today (Europe/London)")
+    start_time: time | None = Field(default=None, alias="startTime")
+    provider: str | None = Field(default=None, description="default: who manages the NSI, "
+                                                           "else the person")
+    team: str | None = None
+    staff: str | None = None
+    alert: bool = False
+    sensitive: bool = False
+    notes: LongText | None = None
+    description: ShortText | None = None
+    external_reference: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = \
+        Field(default=None, alias="externalReference")
+
+
+class ContactPatch(Body):
+    alert: bool = Field(description="false clears the alert from the manager's list")

@@ -14,6 +14,8 @@ Modelled on `../shared/reference/primero-v2.md` (Primero at 4b95bf9):
   `GET/POST …/referrals`, `PATCH/DELETE …/referrals/{id}`; `GET/POST …/transfers`,
   `PATCH …/transfers/{id}`; `GET/POST …/assigns`. Statuses `in_progress`, `accepted`,
   `rejected`, `done`, `revoked`.
+- Flags: `GET/POST /api/v2/cases/{uuid}/flags` (`{"data": {"message", "date"}}`),
+  `PATCH …/flags/{id}` (`{"data": {"unflag_message"}}` resolves it); the case's `flagged`.
 - Reference data: `/api/v2/primero`, `/api/v2/agencies`, `/api/v2/lookups`,
   `/api/v2/users/refer-to|transfer-to|assign-to`.
 - Sandbox switches (never faulted): `GET/PUT /_sandbox/faults`,

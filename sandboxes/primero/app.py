@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sandboxes import faults as fault_injection
-from sandboxes.primero import auth, cases, errors, reference, transitions
+from sandboxes.primero import auth, cases, errors, flags, reference, transitions
 from sandboxes.primero.auth import Instance
 from sandboxes.primero.seed import seed as seed_store
 from sandboxes.primero.store import Store
@@ -30,8 +30,8 @@ def create_app(*, database: Path, seed: bool = True,
     app.state.primero = Instance(store=store, name=instance, agency=lead_agency,
                                  token_ttl=token_ttl)
     errors.install(app)
-    for router in (auth.router, cases.router, transitions.router, reference.router,
-                   auth.sandbox_router):
+    for router in (auth.router, cases.router, transitions.router, flags.router,
+                   reference.router, auth.sandbox_router):
         app.include_router(router)
     fault_injection.install(app, error_body=errors.fault_body, faults=faults)
     return app

@@ -34,7 +34,7 @@ SERVER_FIELDS = frozenset({
     "created_by", "last_updated_at", "last_updated_by", "owned_by_agency_id",
     "owned_by_groups", "previously_owned_by", "transfer_status", "record_state", "enabled",
     "associated_user_names", "associated_user_agencies", "associated_user_groups",
-    "reassigned_transferred_on",
+    "reassigned_transferred_on", "flagged",
 })
 SHORT_FIELDS = ("id", "case_id_display", "name", "age", "sex", "registration_date",
                 "owned_by", "owned_by_agency_id", "status", "module_id", "record_state",

@@ -24,7 +24,7 @@ GATEWAY_AGENCY = "agency-casebridge"
 GBV_AGENCY = "agency-willow"
 
 _WORKER = ["referral", "receive_referral", "transfer", "receive_transfer", "assign",
-           "receive_assign", "consent_override"]
+           "receive_assign", "consent_override", "flag"]
 _GIVEN = ["Amani", "Nyabol", "Deng", "Achan", "Lual", "Abuk", "Kiden", "Ladu", "Jok", "Ayen"]
 _FAMILY = ["Fictionalson", "Madeupova", "Testwell", "Notreal", "Sandboxdottir", "Placeholder"]
 _CONCERNS = ["refugee", "migrant", "street_child", "caafag", "child_headed_household",

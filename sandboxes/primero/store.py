@@ -1,4 +1,4 @@
-"""The sandbox's own SQLite store: users, agencies, login tokens, cases and transitions.
+"""The sandbox's own SQLite store: users, agencies, login tokens, cases, transitions, flags.
 
 Like Primero, a case is one JSON document (Primero keeps it in a JSONB `data` column) and
 a transition is one row of an STI table (`type` = Referral, Transfer, Assign). Writes run
@@ -65,6 +65,13 @@ Index("ix_cases_casebridge_referral_id",
 transitions = Table(
     "transitions", metadata,
     Column("id", String, primary_key=True),
+    Column("record_id", String, nullable=False, index=True),
+    Column("data", JSON, nullable=False),
+)
+# Primero's `flags` table: integer ids, polymorphic on the record (here always a case).
+flags = Table(
+    "flags", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("record_id", String, nullable=False, index=True),
     Column("data", JSON, nullable=False),
 )
@@ -197,6 +204,25 @@ class Store:
     def save_transition(self, db: Connection, transition: dict[str, Any]) -> None:
         db.execute(update(transitions).where(transitions.c.id == transition["id"])
                    .values(data=transition))
+
+    # flags
+
+    def flags_of(self, db: Connection, record_id: str) -> list[dict[str, Any]]:
+        """The record's flags, removed ones too, oldest first (Primero orders by id)."""
+        rows = db.execute(select(flags.c.id, flags.c.data).where(flags.c.record_id == record_id)
+                          .order_by(flags.c.id))
+        return [{**_copy(r.data), "id": r.id} for r in rows]
+
+    def insert_flag(self, db: Connection, flag: dict[str, Any]) -> dict[str, Any]:
+        """Store a new flag; it comes back with its id."""
+        made = db.execute(insert(flags).values(record_id=flag["record_id"], data=flag))
+        key = made.inserted_primary_key
+        assert key is not None
+        return {**flag, "id": int(key[0])}
+
+    def save_flag(self, db: Connection, flag: dict[str, Any]) -> None:
+        data = {k: v for k, v in flag.items() if k != "id"}
+        db.execute(update(flags).where(flags.c.id == flag["id"]).values(data=data))
 
 
 def _copy(data: Any) -> dict[str, Any]:

@@ -4,7 +4,8 @@ What it reproduces, and from which source, is in `shared/reference/progres-ndeli
 §1, §2 and §7; every table, column and option value marked [GUESS] there is a guess
 here too. The parts:
 
-- `schema`  — the tables (entity sets), their columns, option sets and status machines;
+- `schema`  — the tables (entity sets), their columns, option sets and status machines,
+              and Dataverse's own `tasks` (activities regarding a referral or DTR);
 - `odata`   — the query language (`$select`, `$filter`, `$orderby`, `$top`, skip tokens);
 - `store`   — the SQLite store (one SQL table per entity set, safe under concurrent requests);
 - `rules`   — proGres workflow rules run on every write (numbering, status transitions);

@@ -10,6 +10,7 @@
   rejection reason.
 - Data Transfer Requests: an incoming request starts Pending Decision; request, decision and
   transfer dates and the decision maker are stamped; rejecting needs a rejection reason.
+- tasks: a task is created Open; completing or cancelling it stamps `actualend`.
 """
 
 from datetime import datetime
@@ -72,6 +73,9 @@ def apply(store: Store, conn: Connection, change: Change, *, office: str) -> Non
         _referral(store, conn, change)
     elif change.entity.logical == "progres_datatransferrequest":
         _transfer(change)
+    elif change.entity.logical == "task" and change.status_changed \
+            and change.values["statecode"] != 0:
+        change.default("actualend", change.now)
 
 
 def _number(store: Store, conn: Connection, change: Change, *, office: str) -> None:

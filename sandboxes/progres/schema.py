@@ -8,7 +8,7 @@ names, the referral and transfer status values, most option sets) is a guess.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -52,6 +52,9 @@ class Lookup:
     name: str
     targets: tuple[str, ...]
     read_only: bool = False
+    suffix: str = ""
+    """Added to each polymorphic navigation property: an activity's `regardingobjectid`
+    is bound as `regardingobjectid_<target>_task`."""
 
     @property
     def attribute(self) -> str:
@@ -61,7 +64,7 @@ class Lookup:
     def navprops(self) -> dict[str, str]:
         if len(self.targets) == 1:
             return {self.name: self.targets[0]}
-        return {f"{self.name}_{target}": target for target in self.targets}
+        return {f"{self.name}_{target}{self.suffix}": target for target in self.targets}
 
 
 @dataclass(frozen=True)
@@ -74,15 +77,21 @@ class StatusModel:
     reasons: Mapping[int, tuple[int, str]]
     defaults: Mapping[int, int]
     transitions: Mapping[int, frozenset[int]] | None = None
+    states: Mapping[int, str] = field(default_factory=lambda: {0: "Active", 1: "Inactive"})
 
     def state_of(self, statuscode: int) -> int | None:
         reason = self.reasons.get(statuscode)
         return reason[0] if reason else None
 
 
-STATES = {0: "Active", 1: "Inactive"}
 GENERIC_STATUS = StatusModel(reasons={1: (0, "Active"), 2: (1, "Inactive")},
                              defaults={0: 1, 1: 2})
+# An activity (a task) is Open, Completed or Canceled, with Dataverse's own status reasons.
+TASK_STATUS = StatusModel(
+    reasons={2: (0, "Not Started"), 3: (0, "In Progress"), 4: (0, "Waiting on someone else"),
+             7: (0, "Deferred"), 5: (1, "Completed"), 6: (2, "Canceled")},
+    defaults={0: 2, 1: 5, 2: 6},
+    states={0: "Open", 1: "Completed", 2: "Canceled"})
 
 
 @dataclass(frozen=True)
@@ -96,10 +105,12 @@ class Entity:
     autonumber: tuple[str, str] | None = None
     """(column, format) — `{office}`, `{yy}` and `{n}` are filled in on create."""
     alternate_keys: tuple[str, ...] = ()
+    primary_key: str | None = None
+    """The key column when it is not `<logical name>id` (an activity's is `activityid`)."""
 
     @property
     def key(self) -> str:
-        return f"{self.logical}id"
+        return self.primary_key or f"{self.logical}id"
 
     @property
     def edm_type(self) -> str:
@@ -109,7 +120,7 @@ class Entity:
         """Every readable non-lookup property, system columns included."""
         system = (
             Column(self.key, Kind.GUID, read_only=True),
-            Column("statecode", Kind.CHOICE, STATES),
+            Column("statecode", Kind.CHOICE, self.status.states),
             Column("statuscode", Kind.CHOICE,
                    {code: label for code, (_, label) in self.status.reasons.items()}),
             Column("createdon", Kind.DATETIME, read_only=True),
@@ -172,6 +183,7 @@ ASSESSMENT_TYPE = options("Initial", "Follow-up", "Closure", "Emergency")
 RISK_LEVEL = options("Low", "Medium", "High")
 PARTNER_TYPE = options("Implementing partner", "Operational partner", "Government",
                        "Service provider")
+TASK_PRIORITY = {0: "Low", 1: "Normal", 2: "High"}  # Dataverse's prioritycode
 TRANSFER_REJECTION_REASON = options(
     "Not the receiving office's responsibility", "Insufficient information",
     "Duplicate request", "Individual not found", "Other")
@@ -412,6 +424,18 @@ ENTITIES: tuple[Entity, ...] = (
            status=TRANSFER_STATUS,
            autonumber=("progres_datatransferrequestnumber", "DTR-{office}-{n:09d}"),
            alternate_keys=("progres_orgreferralid",)),
+    # Dataverse's own activity table: a to-do tied to a record ("regarding"), with a due date
+    # (`scheduledend`), owned by the user whose activities list shows it. The two interop
+    # tables are enabled for activities [GUESS], so a task can be regarding them.
+    Entity("task", "tasks", "subject",
+           (_text("subject", 200), Column("description", Kind.MEMO, max_length=2000),
+            Column("scheduledstart", Kind.DATETIME), Column("scheduledend", Kind.DATETIME),
+            Column("actualend", Kind.DATETIME), _choice("prioritycode", TASK_PRIORITY),
+            Column("percentcomplete", Kind.INT), _text("category", 250),
+            _text("subcategory", 250)),
+           (Lookup("regardingobjectid", ("progres_interoperabilityreferral",
+                                         "progres_datatransferrequest"), suffix="_task"),),
+           status=TASK_STATUS, primary_key="activityid"),
 )
 
 BY_SET: dict[str, Entity] = {e.set_name: e for e in ENTITIES}

@@ -111,11 +111,17 @@ def test_each_role_opens_exactly_its_pages(console, login, users, failed_referra
         "/console/audit": {"auditor"},
         "/console/audit/verify": {"auditor"},
         "/console/audit/export": {"auditor"},
+        "/console/disclosures": {"auditor"},
+        "/console/agreements": {"im_officer", "auditor"},
+        "/console/subject-requests": {"auditor"},
+        "/console/turnaround": {"operator", "im_officer", "auditor"},
     }
-    nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals"},
-           "im_officer": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
-                          "/console/mappings"},
-           "auditor": {"/console/audit"}}
+    nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
+                        "/console/turnaround"},
+            "im_officer": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
+                           "/console/mappings", "/console/agreements", "/console/turnaround"},
+            "auditor": {"/console/audit", "/console/disclosures", "/console/agreements",
+                        "/console/subject-requests", "/console/turnaround"}}
     for role in ("operator", "im_officer", "auditor"):
         client = login(getattr(users, role))
         for path, roles in pages.items():

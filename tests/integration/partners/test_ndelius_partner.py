@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from adapters.ndelius import NdeliusAdapter
+from deadline_alerts import make_alert
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 from sandboxes.ndelius.app import create_app
 from sandboxes.ndelius.events import FeedShape
@@ -392,3 +393,61 @@ def test_concurrent_creates_for_one_referral_make_one_nsi(
         by_ref.setdefault(ref, set()).add(native_id)
     assert all(len(ids) == 1 for ids in by_ref.values()) and len(by_ref) == 5
     assert Officer(receiver, "N03ACT1").get("/nsi", size=1)["totalElements"] == 5
+
+
+# --- deadline alerts as alert contacts -------------------------------------------------------
+def test_contacts_follow_the_delius_rules_for_alerts_and_references(
+        receiver: LiveServer, adapter_for: Callable[..., NdeliusAdapter]) -> None:
+    adapter, ref = adapter_for(receiver), referral_id()
+    nsi_id = int(adapter.create(referral_id=ref, kind="transfer", record=transfer_record()))
+    spo = Officer(receiver, "N03ACT1")
+    types = {t["code"]: t["alertAllowed"] for t in spo.get("/reference-data")["contactTypes"]}
+    assert (types["CBDO"], types["CBDC"], types["CTAC"]) == (True, False, False)
+    note = {"offenderCrn": "X070001", "nsiId": nsi_id, "type": "CBDO", "alert": True}
+    refused = spo.send("POST", "/contact", {**note, "type": "CBDC"}, expect=422)
+    assert refused["errorCode"] == "ALERT_NOT_ALLOWED"
+    assert spo.send("POST", "/contact", {**note, "type": "NOPE"}, expect=422)[
+        "errorCode"] == "INVALID_CODE"
+    assert spo.send("POST", "/contact", {**note, "nsiId": 999999}, expect=404)[
+        "errorCode"] == "NOT_FOUND"
+    made = spo.send("POST", "/contact", {**note, "date": "2027-01-08", "startTime": "09:30",
+                                         "externalReference": "urn:x:1"}, expect=201)
+    assert made["alert"] is True and made["date"] == "2027-01-08T09:30:00+00:00"
+    assert (made["team"], made["staff"]) == ("N03ACT", "N03ACTU")  # the NSI's manager
+    again = spo.send("POST", "/contact", {**note, "externalReference": "urn:x:1"}, expect=409)
+    assert again["errorCode"] == "DUPLICATE_EXTERNAL_REFERENCE"
+    cleared = spo.send("PATCH", f"/contact/{made['id']}", {"alert": False})
+    assert cleared["alert"] is False
+    assert spo.get(f"/contact/{made['id']}")["alert"] is False
+
+
+def test_alerts_are_alert_contacts_on_the_nsi_cleared_once_the_deadline_is_met(
+        receiver: LiveServer, adapter_for: Callable[..., NdeliusAdapter]) -> None:
+    adapter, ref = adapter_for(receiver), referral_id()
+    native_id = adapter.create(referral_id=ref, kind="transfer", record=transfer_record())
+    overdue = make_alert("overdue", referral_id=ref, deadline="address_assessment")
+    other_deadline = make_alert("overdue", referral_id=ref, deadline="transfer_decision")
+    for alert in (overdue, overdue, other_deadline):  # the first one delivered twice
+        adapter.alert(native_id=native_id, referral_id=ref, alert=alert)
+    spo = Officer(receiver, "N03ACT1")
+
+    def alert_contacts() -> list[dict[str, Any]]:
+        return [c for c in spo.get("/person/X070001/contacts", nsiId=native_id)
+                if c["type"].startswith("CB")]
+
+    raised = alert_contacts()
+    assert [(c["type"], c["alert"], c["notes"]) for c in raised] == [
+        ("CBDO", True, overdue["message"]), ("CBDO", True, other_deadline["message"])]
+    assert raised[0]["date"] == "2027-01-07T21:00:00+00:00"  # 21:00 UTC is 21:00 in January
+    assert {c["team"] for c in raised} == {"N03ACT"}  # on the SPOC team's alert list
+
+    escalated = make_alert("escalated", referral_id=ref, deadline="address_assessment")
+    cleared = make_alert("cleared", referral_id=ref, deadline="address_assessment")
+    for alert in (escalated, escalated, cleared, cleared):
+        adapter.alert(native_id=native_id, referral_id=ref, alert=alert)
+    after = alert_contacts()
+    assert [(c["type"], c["alert"]) for c in after] == [
+        ("CBDO", False), ("CBDO", True), ("CBDE", False), ("CBDC", False)]
+    assert after[1]["notes"] == other_deadline["message"]
+    assert after[3]["notes"] == cleared["message"]
+    assert len({c["externalReference"] for c in after}) == 4

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from adapters.primero import PrimeroAdapter
+from deadline_alerts import make_alert
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 from sandboxes.primero.app import create_app
 from sandboxes.primero.seed import GATEWAY_USER, SANDBOX_PASSWORD
@@ -460,3 +461,64 @@ def test_two_instances_carry_a_cross_border_transfer(tmp_path: Path) -> None:
         assert out.read(native_id=raised[0].native_id)["case"]["owned_by"] == GATEWAY_USER
         out.close()
         into.close()
+
+
+# Deadline alerts as flags on the case
+
+
+def test_flags_follow_primeros_validation_and_permissions(primero: LiveServer) -> None:
+    with log_in(primero, "cp_worker") as worker, log_in(primero, GATEWAY_USER) as gateway:
+        case_id = worker.get("/cases", params={"per": 1}).json()["data"][0]["id"]
+        blank = worker.post(f"/cases/{case_id}/flags", json={"data": {"date": "not a date"}})
+        assert blank.status_code == 422
+        assert blank.json()["errors"] == [
+            {"status": 422, "resource": f"/api/v2/cases/{case_id}/flags", "detail": "message",
+             "message": ["errors.models.flags.message"]},
+            {"status": 422, "resource": f"/api/v2/cases/{case_id}/flags", "detail": "date",
+             "message": ["errors.models.flags.date"]}]
+        made = worker.post(f"/cases/{case_id}/flags",
+                           json={"data": {"message": "Check the home visit."}}).json()["data"]
+        assert made["removed"] is False and made["unflag_message"] is None
+        assert made["record_type"] == "cases" and made["record"]["flagged"] is True
+        edit = worker.patch(f"/cases/{case_id}/flags/{made['id']}",
+                            json={"data": {"message": "Changed."}})
+        assert edit.status_code == 403  # editing takes flag_update; resolving takes flag
+        assert worker.patch(f"/cases/{case_id}/flags/999999", json={"data": {
+            "unflag_message": "Done."}}).json()["errors"][0]["message"] == "Not Found"
+        other = gateway.get("/cases", params={"owned_by": "gbv_worker", "per": 1}).json()
+        unseen = worker.post(f"/cases/{other['data'][0]['id']}/flags",
+                             json={"data": {"message": "Not my case."}})
+        assert unseen.status_code == 403
+
+
+def test_alerts_raise_escalate_and_clear_flags_on_the_case_once_each(
+        primero: LiveServer, adapter: PrimeroAdapter) -> None:
+    referral_id = gateway_id()
+    native_id = adapter.create(referral_id=referral_id, kind="referral", record=incoming())
+    case_id = split(native_id)[0]
+    overdue = make_alert("overdue", referral_id=referral_id)
+    other_deadline = make_alert("overdue", referral_id=referral_id, deadline="complete",
+                                state="accepted")
+    for alert in (overdue, overdue, other_deadline):  # the first one delivered twice
+        adapter.alert(native_id=native_id, referral_id=referral_id, alert=alert)
+    with log_in(primero, "cp_worker") as worker:  # the caseworker the referral went to
+        flags = worker.get(f"/cases/{case_id}/flags").json()["data"]
+        assert [f["message"].split(" (urn:")[0] for f in flags] == [
+            overdue["message"], other_deadline["message"]]
+        assert [f["date"] for f in flags] == ["2027-01-07", "2027-01-07"]
+        assert {f["flagged_by"] for f in flags} == {GATEWAY_USER}
+        assert worker.get(f"/cases/{case_id}").json()["data"]["flagged"] is True
+
+        escalated = make_alert("escalated", referral_id=referral_id)
+        cleared = make_alert("cleared", referral_id=referral_id)
+        for alert in (escalated, escalated, cleared, cleared):
+            adapter.alert(native_id=native_id, referral_id=referral_id, alert=alert)
+        flags = worker.get(f"/cases/{case_id}/flags").json()["data"]
+        assert len(flags) == 3
+        acknowledge = [f for f in flags if "acknowledge" in f["message"]]
+        assert [f["removed"] for f in acknowledge] == [True, True]
+        assert {f["unflag_message"].split(" (urn:")[0] for f in acknowledge} == {
+            cleared["message"]}
+        assert all(len(f["message"]) <= 255 for f in flags)
+        assert [f["removed"] for f in flags if "complete" in f["message"]] == [False]
+        assert worker.get(f"/cases/{case_id}").json()["data"]["flagged"] is True

@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from adapters.progres.adapter import REFERRALS, TRANSFERS, ProgresAdapter
+from deadline_alerts import make_alert
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 from sandboxes.progres.app import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, create_app
 from sandboxes.progres.schema import ReferralStatus, TransferStatus
-from sandboxes.progres.seed import individual_id, intervention_type_id, sid
+from sandboxes.progres.seed import CASEWORKER_USER, individual_id, intervention_type_id, sid
 from servers import LiveServer
 
 T = TypeVar("T")
@@ -559,3 +560,72 @@ def test_create_update_and_read_back_as_dataverse_does(staff: httpx.Client) -> N
 def test_who_am_i_names_the_application_user(adapter: ProgresAdapter) -> None:
     who = adapter.client.get("WhoAmI", "WhoAmI", annotations=False)
     assert who["UserId"] == sid("systemuser:casebridge")
+
+
+# -- deadline alerts as tasks ------------------------------------------------------------
+
+def test_tasks_follow_the_dataverse_activity_rules(adapter: ProgresAdapter,
+                                                   staff: httpx.Client) -> None:
+    referral = guid_of(adapter.create(referral_id=gateway_id(), kind="referral",
+                                      record=incoming_referral()))
+    regarding = "regardingobjectid_progres_interoperabilityreferral_task@odata.bind"
+    plain = staff.post("/tasks", json={
+        "subject": "Call back", "regardingobjectid_progres_interoperabilityreferral@odata.bind":
+            f"/{REFERRALS}({referral})"})
+    assert plain.status_code == 400 and plain.json()["error"]["code"] == "0x0"
+    missing = staff.post("/tasks", json={"subject": "Call back",
+                                         regarding: f"/{REFERRALS}({uuid.uuid4()})"})
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "0x80040217"
+    closed = staff.post("/tasks", json={"subject": "Call back", "statecode": 1})
+    assert closed.status_code == 400 and closed.json()["error"]["code"] == "0x80040203"
+    made = staff.post("/tasks", headers={"Prefer": "return=representation"}, json={
+        "subject": "Call back", regarding: f"/{REFERRALS}({referral})"})
+    task = made.json()
+    assert made.status_code == 201 and (task["statecode"], task["statuscode"]) == (0, 2)
+    done = staff.patch(f"/tasks({task['activityid']})", headers={"If-Match": "*"},
+                       json={"statecode": 1, "statuscode": 5})
+    assert done.status_code == 204
+    shown = staff.get(f"/tasks({task['activityid']})", headers={"Prefer": ANNOTATED}).json()
+    assert shown["statecode@OData.Community.Display.V1.FormattedValue"] == "Completed"
+    assert shown["actualend"] is not None
+    assert shown["_regardingobjectid_value@Microsoft.Dynamics.CRM.associatednavigationproperty"] \
+        == "regardingobjectid_progres_interoperabilityreferral_task"
+
+
+def test_alerts_are_tasks_for_the_assigned_caseworker_completed_when_cleared(
+        adapter: ProgresAdapter, staff: httpx.Client) -> None:
+    referral_id = gateway_id()
+    record = incoming_referral()
+    record["referral"]["progres_assigneduserid@odata.bind"] = f"/systemusers({CASEWORKER_USER})"
+    native_id = adapter.create(referral_id=referral_id, kind="referral", record=record)
+    overdue = make_alert("overdue", referral_id=referral_id)
+    other_deadline = make_alert("overdue", referral_id=referral_id, deadline="complete",
+                                state="accepted")
+    for alert in (overdue, overdue, other_deadline):  # the first one delivered twice
+        adapter.alert(native_id=native_id, referral_id=referral_id, alert=alert)
+
+    def tasks(condition: str) -> list[dict[str, Any]]:
+        answer = staff.get("/tasks", headers={"Prefer": ANNOTATED}, params={
+            "$filter": f"_regardingobjectid_value eq {guid_of(native_id)} and {condition}",
+            "$orderby": "createdon asc"})
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["value"])
+
+    mine = tasks(f"_ownerid_value eq {CASEWORKER_USER} and statecode eq 0")
+    assert [t["subject"] for t in mine] == [overdue["message"], other_deadline["message"]]
+    assert {t["scheduledend"] for t in mine} == {"2027-01-07T21:00:00Z"}
+    assert {t["prioritycode@OData.Community.Display.V1.FormattedValue"] for t in mine} == {
+        "Normal"}
+    assert {t["category"] for t in mine} == {"CaseBridge deadline"}
+    assert mine[0]["_regardingobjectid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == \
+        "progres_interoperabilityreferral"
+
+    escalated = make_alert("escalated", referral_id=referral_id)
+    cleared = make_alert("cleared", referral_id=referral_id)
+    for alert in (escalated, escalated, cleared, cleared):
+        adapter.alert(native_id=native_id, referral_id=referral_id, alert=alert)
+    assert [t["subject"] for t in tasks("statecode eq 0")] == [other_deadline["message"]]
+    done = tasks("statecode eq 1")
+    assert [t["prioritycode"] for t in done] == [1, 2]
+    assert {t["statuscode"] for t in done} == {5} and all(t["actualend"] for t in done)
+    assert all(t["description"].endswith(cleared["message"]) for t in done)

@@ -24,7 +24,8 @@ def test_without_an_agreement_nothing_leaves_and_the_refusal_is_audited(
     assert ("/receiver/partner", "agreement-parties") in pointers(body)
     assert client.get("/v1/referrals").json()["items"] == []
     assert audit_actions(settings, sender)[:1] == [
-        ("referral.refuse", {"problem": "no-agreement", "rules": ["agreement-parties"]})]
+        ("referral.refuse", {"problem": "no-agreement", "rules": ["agreement-parties"],
+                             "receiver": receiver})]
 
 
 def test_withdrawn_consent_and_consent_for_another_purpose_are_refused(

@@ -11,9 +11,11 @@ import pytest
 import respx
 
 import adapters.http
+from adapters.alerts import read_alert
 from adapters.base import Discovery
 from adapters.ndelius import NdeliusAdapter
 from adapters.ndelius.client import NdeliusClient
+from deadline_alerts import make_alert
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 BASE = "http://ndelius.test"
@@ -519,3 +521,84 @@ def test_an_event_too_thin_to_judge_is_judged_by_its_nsi(delius: respx.MockRoute
     assert [(c.native_id, c.referral_id, c.record.get("status"), bool(c.problem))
             for c in found.changes] == [("11", "ref-9", "COMP", False),
                                         ("event-2", None, None, True)]
+
+
+# --- deadline alerts as alert contacts -------------------------------------------------------
+def alert_contact(contact_id: int, mark: object, *, alert: bool = True,
+                  kind: str = "CBDO") -> dict[str, Any]:
+    return {"id": contact_id, "offenderCrn": CRN, "nsiId": 42, "type": kind, "alert": alert,
+            "externalReference": str(mark) if mark is not None else None}
+
+
+def test_an_overdue_alert_is_an_alert_contact_on_the_nsi(delius: respx.MockRouter,
+                                                          adapter: NdeliusAdapter) -> None:
+    alert = make_alert("overdue", referral_id="ref-1", deadline="address_assessment")
+    delius.get("/nsi/42").respond(json=nsi())
+    post = delius.post("/contact").respond(201, json=alert_contact(7, None))
+    adapter.alert(native_id="42", referral_id="ref-1", alert=alert)
+    assert json.loads(post.calls.last.request.content) == {
+        "offenderCrn": CRN, "nsiId": 42, "type": "CBDO", "date": "2027-01-07",
+        "startTime": "21:00", "alert": True, "notes": alert["message"],
+        "description": alert["message"], "externalReference": str(read_alert(alert).mark)}
+
+
+def test_contact_times_are_london_times(delius: respx.MockRouter,
+                                        adapter: NdeliusAdapter) -> None:
+    summer = {**make_alert("escalated", referral_id="ref-1"), "at": "2027-06-30T23:30:00Z"}
+    delius.get("/nsi/42").respond(json=nsi())
+    post = delius.post("/contact").respond(201, json=alert_contact(7, None, kind="CBDE"))
+    adapter.alert(native_id="42", referral_id="ref-1", alert=summer)
+    sent = json.loads(post.calls.last.request.content)
+    assert (sent["type"], sent["date"], sent["startTime"]) == ("CBDE", "2027-07-01", "00:30")
+
+
+def test_an_alert_delivered_again_finds_its_contact_and_adds_none(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    alert = make_alert("overdue", referral_id="ref-1")
+    mark = read_alert(alert).mark
+    delius.get("/nsi/42").respond(json=nsi())
+    delius.post("/contact").mock(return_value=error(409, "DUPLICATE_EXTERNAL_REFERENCE"))
+    found = delius.get(f"/person/{CRN}/contacts").respond(json=[alert_contact(7, mark)])
+    adapter.alert(native_id="42", referral_id="ref-1", alert=alert)
+    assert found.calls.last.request.url.params["externalReference"] == str(mark)
+
+    found.respond(json=[])  # a 409 for some other reason: refused, not taken as done
+    with pytest.raises(PermanentDeliveryError) as refused:
+        adapter.alert(native_id="42", referral_id="ref-1", alert=alert)
+    assert refused.value.partner_code == "DUPLICATE_EXTERNAL_REFERENCE"
+
+
+def test_a_cleared_alert_clears_the_deadlines_alerts_and_records_a_contact(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    overdue = read_alert(make_alert("overdue", referral_id="ref-1")).mark
+    escalated = read_alert(make_alert("escalated", referral_id="ref-1")).mark
+    other = read_alert(make_alert("overdue", referral_id="ref-1", deadline="decide")).mark
+    cleared = make_alert("cleared", referral_id="ref-1")
+    delius.get("/nsi/42").respond(json=nsi())
+    listed = delius.get(f"/person/{CRN}/contacts").respond(json=[
+        alert_contact(1, overdue, alert=False), alert_contact(2, escalated, kind="CBDE"),
+        alert_contact(3, other), alert_contact(4, None, kind="CTAC", alert=False)])
+    patch = delius.patch(path__regex=r"/contact/\d+").respond(json=alert_contact(2, escalated))
+    post = delius.post("/contact").respond(201, json=alert_contact(5, None, kind="CBDC"))
+    adapter.alert(native_id="42", referral_id="ref-1", alert=cleared)
+    assert listed.calls.last.request.url.params["nsiId"] == "42"
+    assert [(c.request.url.path, json.loads(c.request.content)) for c in patch.calls] == [
+        ("/contact/2", {"alert": False})]
+    sent = json.loads(post.calls.last.request.content)
+    assert (sent["type"], sent["alert"], sent["notes"]) == ("CBDC", False, cleared["message"])
+
+
+def test_contact_failures_keep_the_delivery_rules_and_no_crn(
+        delius: respx.MockRouter, adapter: NdeliusAdapter) -> None:
+    alert = make_alert("overdue", referral_id="ref-1")
+    read = delius.get("/nsi/42")
+    read.return_value = error(404, "NOT_FOUND", f"NSI of {CRN} not found")
+    with pytest.raises(PermanentDeliveryError) as gone:
+        adapter.alert(native_id="42", referral_id="ref-1", alert=alert)
+    assert gone.value.partner_code == "NOT_FOUND" and CRN not in str(gone.value)
+    read.return_value = httpx.Response(200, json=nsi())
+    delius.post("/contact").mock(return_value=error(503, "SERVICE_UNAVAILABLE",
+                                                    **{"Retry-After": "3"}))
+    with pytest.raises(TransientDeliveryError) as busy:
+        adapter.alert(native_id="42", referral_id="ref-1", alert=alert)
+    assert busy.value.retry_after == 3.0 and CRN not in str(busy.value)

@@ -10,7 +10,9 @@ import httpx
 import pytest
 import respx
 
+from adapters.alerts import read_alert
 from adapters.primero import PrimeroAdapter
+from deadline_alerts import make_alert
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 BASE = "http://primero.test"
@@ -371,3 +373,95 @@ def test_impossible_requests_are_permanent_before_calling_primero(
     with pytest.raises(PermanentDeliveryError):
         adapter.create(referral_id="cbr-1", kind="assign", record=native())
     assert not primero.routes["login"].called
+
+
+# Deadline alerts as flags
+
+
+def flag(flag_id: int, message: str, *, removed: bool = False) -> dict[str, Any]:
+    return {"id": flag_id, "record_id": CASE_ID, "record_type": "cases", "date": "2027-01-07",
+            "message": message, "flagged_by": "casebridge", "removed": removed}
+
+
+def test_an_overdue_alert_flags_the_case_with_its_message_and_mark(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    alert = make_alert("overdue", referral_id="cbr-1")
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": [flag(1, "Home visit due")]})
+    post = primero.post(f"/cases/{CASE_ID}/flags").respond(
+        json={"data": flag(2, "x") | {"record": {"id": CASE_ID, "flagged": True}}})
+    adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    sent = json.loads(post.calls.last.request.content)
+    mark = read_alert(alert).mark
+    assert sent == {"data": {"date": "2027-01-07", "message": f"{alert['message']} ({mark})"}}
+
+
+def test_an_alert_already_flagged_is_not_flagged_again(primero: respx.MockRouter,
+                                                       adapter: PrimeroAdapter) -> None:
+    alert = make_alert("escalated", referral_id="cbr-1")
+    mark = read_alert(alert).mark
+    primero.get(f"/cases/{CASE_ID}/flags").respond(
+        json={"data": [flag(7, f"Still overdue ({mark})")]})
+    post = primero.post(f"/cases/{CASE_ID}/flags")
+    adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    assert not post.called
+
+
+def test_a_long_message_is_cut_so_the_reason_and_mark_fit_what_primero_shows(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    alert = {**make_alert("overdue", referral_id="cbr-1"), "message": "Overdue. " * 55}
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": []})
+    post = primero.post(f"/cases/{CASE_ID}/flags").respond(json={"data": flag(2, "x")})
+    adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    reason = json.loads(post.calls.last.request.content)["data"]["message"]
+    assert len(reason) == 255 and reason.endswith(f"… ({read_alert(alert).mark})")
+
+
+def test_a_cleared_alert_resolves_the_deadlines_flags_still_up_and_nothing_else(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    overdue = make_alert("overdue", referral_id="cbr-1")
+    escalated = make_alert("escalated", referral_id="cbr-1")
+    other = make_alert("overdue", referral_id="cbr-1", deadline="complete", state="accepted")
+    cleared = make_alert("cleared", referral_id="cbr-1")
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": [
+        flag(1, f"o ({read_alert(overdue).mark})", removed=True),
+        flag(2, f"e ({read_alert(escalated).mark})"),
+        flag(3, f"c ({read_alert(other).mark})"), flag(4, "Home visit due")]})
+    patch = primero.patch(path__regex=rf"/cases/{CASE_ID}/flags/\d+").respond(
+        json={"data": flag(2, "e", removed=True)})
+    adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=cleared)
+    assert [c.request.url.path.rsplit("/", 1)[1] for c in patch.calls] == ["2"]
+    assert json.loads(patch.calls.last.request.content) == {"data": {
+        "unflag_message": f"{cleared['message']} ({read_alert(cleared).mark})"}}
+
+
+def test_flag_refusals_and_outages_map_to_permanent_and_transient(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    alert = make_alert("overdue", referral_id="cbr-1")
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": []})
+    post = primero.post(f"/cases/{CASE_ID}/flags")
+    post.return_value = httpx.Response(422, json=errors(422, ["errors.models.flags.message"],
+                                                        "message"))
+    with pytest.raises(PermanentDeliveryError) as refused:
+        adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    assert refused.value.partner_code == "errors.models.flags.message"
+    post.return_value = httpx.Response(403, json=errors(403, "Forbidden"))
+    with pytest.raises(PermanentDeliveryError) as forbidden:
+        adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    assert forbidden.value.partner_code == "Forbidden"
+    post.return_value = httpx.Response(503, json=errors(503, "Service Unavailable"),
+                                       headers={"Retry-After": "4"})
+    with pytest.raises(TransientDeliveryError) as busy:
+        adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    assert busy.value.retry_after == 4.0
+
+
+def test_a_malformed_alert_or_native_id_calls_nobody(primero: respx.MockRouter,
+                                                     adapter: PrimeroAdapter) -> None:
+    flags = primero.get(path__regex=r"/flags")
+    with pytest.raises(PermanentDeliveryError):
+        adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1",
+                      alert={**make_alert("overdue", referral_id="cbr-1"), "flag": "late"})
+    with pytest.raises(PermanentDeliveryError):
+        adapter.alert(native_id="not-a-case", referral_id="cbr-1",
+                      alert=make_alert("overdue", referral_id="cbr-1"))
+    assert not flags.called and not primero.routes["login"].called

@@ -13,7 +13,9 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.progres.adapter import REFERRALS, ProgresAdapter, parse_native_id
+from adapters.alerts import read_alert
+from adapters.progres.adapter import REFERRALS, TASK_NAMESPACE, ProgresAdapter, parse_native_id
+from deadline_alerts import make_alert
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 BASE = "https://progres.sandbox.test"
@@ -383,3 +385,90 @@ def test_discover_reports_every_latest_version_once_whatever_the_timing(
     assert len(reported) == len(set(reported))  # no version twice
     for guid, row in table.items():  # and the latest of each row at the end
         assert (f"{REFERRALS}({guid})", row["@odata.etag"]) in reported
+
+
+# -- deadline alerts as tasks -------------------------------------------------------------
+
+NATIVE_ID = f"{REFERRALS}({GUID})"
+
+
+def test_an_overdue_alert_is_a_task_regarding_the_referral_for_its_assigned_user(
+        mock: respx.MockRouter, adapter: ProgresAdapter) -> None:
+    alert = make_alert("overdue", referral_id="cbr-1")
+    row = mock.get(f"{API}/{REFERRALS}({GUID})").respond(json={
+        "_ownerid_value": ME, "_progres_assigneduserid_value": OTHER})
+    post = mock.post(f"{API}/tasks").respond(
+        204, headers={"OData-EntityId": f"{API}/tasks({uuid.uuid4()})"})
+    adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    assert row.calls.last.request.url.params["$select"] == \
+        "_ownerid_value,_progres_assigneduserid_value"
+    sent = json.loads(post.calls.last.request.content)
+    assert sent == {
+        "activityid": str(uuid.uuid5(TASK_NAMESPACE, alert["alert_id"])),
+        "subject": alert["message"], "description": alert["message"],
+        "scheduledend": "2027-01-07T21:00:00Z", "prioritycode": 1,
+        "category": "CaseBridge deadline", "subcategory": str(read_alert(alert).mark),
+        "regardingobjectid_progres_interoperabilityreferral_task@odata.bind":
+            f"/{REFERRALS}({GUID})",
+        "ownerid@odata.bind": f"/systemusers({OTHER})"}
+
+
+def test_an_escalated_alert_on_a_transfer_is_a_high_priority_task_for_its_owner(
+        mock: respx.MockRouter, adapter: ProgresAdapter) -> None:
+    mock.get(f"{API}/progres_datatransferrequests({GUID})").respond(json={"_ownerid_value": ME})
+    post = mock.post(f"{API}/tasks").respond(
+        204, headers={"OData-EntityId": f"{API}/tasks({uuid.uuid4()})"})
+    adapter.alert(native_id=f"progres_datatransferrequests({GUID})", referral_id="cbr-1",
+                  alert=make_alert("escalated", referral_id="cbr-1"))
+    sent = json.loads(post.calls.last.request.content)
+    assert sent["prioritycode"] == 2 and sent["ownerid@odata.bind"] == f"/systemusers({ME})"
+    assert sent["regardingobjectid_progres_datatransferrequest_task@odata.bind"] == \
+        f"/progres_datatransferrequests({GUID})"
+
+
+def test_an_alert_delivered_again_meets_its_own_task_and_changes_nothing(
+        mock: respx.MockRouter, adapter: ProgresAdapter) -> None:
+    mock.get(f"{API}/{REFERRALS}({GUID})").respond(json={"_ownerid_value": ME})
+    mock.post(f"{API}/tasks").mock(return_value=dataverse_error(
+        409, "0x80040237", "Cannot insert duplicate key."))
+    adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1",
+                  alert=make_alert("overdue", referral_id="cbr-1"))
+
+
+def test_a_cleared_alert_completes_the_deadlines_open_tasks_under_their_etag(
+        mock: respx.MockRouter, adapter: ProgresAdapter) -> None:
+    cleared = make_alert("cleared", referral_id="cbr-1")
+    found = mock.get(f"{API}/tasks").mock(return_value=rows(
+        {"@odata.etag": 'W/"7"', "activityid": GUID, "description": "Overdue."},
+        {"@odata.etag": 'W/"9"', "activityid": OTHER, "description": None}))
+    patch = mock.patch(url__regex=rf"{API}/tasks\(.+\)").respond(204)
+    adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=cleared)
+    query = found.calls.last.request.url.params["$filter"]
+    assert query == (f"_regardingobjectid_value eq {GUID} and statecode eq 0 and "
+                     f"startswith(subcategory,'{read_alert(cleared).mark.of_deadline}')")
+    assert [(c.request.url.path, c.request.headers["if-match"]) for c in patch.calls] == [
+        (f"/api/data/v9.2/tasks({GUID})", 'W/"7"'), (f"/api/data/v9.2/tasks({OTHER})", 'W/"9"')]
+    assert [json.loads(c.request.content) for c in patch.calls] == [
+        {"statecode": 1, "statuscode": 5, "description": f"Overdue.\n{cleared['message']}"},
+        {"statecode": 1, "statuscode": 5, "description": cleared["message"]}]
+
+
+def test_task_refusals_are_permanent_and_throttling_transient(
+        mock: respx.MockRouter, adapter: ProgresAdapter) -> None:
+    alert = make_alert("overdue", referral_id="cbr-1")
+    mock.get(f"{API}/{REFERRALS}({GUID})").respond(json={"_ownerid_value": ME})
+    post = mock.post(f"{API}/tasks")
+    post.return_value = dataverse_error(403, "0x80040220", "missing prvCreateTask privilege")
+    with pytest.raises(PermanentDeliveryError) as refused:
+        adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    assert refused.value.partner_code == "0x80040220"
+    post.return_value = dataverse_error(429, "0x80072322", "Number of requests exceeded",
+                                        headers={"Retry-After": "12"})
+    with pytest.raises(TransientDeliveryError) as throttled:
+        adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    assert throttled.value.retry_after == 12.0
+    mock.get(f"{API}/{REFERRALS}({GUID})").mock(return_value=dataverse_error(
+        404, "0x80040217", "progres_interoperabilityreferral With Id = x Does Not Exist"))
+    with pytest.raises(PermanentDeliveryError) as gone:
+        adapter.alert(native_id=NATIVE_ID, referral_id="cbr-1", alert=alert)
+    assert gone.value.partner_status == 404

@@ -74,8 +74,8 @@ TOP_LEVEL_PROPERTIES = {
     "partner": words("id name system organisation country active contact_email"),
     "agreement": words(
         "id title parties purposes service_types data_categories retention_days "
-        "requires_bia_for_children requires_child_assent outside_consent due valid_from "
-        "valid_to"
+        "requires_bia_for_children requires_child_assent outside_consent on_erasure_request "
+        "observers valid_from valid_to"
     ),
 }
 

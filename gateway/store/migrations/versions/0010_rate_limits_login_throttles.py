@@ -1,7 +1,7 @@
 """partners' own rate limits, and the console's record of failed logins
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 10:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import gateway.store.models
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
