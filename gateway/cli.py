@@ -3,6 +3,7 @@
 import getpass
 import importlib
 import json
+import re
 import signal
 import threading
 import time
@@ -316,17 +317,23 @@ def partners_add(
     system: Annotated[str, typer.Option(help="progres, primero, ndelius or other")],
     api_key: Annotated[str | None, typer.Option(
         help="Use this key instead of a generated one (at least 24 characters)")] = None,
+    country: Annotated[str | None, typer.Option(
+        help="Country of operation, ISO three letters (ETH, GBR): deadline policies "
+        "narrowed by countries match it")] = None,
 ) -> None:
     """Register a partner system and print its API key (shown once, stored hashed)."""
     if api_key is not None and len(api_key) < 24:
         raise typer.BadParameter("an API key needs at least 24 characters", param_hint="--api-key")
+    if country is not None and not re.fullmatch(r"[A-Z]{3}", country):
+        raise typer.BadParameter("a three-letter ISO 3166-1 code in capitals, e.g. ETH",
+                                 param_hint="--country")
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
     with unit_of_work(sessions) as session:
         if session.get(Partner, partner_id) is not None:
             typer.echo(f"partner {partner_id} exists already", err=True)
             raise typer.Exit(1)
         _, key = register_partner(session=session, partner_id=partner_id, name=name,
-                                  system=system, api_key=api_key)
+                                  system=system, api_key=api_key, country=country)
     typer.echo(key)
 
 

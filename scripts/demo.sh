@@ -29,9 +29,9 @@ $BIN/casebridge agreements check >/dev/null
 $BIN/casebridge partners add caseworker-app --name "Caseworker app (demo)" --system other \
   --api-key demo-caseworker-key-not-for-production >/dev/null
 $BIN/casebridge partners add progres-eth --name "proGres v4 Ethiopia (sandbox)" \
-  --system progres --api-key demo-progres-key-not-for-production >/dev/null
+  --country ETH --system progres --api-key demo-progres-key-not-for-production >/dev/null
 $BIN/casebridge partners add primero-ssd --name "Primero South Sudan (sandbox)" \
-  --system primero --api-key demo-primero-key-not-for-production >/dev/null
+  --country SSD --system primero --api-key demo-primero-key-not-for-production >/dev/null
 $BIN/casebridge partners connect progres-eth --base-url "http://127.0.0.1:$PROGRES_PORT" \
   --credential client_id=casebridge --credential client_secret=sandbox-secret >/dev/null
 $BIN/casebridge partners connect primero-ssd --base-url "http://127.0.0.1:$PRIMERO_PORT" \

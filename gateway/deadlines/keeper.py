@@ -240,8 +240,10 @@ def _start(session: Session, state: _Tick, referral: Referral,
             rule.state == to_state for policy in policies for rule in policy.rules):
         return []  # nothing can start: the referral's content is not even opened
     had = {(row.state, row.name) for row in rows}
+    receiver = session.get(Partner, referral.receiver_id)
+    country = receiver.country if receiver else None
     fresh = [d for d in compute.deadlines_for(referral.content, to_state, at, policies,
-                                              state.book.calendars())
+                                              state.book.calendars(), receiver_country=country)
              if (d.state, d.name) not in had]
     started = service.track(session, referral_id=referral.id, deadlines=fresh)
     for row in started:

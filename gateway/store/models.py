@@ -113,6 +113,9 @@ class Partner(Base):
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     system: Mapped[str] = mapped_column(String(30))
+    # Country of operation, ISO 3166-1 alpha-3 (ETH, GBR): deadline policies narrowed by
+    # `countries` match the receiver's. None when not given.
+    country: Mapped[str | None] = mapped_column(String(3))
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # OAuth2 client credentials: client_id is the partner id, the secret is stored hashed.
     client_secret_hash: Mapped[str | None] = mapped_column(String(64))
@@ -279,6 +282,10 @@ class OutboxMessage(Base):
     status_event: Mapped[StatusEvent | None] = relationship()
 
 
+# A deadline whose overdue flag is up: raised, and neither met nor ended since.
+FLAG_UP = "raised_at IS NOT NULL AND met_at IS NULL AND cleared_at IS NULL"
+
+
 class TrackedDeadline(Base):
     """One deadline of one referral: from which state, due and escalating when, and how it
     ended. No personal data: ids, states, policy and calendar ids, instants.
@@ -295,6 +302,9 @@ class TrackedDeadline(Base):
         Index("ix_deadlines_next_alert", "next_alert_at", "id",
               postgresql_where=text("next_alert_at IS NOT NULL"),
               sqlite_where=text("next_alert_at IS NOT NULL")),
+        # The overdue flags up now (metrics, console): few rows, found without a table scan.
+        Index("ix_deadlines_flag_up", "referral_id", postgresql_where=text(FLAG_UP),
+              sqlite_where=text(FLAG_UP)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -325,6 +335,8 @@ class DeadlineEvent(Base):
     """
 
     __tablename__ = "deadline_events"
+    # Counting flags raised and escalated (metrics) reads only those events.
+    __table_args__ = (Index("ix_deadline_events_event", "event"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)

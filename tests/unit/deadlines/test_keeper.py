@@ -293,6 +293,30 @@ def test_a_referral_no_policy_covers_gets_no_deadline_and_its_content_stays_clos
     assert deadlines(sessions, referral_id) == {}
 
 
+def test_a_policy_narrowed_by_country_follows_the_receivers_country(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    policies, calendars = tmp_path / "deadlines", tmp_path / "calendars"
+    policies.mkdir()
+    calendars.mkdir()
+    (policies / "kenya.yaml").write_text(
+        "id: kenya\napplies_to: {kind: referral, countries: [KEN]}\ncalendar: gb-eng\n"
+        "deadlines:\n  - name: acknowledge\n    state: delivered\n"
+        "    within: {calendar_hours: 24}\n")
+    book = DeadlineBook(deadlines_dir=policies, calendars_dir=calendars, contracts=CONTRACTS)
+    in_kenya, elsewhere = referral_to_ethiopia(), referral_to_ethiopia()
+    in_kenya["receiver"]["partner"] = "partner-ken"
+    with unit_of_work(sessions) as session:
+        register_partner(session=session, partner_id="partner-ken", name="Kenya",
+                         system="other", country="KEN")
+    found = {}
+    for document in (in_kenya, elsewhere):
+        referral_id = stored(sessions, document)
+        move(sessions, referral_id, "delivered", RECEIVED)
+        keep(sessions, RECEIVED, book=book)
+        found[document["receiver"]["partner"]] = sorted(deadlines(sessions, referral_id))
+    assert found == {"partner-ken": ["acknowledge"], "progres-eth": []}
+
+
 # ---------------------------------------------------------------------------- observers
 
 
