@@ -107,19 +107,13 @@ def failed(session: Session, *, username: str, known: bool, address: str, now: d
            policy: Policy) -> Failure:
     """Count a failed attempt against the username from this address, and the address."""
     take_write_turn(session)
-    locked = []
-    for scope, key, name, threshold in (
-            (USER_ADDRESS, _key(USER_ADDRESS, username, address), username if known else None,
-             policy.lockout_failures),
-            (ADDRESS, _key(ADDRESS, address), None, policy.address_failures)):
-        failures, was_locked_until = _count(session, scope, key, name, address, now)
-        if scope == USER_ADDRESS:
-            in_a_row = failures
-        if failures >= threshold:
-            lock = _lock(session, key, now + policy.lockout)
-            if was_locked_until is None or was_locked_until <= now:  # a new lockout
-                locked.append(lock)
-    return Failure(in_a_row, policy.delay(in_a_row), locked)
+    in_a_row, user_lock = _count(
+        session, USER_ADDRESS, _key(USER_ADDRESS, username, address),
+        username if known else None, address, now, policy.lockout_failures, policy.lockout)
+    _, address_lock = _count(session, ADDRESS, _key(ADDRESS, address), None, address, now,
+                             policy.address_failures, policy.lockout)
+    return Failure(in_a_row, policy.delay(in_a_row),
+                   [lock for lock in (user_lock, address_lock) if lock is not None])
 
 
 def succeeded(session: Session, *, username: str, address: str) -> None:
@@ -151,9 +145,10 @@ def unlock(session: Session, *, username: str | None = None, address: str | None
 
 
 def _count(session: Session, scope: str, key: str, username: str | None, address: str,
-           now: datetime) -> tuple[int, datetime | None]:
+           now: datetime, threshold: int, lockout: timedelta) -> tuple[int, Held | None]:
     """One more failure under `key` (a count quiet for FORGET_AFTER starts again), in one
-    statement, so that two attempts at once both count: (failures, locked until)."""
+    statement so that two attempts at once both count; at `threshold` it locks for
+    `lockout`. The failures in a row, and the lockout if this one started it."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stale = LoginThrottle.last_failure_at < now - FORGET_AFTER
     insert = dialect.insert(LoginThrottle).values(
@@ -166,12 +161,10 @@ def _count(session: Session, scope: str, key: str, username: str | None, address
         "username": insert.excluded.username,
     }).returning(LoginThrottle.failures, LoginThrottle.locked_until)
     failures, locked_until = session.execute(upsert).one()
-    return int(failures), locked_until
-
-
-def _lock(session: Session, key: str, until: datetime) -> Held:
-    """Lock `key` until `until`."""
+    if failures < threshold:
+        return int(failures), None
     row = session.get_one(LoginThrottle, key, populate_existing=True)
-    row.locked_until = until
+    row.locked_until = now + lockout  # a failure while locked (two at once) moves the end
     session.flush()
-    return Held(row.scope, until, locked=True)
+    started = locked_until is None or locked_until <= now
+    return int(failures), Held(scope, row.locked_until, locked=True) if started else None
