@@ -378,6 +378,32 @@ def partners_credentials(
     typer.echo(f"client_id: {partner_id}\nclient_secret: {secret}")
 
 
+@partners_app.command("limit")
+def partners_limit(
+    partner_id: Annotated[str, typer.Argument(help="A registered partner id")],
+    per_second: Annotated[float | None, typer.Option(
+        min=0.001, help="Requests a second the partner may make (in each API process)")] = None,
+    burst: Annotated[int | None, typer.Option(
+        min=1, help="Requests it may make at once above that rate")] = None,
+    default: Annotated[bool, typer.Option(
+        help="Go back to the gateway's defaults (CASEBRIDGE_PARTNER_RATE_*)")] = False,
+) -> None:
+    """Set a partner's own rate limit on the API; running API processes apply it at once."""
+    if not default and per_second is None and burst is None:
+        raise typer.BadParameter("give --per-second and/or --burst, or --default",
+                                 param_hint="--per-second")
+    with _changing_partner(partner_id) as partner:
+        if default:
+            partner.rate_per_second = partner.rate_burst = None
+        if per_second is not None:
+            partner.rate_per_second = per_second
+        if burst is not None:
+            partner.rate_burst = burst
+        shown = (f"{partner.rate_per_second or 'default'} a second, "
+                 f"bursts of {partner.rate_burst or 'default'}")
+    typer.echo(f"{partner_id}: {shown}")
+
+
 @contextmanager
 def _changing_partner(partner_id: str) -> Iterator[Partner]:
     """The registered partner, in a transaction that commits its changes; exit 1 if none."""

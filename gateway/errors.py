@@ -33,6 +33,7 @@ class CaseBridgeError(Exception):
     slug: str = "internal-error"
     title: str = "Internal error"
     extensions: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # of the HTTP answer, e.g. Retry-After
 
     def __str__(self) -> str:
         return self.detail
@@ -72,6 +73,19 @@ class PayloadTooLarge(CaseBridgeError):
             detail=f"The request body is larger than the limit of {limit} bytes.",
             status=413, slug="payload-too-large", title="Payload too large",
             extensions={"limit_bytes": limit},
+        )
+
+
+class JsonLimitExceeded(CaseBridgeError):
+    """A JSON body breaks one of the reading limits (CASEBRIDGE_JSON_MAX_*)."""
+
+    def __init__(self, limit: str, value: int, where: str, *, detail: str,
+                 status: int = 413) -> None:
+        super().__init__(
+            detail=f"The body breaks the {limit} limit of {value}: {detail}.",
+            status=status, slug="json-limit", title="JSON limit exceeded",
+            extensions={"limit": {"name": limit, "value": value},
+                        "errors": [{"pointer": where, "rule": limit, "detail": detail}]},
         )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import NotAuthenticated
+from gateway.protection.agreements import PARTNER_ID
 from gateway.store.models import AccessToken, Partner, utcnow
 
 KEY_PREFIX = "cbk_"
@@ -68,7 +69,7 @@ def issue_client_secret(partner: Partner) -> str:
 def issue_access_token(*, session: Session, client_id: str, client_secret: str,
                        lifetime: timedelta) -> tuple[Partner, str]:
     """An access token for valid client credentials (the client id is the partner id)."""
-    partner = session.get(Partner, client_id)
+    partner = session.get(Partner, client_id) if PARTNER_ID.fullmatch(client_id) else None
     if (partner is None or not partner.active or partner.client_secret_hash is None
             or not hmac.compare_digest(partner.client_secret_hash,
                                        hash_api_key(client_secret))):

@@ -6,7 +6,6 @@ observers an agreement names. Each alert is addressed to one partner in one role
 receiver or observer), and only that partner reads it here. Envelope data only.
 """
 
-import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -14,12 +13,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
 from gateway.api.deps import PartnerDep, SessionDep, SettingsDep
+from gateway.api.params import DateTime
 from gateway.deadlines.alerts import alert_document
-from gateway.errors import FieldError, MalformedRequest
 from gateway.store.models import DeadlineEvent, OutboxMessage
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
-_CURSOR = re.compile(r"[0-9]{1,18}")
+# Outbox ids are 32-bit: a cursor beyond the last one is past them all (and PostgreSQL would
+# refuse to compare it with the column).
+_LAST_ID = 2**31 - 1
 
 
 class AlertOut(BaseModel):
@@ -49,15 +50,17 @@ class AlertPage(BaseModel):
             summary="Deadline alerts addressed to you")
 def get_alerts(
     session: SessionDep, partner: PartnerDep, settings: SettingsDep,
-    since: Annotated[AwareDatetime | None, Query(
-        description="only alerts written at or after this instant (ISO 8601 with offset)")
+    since: Annotated[DateTime | None, Query(
+        description="only alerts written at or after this instant (RFC 3339 with offset)")
     ] = None,
-    cursor: Annotated[str | None, Query(max_length=18)] = None,
+    cursor: Annotated[str | None, Query(
+        pattern=r"^[0-9]{1,18}$", description="`next_cursor` of the previous page, unchanged")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> AlertPage:
     """Oldest first: overdue, escalated and cleared flags of the referrals you send or
     receive, and of those whose agreement names you as an observer."""
-    after = _position(cursor)
+    after = min(int(cursor), _LAST_ID) if cursor else 0
     query = (select(OutboxMessage)
              .where(OutboxMessage.message_type == "alert",
                     OutboxMessage.routing_key == f"alert.{partner.id}",
@@ -73,11 +76,3 @@ def get_alerts(
         role=m.envelope["role"])) for m in messages if m.envelope["deadline_event_id"] in events]
     return AlertPage(items=items, next_cursor=str(messages[-1].id if messages else after))
 
-
-def _position(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not _CURSOR.fullmatch(cursor):
-        raise MalformedRequest("The cursor is not one this API gave out.", errors=[
-            FieldError("/cursor", "cursor", "pass next_cursor from the previous page unchanged")])
-    return int(cursor)

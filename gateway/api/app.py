@@ -15,11 +15,14 @@ from gateway.api import (
     health,
     metrics,
     oauth,
+    openapi,
     operations,
     problems,
     referrals,
     reports,
 )
+from gateway.api.headers import add_security_headers
+from gateway.api.ratelimit import RateLimiter
 from gateway.console import install_console
 from gateway.contracts import Contracts
 from gateway.directory.registry import DirectoryRegistry
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.agreements = AgreementRegistry(settings.agreements_dir, app.state.contracts)
     app.state.directory = DirectoryRegistry(settings.directory_dir, app.state.contracts,
                                             calendars_dir=settings.calendars_dir)
+    app.state.rate_limiter = RateLimiter()
 
     @app.middleware("http")
     async def correlate(
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as error:  # the one place unplanned errors become a 500
             response = problems.unexpected(request, error)
         response.headers.setdefault(CORRELATION_HEADER, correlation_id)
+        add_security_headers(request, response)
         route = request.scope.get("route")
         log.info("request_handled", method=request.method,
                  route=getattr(route, "path", "unmatched"), status=response.status_code,
@@ -96,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(disclosures.router)
     app.include_router(reports.router)
     install_console(app, settings)
+    openapi.install(app)
 
     @app.get("/v1/noop", include_in_schema=False)
     def noop() -> dict[str, str]:

@@ -33,7 +33,7 @@ ACTIONS = frozenset({
     "referral.timeline",
     "referral.purge", "status.change", "delivery.deliver", "delivery.dead_letter",
     "delivery.withhold", "redrive", "consent.withdraw", "keys.rotate", "console.login",
-    "console.view", "console.user", "audit.export", "token.issue",
+    "console.lockout", "console.view", "console.user", "audit.export", "token.issue",
     "report.disclosures", "subject.lookup", "subject.export", "subject.erase",
     "subject.restrict", "deadline.alert", "directory.availability",
 })

@@ -126,6 +126,9 @@ class Partner(Base):
     # only calls the API and polls for status.
     connection: Mapped[dict[str, Any] | None] = mapped_column(
         EncryptedJSON("partners.connection"))
+    # The partner's own rate limit on the API (requests a second, burst); None: the default.
+    rate_per_second: Mapped[float | None]
+    rate_burst: Mapped[int | None]
 
 
 class Referral(Base):
@@ -492,3 +495,20 @@ class ConsoleUser(Base):
     role: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Failed console logins, by username and client address or by address alone
+    (gateway.console.throttle). `key` is a keyed hash of them: a username nobody has, which
+    may be a password typed in the wrong field, is never kept in the clear."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(20))  # "user_address" or "address"
+    username: Mapped[str | None] = mapped_column(String(100))  # only a user that exists
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int]
+    first_failure_at: Mapped[datetime]
+    last_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]

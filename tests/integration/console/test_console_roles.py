@@ -73,9 +73,9 @@ def test_a_right_password_opens_a_session_and_wrong_ones_are_refused_and_audited
     logins = audit_entries(sessions, action="console.login")
     mine = [e for e in logins if e.actor == f"user:{users.operator}"]
     assert [e.detail["ok"] for e in mine[-2:]] == [False, True]
-    assert mine[-2].detail == {"ok": False, "reason": "wrong_password"}
-    assert any(e.actor == "user:?" and e.detail == {"ok": False, "reason": "unknown_user"}
-               for e in logins)
+    assert mine[-2].detail == {"ok": False, "reason": "wrong_password", "failures": 1}
+    assert any(e.actor == "user:?" and e.detail == {"ok": False, "reason": "unknown_user",
+                                                    "failures": 1} for e in logins)
     kept = json.dumps([[e.actor, e.detail] for e in logins])
     assert "not-the-password" not in kept and PASSWORD not in kept and "nobody-here" not in kept
 
