@@ -7,13 +7,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import ContractsDep, DirectoryDep, PartnerDep, SessionDep
+from gateway.api.openapi import CODE_LIST, problems
 from gateway.contracts import Contracts
 from gateway.deadlines.calendars import next_working_day
 from gateway.directory.availability import update_availability
 from gateway.directory.model import Area, Availability, Contact, Directory, Service
 from gateway.directory.registry import DirectoryRegistry
 from gateway.directory.search import Match, Need, pathway, search
-from gateway.errors import FieldError, MalformedRequest, NotFound
+from gateway.errors import CaseBridgeError, FieldError, MalformedRequest, NotFound
 from gateway.store.models import utcnow
 
 router = APIRouter(tags=["directory"])
@@ -130,21 +131,28 @@ class AvailabilityIn(BaseModel):
 AreaQuery = Annotated[str | None, Query(max_length=100, description=(
     "An area: its id, name, other name or code (e.g. et-gambella, Gambella, ET12)"))]
 ProfileQuery = Annotated[str | None, Query(max_length=63, description=(
-    "A profile code (contracts/codes/profile.json), e.g. gbv_survivor"))]
+    "A profile code (contracts/codes/profile.json), e.g. gbv_survivor"),
+    json_schema_extra={CODE_LIST: "profile"})]
+
+
+UNKNOWN_AREA = problems(404, s404="The directory knows no area by this id, name or code "
+                                    "(or no area covering the postcode).")
 
 
 @router.get("/v1/directory/services", response_model=ServiceSearch,
-            summary="Search the service directory")
+            summary="Search the service directory", responses=UNKNOWN_AREA)
 def search_services(
     session: SessionDep, _: PartnerDep, registry: DirectoryDep, contracts: ContractsDep,
     service_type: Annotated[str | None, Query(max_length=63, description=(
-        "A service type code (contracts/codes/service-type.json)"))] = None,
+        "A service type code (contracts/codes/service-type.json)"),
+        json_schema_extra={CODE_LIST: "service-type"})] = None,
     area: AreaQuery = None,
     postcode: Annotated[str | None, Query(max_length=10, description=(
         "A UK postcode or its outward code (e.g. CF10 1AA): the probation delivery unit "
         "that covers it, instead of area"))] = None,
     age: Annotated[int | None, Query(ge=0, le=130)] = None,
-    sex: Annotated[str | None, Query(max_length=20, description="female or male")] = None,
+    sex: Annotated[str | None, Query(max_length=20, description="female or male",
+                                     json_schema_extra={CODE_LIST: "sex"})] = None,
     profile: ProfileQuery = None,
     language: Annotated[str | None, Query(pattern="^[a-z]{2,3}$",
                                           description="An ISO 639 code (e.g. ar)")] = None,
@@ -157,10 +165,12 @@ def search_services(
     _check_code(contracts, "service-type", "service_type", service_type)
     _check_code(contracts, "sex", "sex", sex)
     _check_code(contracts, "profile", "profile", profile)
-    if area is not None and postcode is not None:
-        raise _bad("/postcode", "one-of", "give an area or a postcode, not both")
-    where = (_area(directory, area) if area is not None
-             else _postcode(directory, postcode) if postcode is not None else None)
+    where = _area(directory, area) if area is not None else None
+    if postcode is not None:
+        covering = _postcode(directory, postcode)
+        if where is not None and where.id not in {a.id for a in directory.lineage(covering.id)}:
+            raise _unknown("/postcode", "within-area", f"the postcode lies outside {where.id}")
+        where = covering
     found = search(directory, Need(service_type=service_type, area=where, age=age, sex=sex,
                                    profile=profile, language=language))
     return ServiceSearch(area=_area_out(directory, where) if where else None,
@@ -180,7 +190,8 @@ def get_service(service_id: str, session: SessionDep, _: PartnerDep, registry: D
 
 
 @router.put("/v1/directory/services/{service_id}/availability", response_model=ServiceOut,
-            summary="Say whether your service takes referrals now")
+            summary="Say whether your service takes referrals now",
+            responses=problems(403, s403="The service is not your organisation's."))
 def put_availability(service_id: str, body: AvailabilityIn, session: SessionDep,
                      partner: PartnerDep, registry: DirectoryDep,
                      contracts: ContractsDep) -> ServiceOut:
@@ -195,7 +206,8 @@ def put_availability(service_id: str, body: AvailabilityIn, session: SessionDep,
     return _service_out(registry, directory, contracts, directory.services[service_id], None)
 
 
-@router.get("/v1/pathways", response_model=PathwayOut, summary="The referral pathway of an area")
+@router.get("/v1/pathways", response_model=PathwayOut, summary="The referral pathway of an area",
+            responses=UNKNOWN_AREA)
 def get_pathway(session: SessionDep, _: PartnerDep, registry: DirectoryDep,
                 contracts: ContractsDep, area: AreaQuery = None,
                 profile: ProfileQuery = None) -> PathwayOut:
@@ -231,7 +243,8 @@ def _check_code(contracts: Contracts, code_list: str, parameter: str, value: str
 def _area(directory: Directory, text: str) -> Area:
     found = directory.find_area(text)
     if not found:
-        raise _bad("/area", "known-area", "no area of the directory has this id, name or code")
+        raise _unknown("/area", "known-area",
+                       "no area of the directory has this id, name or code")
     if len(found) > 1:
         raise _bad("/area", "one-area", "more than one area answers to this name: give one "
                    f"of the ids {', '.join(sorted(a.id for a in found))}")
@@ -241,9 +254,17 @@ def _area(directory: Directory, text: str) -> Area:
 def _postcode(directory: Directory, postcode: str) -> Area:
     found = directory.by_postcode(postcode)
     if found is None:
-        raise _bad("/postcode", "known-postcode", "no area of the directory covers this "
-                   "postcode (areas list postcode areas such as CF, or districts such as CF10)")
+        raise _unknown("/postcode", "known-postcode", "no area of the directory covers this "
+                       "postcode (areas list postcode areas such as CF, or districts such as "
+                       "CF10)")
     return found
+
+
+def _unknown(pointer: str, rule: str, detail: str) -> CaseBridgeError:
+    """A well-formed area or postcode the directory does not know: nothing to show (404)."""
+    return CaseBridgeError(detail="The directory knows no such area.", status=404,
+                           slug="not-found", title="Not found",
+                           extensions={"errors": [FieldError(pointer, rule, detail).as_dict()]})
 
 
 def _bad(pointer: str, rule: str, detail: str) -> MalformedRequest:

@@ -91,6 +91,9 @@ class Declared:
 
 
 _DECLARED: dict[Any, Declared] = {}
+# A query parameter whose values are a code list of the contracts: json_schema_extra=
+# {CODE_LIST: "service-type"} puts the list's codes in its schema as an enum.
+CODE_LIST = "x-code-list"
 
 
 def declare(dependency: Any, *problems: int,
@@ -216,6 +219,9 @@ def _complete(operation: dict[str, Any], route: Any, schemas: dict[str, Any],
     parameters = operation.setdefault("parameters", [])
     for parameter in parameters:
         _without_null(parameter)
+        code_list = parameter.get("schema", {}).pop(CODE_LIST, None)
+        if code_list is not None:
+            parameter["schema"]["enum"] = list(contracts.codes(code_list))
     parameters.append({"$ref": "#/components/parameters/CorrelationId"})
     if "security" in operation:  # FastAPI adds openapi_extra's entries to its own
         operation["security"] = [json.loads(entry) for entry in dict.fromkeys(

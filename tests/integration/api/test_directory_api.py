@@ -109,6 +109,10 @@ def test_search_by_postcode_answers_the_service_and_its_contact_point(land: Land
     assert answer.status_code == 200, answer.text
     found = answer.json()
     assert found["area"]["id"] == "lake"
+    with land.client(land.sender) as client:  # a postcode within the area named: the same
+        assert client.get("/v1/directory/services", params={
+            "postcode": "CF10 1AA", "area": "north", "service_type": "safe_shelter"},
+        ).json() == found
     assert [(s["id"], s["availability"]["status"]) for s in found["items"]] == [
         ("three-shelter", "waitlist"), ("one-shelter", "suspended")]
     clinic = next(s for s in found["items"] if s["id"] == "three-shelter")
@@ -119,20 +123,22 @@ def test_search_by_postcode_answers_the_service_and_its_contact_point(land: Land
     assert clinic["opening"]["next_open_day"] is not None
 
 
-@pytest.mark.parametrize("params, pointer, rule", [
-    ({"service_type": "shelter"}, "/service_type", "enum"),
-    ({"profile": "refugee"}, "/profile", "enum"),
-    ({"area": "Atlantis"}, "/area", "known-area"),
-    ({"area": "Hill district"}, "/area", "one-area"),
-    ({"postcode": "SA1 1AA"}, "/postcode", "known-postcode"),
-    ({"area": "north", "postcode": "CF10"}, "/postcode", "one-of"),
-    ({"age": "-1"}, "/age", "greater_than_equal"),
+@pytest.mark.parametrize("params, status, pointer, rule", [
+    ({"service_type": "shelter"}, 400, "/service_type", "enum"),
+    ({"profile": "refugee"}, 400, "/profile", "enum"),
+    ({"area": "Atlantis"}, 404, "/area", "known-area"),
+    ({"area": "Hill district"}, 400, "/area", "one-area"),
+    ({"postcode": "SA1 1AA"}, 404, "/postcode", "known-postcode"),
+    ({"area": "south", "postcode": "CF10"}, 404, "/postcode", "within-area"),
+    ({"age": "-1"}, 400, "/age", "greater_than_equal"),
 ])
-def test_a_bad_search_parameter_is_a_problem_naming_it(land: Land, params: dict[str, str],
-                                                       pointer: str, rule: str) -> None:
+def test_a_bad_search_parameter_is_a_problem_naming_it(
+        land: Land, params: dict[str, str], status: int, pointer: str, rule: str) -> None:
+    """A malformed parameter is a 400; a well-formed area or postcode the directory does
+    not know is a 404 (nothing there to show); either names the parameter."""
     with land.client(land.sender) as client:
         answer = client.get("/v1/directory/services", params=params)
-    body = assert_problem(answer, 400, "invalid-parameter")
+    body = assert_problem(answer, status, "invalid-parameter" if status == 400 else "not-found")
     assert [(e["pointer"], e["rule"]) for e in body["errors"]] == [(pointer, rule)]
 
 
