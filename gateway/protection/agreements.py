@@ -64,6 +64,8 @@ class Agreement:
     content_hash: str
     due: dict[str, int] = field(default_factory=dict, hash=False)
     on_erasure_request: OnErasure = "erase"
+    # Parties that record consent in their own system and send none with a referral.
+    consent_recorded_by: frozenset[str] = frozenset()
 
     def valid_on(self, day: date) -> bool:
         """Whether the agreement applies on `day` (both ends included)."""
@@ -107,6 +109,11 @@ def _check_meaning(path: Path, tree: CommentedMap, document: dict[str, Any],
     if valid_from is not None and valid_to is not None and valid_to < valid_from:
         problems.add(value_pos(tree, "valid_to"), "validity",
                      "valid_to must not be before valid_from")
+    parties = document.get("parties")
+    for index, recorder in enumerate(document.get("consent_recorded_by") or []):
+        if isinstance(parties, list) and recorder not in parties:
+            problems.add(pointer_pos(tree, ["consent_recorded_by", str(index)]), "party",
+                         "consent_recorded_by may only name parties of the agreement")
 
 
 def _date_or_none(document: dict[str, Any], key: str) -> date | None:
@@ -136,6 +143,7 @@ def _agreement(document: dict[str, Any], file: str, content_hash: str) -> Agreem
         content_hash=content_hash,
         due=dict(document.get("due", {})),
         on_erasure_request=cast(OnErasure, document.get("on_erasure_request", "erase")),
+        consent_recorded_by=frozenset(document.get("consent_recorded_by", ())),
     )
 
 
