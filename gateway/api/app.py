@@ -15,6 +15,7 @@ from gateway.api import (
     oauth,
     operations,
     problems,
+    progres_dtp,
     referrals,
     reports,
 )
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(disclosures.router)
     app.include_router(reports.router)
+    app.include_router(progres_dtp.router)
     install_console(app, settings)
 
     @app.get("/v1/noop", include_in_schema=False)

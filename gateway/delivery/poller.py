@@ -85,6 +85,8 @@ class Refusal:
     slug: str
     detail: str
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The problem in words the partner can act on: the detail and each field's rule.
+    said: str = ""
 
 
 def inbound_message_id(partner_id: str, change: NativeChange) -> str:
@@ -100,13 +102,15 @@ def refusal_of(error: Exception) -> Refusal:
     """The dead-letter reason of an error: the problem and the fields it names; for an
     unplanned fault only its type (its message may quote a value)."""
     if not isinstance(error, CaseBridgeError):
-        return Refusal("take-failed", f"the gateway failed to take the change "
-                                      f"({type(error).__name__})")
-    pointers = [e.get("pointer", "") + " " + e.get("rule", "")
-                for e in error.extensions.get("errors", [])]
+        detail = f"the gateway failed to take the change ({type(error).__name__})"
+        return Refusal("take-failed", detail, said=detail)
+    errors = error.extensions.get("errors", [])
+    pointers = [e.get("pointer", "") + " " + e.get("rule", "") for e in errors]
     detail = error.detail + (f" ({'; '.join(pointers)})" if pointers else "")
     facts = refusal_facts(error) if isinstance(error, ConsentProblem) else {}
-    return Refusal(error.slug, detail[:2000], facts)
+    said = error.detail + "".join(f" {e.get('pointer') or '/'}: {e.get('detail')}."
+                                  for e in errors)
+    return Refusal(error.slug, detail[:2000], facts, said[:2000])
 
 
 def error_code(error: Exception) -> str:
