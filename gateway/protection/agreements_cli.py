@@ -82,6 +82,9 @@ def describe(agreement: Agreement) -> list[str]:
         f"  outside consent: {agreement.outside_consent}",
         f"  on erasure request: {agreement.on_erasure_request}",
     ]
+    if agreement.consent_recorded_by:
+        lines.append("  consent recorded in their own system by: "
+                     + ", ".join(sorted(agreement.consent_recorded_by)))
     return lines
 
 
