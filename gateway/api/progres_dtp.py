@@ -24,10 +24,11 @@ A body that is not a DTP message at all is refused as problem+json naming the fi
 """
 
 import threading
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
 
 from adapters.base import NativeChange
 from adapters.progres.dtp import REVIEW_DECISIONS, feedback, read_message
@@ -36,6 +37,34 @@ from gateway.api.deps import PartnerDep
 from gateway.delivery.poller import Poller, Taken
 from gateway.errors import FieldError, Forbidden
 from gateway.mapping.translator import MappingTranslator
+
+
+class Feedback(BaseModel):
+    """DTP's `Feedback` on one intervention, as proGres reads it."""
+
+    request_type: str = "Feedback"
+    progres_interventionnumber: str | None = None
+    case_id: str | None = Field(default=None, description="the gateway's referral id")
+    status: Literal["Pending Acknowledgement", "Delivery Fail"]
+    closure_reason: str | None = Field(default=None, description="why it was not taken")
+
+
+class DecisionOutcome(BaseModel):
+    """What became of one review decision."""
+
+    progres_orgreferralid: Any = None
+    outcome: Literal["recorded", "unchanged", "refused"]
+    problem: str | None = Field(default=None, description="the problem type, when refused")
+    closure_reason: str | None = Field(default=None, description="why, when refused")
+
+
+class DtpAnswer(BaseModel):
+    request_type: str
+    feedback: list[Feedback] | None = Field(default=None,
+                                            description="to interventions, in their order")
+    items: list[DecisionOutcome] | None = Field(default=None,
+                                                description="to decisions, in their order")
+
 
 router = APIRouter(prefix="/v1/progres", tags=["proGres DTP messages"])
 JsonBody = Annotated[Any, Depends(json_body)]
@@ -59,13 +88,13 @@ def _intake(request: Request) -> Poller:
 
 
 @router.post("/dtp", summary="Take a message proGres pushes through UNHCR's integration layer",
+             response_model=DtpAnswer, response_model_exclude_none=True,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {"type": "object", "required": ["interventions"], "properties": {
                      "request_type": {"enum": [REVIEW_DECISIONS]},
                      "interventions": {"type": "array", "minItems": 1,
                                        "items": {"type": "object"}}}}}}}})
-def post_dtp_message(request: Request, partner: PartnerDep,
-                     message: JsonBody) -> dict[str, Any]:
+def post_dtp_message(request: Request, partner: PartnerDep, message: JsonBody) -> DtpAnswer:
     """Interventions proGres refers to a partner, or its review decisions on referrals the
     gateway sent it: each item taken on its own; the answer says what became of each."""
     if partner.system != SYSTEM:
@@ -79,23 +108,22 @@ def post_dtp_message(request: Request, partner: PartnerDep,
     log.info("dtp_message_taken", partner=partner.id, request_type=request_type or
              "interventions", items=len(taken), refused=refused)
     if request_type is None:
-        return {"request_type": "Feedback",
-                "feedback": [_feedback(change, result) for change, result in taken]}
-    return {"request_type": request_type,
-            "items": [_decision(change, result) for change, result in taken]}
+        return DtpAnswer(request_type="Feedback",
+                         feedback=[_feedback(change, result) for change, result in taken])
+    return DtpAnswer(request_type=request_type,
+                     items=[_decision(change, result) for change, result in taken])
 
 
-def _feedback(change: NativeChange, taken: Taken) -> dict[str, Any]:
+def _feedback(change: NativeChange, taken: Taken) -> Feedback:
     if taken.refusal is not None:
-        return feedback(change, closure_reason=taken.refusal.said)
-    return feedback(change, case_id=taken.referral_id)
+        return Feedback(**feedback(change, closure_reason=taken.refusal.said))
+    return Feedback(**feedback(change, case_id=taken.referral_id))
 
 
-def _decision(change: NativeChange, taken: Taken) -> dict[str, Any]:
-    item: dict[str, Any] = {"progres_orgreferralid": change.record.get("progres_orgreferralid")}
+def _decision(change: NativeChange, taken: Taken) -> DecisionOutcome:
+    reference = change.record.get("progres_orgreferralid")
     if taken.refusal is not None:
-        item.update(outcome="refused", problem=taken.refusal.slug,
-                    closure_reason=taken.refusal.said)
-    else:
-        item["outcome"] = "recorded" if taken.changed else "unchanged"
-    return item
+        return DecisionOutcome(progres_orgreferralid=reference, outcome="refused",
+                               problem=taken.refusal.slug, closure_reason=taken.refusal.said)
+    return DecisionOutcome(progres_orgreferralid=reference,
+                           outcome="recorded" if taken.changed else "unchanged")
