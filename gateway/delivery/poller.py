@@ -68,16 +68,6 @@ class PollResult:
 
 
 @dataclass(frozen=True)
-class Taken:
-    """What became of one change: the referral it made or moved (`changed` says whether a
-    new referral or a status event was recorded), or why the gateway refused it."""
-
-    referral_id: str | None = None
-    changed: bool = False
-    refusal: "Refusal | None" = None
-
-
-@dataclass(frozen=True)
 class Refusal:
     """Why a change was not taken: a problem slug and a detail without personal values;
     for a consent or agreement refusal, the facts its audit entry keeps."""
@@ -87,6 +77,16 @@ class Refusal:
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
     # The problem in words the partner can act on: the detail and each field's rule.
     said: str = ""
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What became of one change: the referral it made or moved (`changed` says whether a
+    new referral or a status event was recorded), or why the gateway refused it."""
+
+    referral_id: str | None = None
+    changed: bool = False
+    refusal: Refusal | None = None
 
 
 def inbound_message_id(partner_id: str, change: NativeChange) -> str:
