@@ -289,20 +289,32 @@ def test_a_refused_intervention_is_redriven_once_the_agreement_records_consent(
 
 def test_only_the_agreed_service_types_pass_the_others_get_delivery_fail(
         world: World) -> None:
+    with world.staff() as staff:  # a type this office added after the code list was written
+        added = staff.post("/progres_interventiontypes", headers={
+            "Prefer": "return=representation"}, json={
+            "progres_code": "CASH", "progres_description": "Cash assistance",
+            "progres_interopenabled": False})
+    assert added.status_code == 201, added.text
     rows = [intervention(world, person="amani", service=code)
             for code in ("ALTC", "PSS", "ACC")]
+    rows.append(intervention(world, person="amani", service="ALTC", **{
+        "progres_interventiontype2@odata.bind":
+            f"/progres_interventiontypes({added.json()['progres_interventiontypeid']})"}))
 
     answers = push(world, *rows)
 
     assert [a["status"] for a in answers] == ["Pending Acknowledgement", "Delivery Fail",
-                                              "Delivery Fail"]
+                                              "Delivery Fail", "Delivery Fail"]
     assert "the service 'psychosocial_support'" in answers[1]["closure_reason"]
     assert "/services/0/type" in answers[1]["closure_reason"]
     assert "the service 'other'" in answers[2]["closure_reason"]
+    unknown = answers[3]["closure_reason"]
+    assert "code list 'intervention-type'" in unknown
+    assert added.json()["progres_interventiontypeid"] in unknown  # the code to list
     assert [len(referrals_from(world, r["progres_interventionnumber"])) for r in rows] == [
-        1, 0, 0]
+        1, 0, 0, 0]
     assert [as_progres_sees(world, r)["progres_partnerstatus"] for r in rows] == [
-        "Pending Acknowledgement", "Delivery Fail", "Delivery Fail"]
+        "Pending Acknowledgement", "Delivery Fail", "Delivery Fail", "Delivery Fail"]
 
 
 def test_progres_is_told_the_partners_decision_and_nothing_for_other_states(
