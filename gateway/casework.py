@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.contracts import Contracts
 from gateway.delivery.outbox import enqueue
+from gateway.directory.registry import DirectoryRegistry
+from gateway.directory.submission import check_referral
 from gateway.errors import (
     ConsentProblem,
     FieldError,
@@ -80,6 +82,9 @@ def request_hash(document: Any) -> str:
 class Submitted:
     referral: Referral
     replayed: bool
+    # What the service directory noted (a waiting list, an area it could not check …);
+    # given with the first answer only, not with a replay.
+    warnings: tuple[FieldError, ...] = ()
 
 
 def submit_referral(
@@ -91,9 +96,15 @@ def submit_referral(
     document: Any,
     idempotency_key: str,
     correlation_id: str,
+    directory: DirectoryRegistry | None = None,
 ) -> Submitted:
-    """Validate a canonical referral or transfer, pass it through the consent gate, and
-    store the receiver's copy with its first event and outbox row.
+    """Validate a canonical referral or transfer, check it against the service directory,
+    pass it through the consent gate, and store the receiver's copy with its first event
+    and outbox row.
+
+    The directory (when given) refuses a service the receiver does not offer in the
+    person's area, or has suspended (ServiceNotOffered, with alternatives), and notes a
+    waiting list and what it could not check in `warnings`.
 
     Only what the consent and the data-sharing agreement let leave is stored: fields of
     other categories are dropped here, before anything is written, and named (by pointer
@@ -129,6 +140,8 @@ def submit_referral(
             FieldError("/receiver/partner", "known-partner",
                        "must be the id of another active partner")])
     now = utcnow()
+    warnings = (check_referral(directory.view(session), document, today=now.date())
+                if directory is not None else [])
     try:
         admitted = admit(document, agreements=agreements, contracts=contracts,
                          today=now.date())
@@ -176,11 +189,14 @@ def submit_referral(
                          "agreement": referral.agreement_id, "withheld": referral.withheld,
                          **disclosed(admitted, contracts),
                          **({"minor_contradicted": list(admitted.minor_contradicted)}
-                            if admitted.minor_contradicted else {})})
+                            if admitted.minor_contradicted else {}),
+                         **({"directory": sorted({w.rule for w in warnings})}
+                            if warnings else {})})
     log.info("referral_submitted", referral_id=referral.id, kind=referral.kind,
              sender=sender.id, receiver=receiver.id, agreement=referral.agreement_id,
-             withheld=len(referral.withheld))
-    return Submitted(referral, replayed=False)
+             withheld=len(referral.withheld),
+             directory_warnings=sorted({w.rule for w in warnings}))
+    return Submitted(referral, replayed=False, warnings=tuple(warnings))
 
 
 # Structure errors no need-to-know filter can cure: a missing field, a field the contract

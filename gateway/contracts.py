@@ -56,6 +56,11 @@ class Contracts:
         """The codes of a code list, e.g. `codes("service-type")`."""
         return list(self.schemas[f"codes/{name}"]["enum"])
 
+    def labels(self, name: str) -> dict[str, str]:
+        """The codes of a code list with their labels, in the list's order."""
+        labels: dict[str, str] = self.schemas[f"codes/{name}"]["x-labels"]
+        return {code: labels[code] for code in self.codes(name)}
+
 
 def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:
     """Replace an anyOf/oneOf failure by the errors of its best-matching branch."""

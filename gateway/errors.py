@@ -240,3 +240,16 @@ class ConsentProblem(CaseBridgeError):
         self.errors = list(errors)
         self.agreement = agreement
         self.receiver: str | None = None
+
+
+class ServiceNotOffered(CaseBridgeError):
+    """The service directory says the receiver does not offer a service asked, in the
+    person's area, or has suspended it; `alternatives` lists who does."""
+
+    def __init__(self, detail: str, errors: Sequence[FieldError],
+                 alternatives: Sequence[dict[str, Any]]) -> None:
+        super().__init__(detail=detail, status=422, slug="service-not-offered",
+                         title="The receiver does not offer this service here",
+                         extensions={"errors": [e.as_dict() for e in errors],
+                                     "alternatives": list(alternatives)})
+        self.errors = list(errors)

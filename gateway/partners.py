@@ -28,11 +28,13 @@ def hash_api_key(api_key: str) -> str:
 
 
 def register_partner(
-    *, session: Session, partner_id: str, name: str, system: str, api_key: str | None = None
+    *, session: Session, partner_id: str, name: str, system: str, api_key: str | None = None,
+    country: str | None = None,
 ) -> tuple[Partner, str]:
     """Add a partner system; returns it with its API key, which is stored only hashed."""
     key = api_key or KEY_PREFIX + secrets.token_urlsafe(32)
-    partner = Partner(id=partner_id, name=name, system=system, api_key_hash=hash_api_key(key))
+    partner = Partner(id=partner_id, name=name, system=system, country=country,
+                      api_key_hash=hash_api_key(key))
     session.add(partner)
     session.flush()
     return partner, key

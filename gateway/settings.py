@@ -80,6 +80,18 @@ class Settings(BaseSettings):
         default=ROOT / "calendars",
         description="Folder of the local working-day calendars (YAML): closures, openings.",
     )
+    scheduler_interval: float = Field(
+        default=30.0, gt=0,
+        description="Seconds between two ticks of the scheduler (deadlines and overdue alerts).",
+    )
+    scheduler_port: int = Field(
+        default=8001, ge=0, le=65535,
+        description="Port where the scheduler serves /healthz and /metrics (0: none).",
+    )
+    directory_dir: Path = Field(
+        default=ROOT / "directory",
+        description="Folder of the service directory (YAML): organisations, services, areas.",
+    )
     access_token_seconds: int = Field(
         default=3600, description="Lifetime of an OAuth2 access token, in seconds."
     )

@@ -9,6 +9,8 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from gateway.api import (
+    alerts,
+    directory,
     disclosures,
     health,
     metrics,
@@ -21,6 +23,7 @@ from gateway.api import (
 )
 from gateway.console import install_console
 from gateway.contracts import Contracts
+from gateway.directory.registry import DirectoryRegistry
 from gateway.logs import (
     CORRELATION_HEADER,
     bind_correlation_id,
@@ -60,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.contracts = Contracts(settings.contracts_dir)
     app.state.mappings = MappingRegistry(settings.mappings_dir, app.state.contracts)
     app.state.agreements = AgreementRegistry(settings.agreements_dir, app.state.contracts)
+    app.state.directory = DirectoryRegistry(settings.directory_dir, app.state.contracts,
+                                            calendars_dir=settings.calendars_dir)
 
     @app.middleware("http")
     async def correlate(
@@ -83,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
     app.include_router(referrals.router)
+    app.include_router(alerts.router)
+    app.include_router(directory.router)
     app.include_router(oauth.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

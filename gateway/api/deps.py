@@ -8,6 +8,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contracts import Contracts
+from gateway.directory.registry import DirectoryRegistry
 from gateway.partners import authenticate
 from gateway.protection.agreements import AgreementRegistry
 from gateway.settings import Settings
@@ -47,11 +48,17 @@ async def get_agreements(request: Request) -> AgreementRegistry:
     return agreements
 
 
+async def get_directory(request: Request) -> DirectoryRegistry:
+    directory: DirectoryRegistry = request.app.state.directory
+    return directory
+
+
 # scope="function": the session commits before the answer is sent (FastAPI's default runs
 # the teardown after it), so a 2xx means the change and its audit entry are stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 AgreementsDep = Annotated[AgreementRegistry, Depends(get_agreements)]
+DirectoryDep = Annotated[DirectoryRegistry, Depends(get_directory)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ContractsDep = Annotated[Contracts, Depends(get_contracts)]
 

@@ -13,6 +13,7 @@ from gateway.api.body import json_body
 from gateway.api.deps import (
     AgreementsDep,
     ContractsDep,
+    DirectoryDep,
     PartnerDep,
     SessionDep,
     SessionsDep,
@@ -33,6 +34,7 @@ from gateway.errors import (
     FieldError,
     MalformedRequest,
     NotFound,
+    ServiceNotOffered,
     ValidationProblem,
 )
 from gateway.lifecycle import Kind, State
@@ -59,14 +61,17 @@ def _body_doc(contract: str) -> dict[str, Any]:
              summary="Submit a referral or transfer")
 def post_referral(
     request: Request, response: Response, session: SessionDep, sessions: SessionsDep,
-    partner: PartnerDep, contracts: ContractsDep, agreements: AgreementsDep, document: JsonBody,
+    partner: PartnerDep, contracts: ContractsDep, agreements: AgreementsDep,
+    directory: DirectoryDep, document: JsonBody,
     idempotency_key: Annotated[str | None, Header(
         max_length=200, description="Unique per referral; a retry reuses it")] = None,
 ) -> ReferralOut:
     """Submit a canonical referral (`kind: referral`) or transfer (`kind: transfer`).
 
     The same Idempotency-Key with the same body returns the first result; with another body it
-    is refused with 409.
+    is refused with 409. A service the receiver does not offer in the person's area, or has
+    suspended, is refused with 422 `service-not-offered` and the alternatives the service
+    directory lists; a waiting list is accepted, with a warning in `warnings`.
     """
     if not idempotency_key:
         raise MalformedRequest("The Idempotency-Key header is required.", errors=[
@@ -75,8 +80,9 @@ def post_referral(
         result = submit_referral(session=session, contracts=contracts, agreements=agreements,
                                  sender=partner, document=document,
                                  idempotency_key=idempotency_key,
-                                 correlation_id=request.state.correlation_id)
-    except ConsentProblem as refusal:
+                                 correlation_id=request.state.correlation_id,
+                                 directory=directory)
+    except (ConsentProblem, ServiceNotOffered) as refusal:
         session.rollback()
         audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.refuse",
                            partner_id=partner.id, correlation_id=request.state.correlation_id,
@@ -88,7 +94,7 @@ def post_referral(
     response.headers[CORRELATION_HEADER] = referral.correlation_id
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return ReferralOut.of(referral)
+    return ReferralOut.of(referral, warnings=result.warnings)
 
 
 @router.get("", response_model=ReferralPage, summary="List referrals you sent or received")

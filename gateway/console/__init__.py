@@ -20,6 +20,7 @@ from gateway.console import (
     disclosures,
     login,
     mappings,
+    pathways,
     referrals,
     reports,
     subject_requests,
@@ -38,7 +39,7 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     app.state.console_cookies = SessionCookies(
         lifetime=timedelta(hours=settings.console_session_hours),
         secure=settings.console_secure_cookie)
-    for module in (login, deliveries, referrals, mappings, trail, disclosures,
+    for module in (login, deliveries, referrals, mappings, pathways, trail, disclosures,
                    subject_requests, reports):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -25,6 +25,7 @@ class Page(StrEnum):
     REFERRALS = "referrals"
     REFERRAL_CONTENT = "referral_content"
     MAPPINGS = "mappings"
+    PATHWAYS = "pathways"
     AUDIT = "audit"
     DISCLOSURES = "disclosures"
     AGREEMENTS = "agreements"
@@ -32,7 +33,7 @@ class Page(StrEnum):
     TURNAROUND = "turnaround"
 
 
-_OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS})
+_OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS, Page.PATHWAYS})
 
 # Need to know: operators run delivery and never see a person; IM officers also keep the
 # mappings and agreements and may open a referral's content (each opening audited);
@@ -63,6 +64,7 @@ NAV = (
     NavItem(Page.DEAD_LETTERS, "Dead letters", "/console/dead-letters"),
     NavItem(Page.REFERRALS, "Referrals", "/console/referrals"),
     NavItem(Page.MAPPINGS, "Mappings", "/console/mappings"),
+    NavItem(Page.PATHWAYS, "Pathways", "/console/pathways"),
     NavItem(Page.AUDIT, "Audit trail", "/console/audit"),
     NavItem(Page.DISCLOSURES, "Disclosures", "/console/disclosures"),
     NavItem(Page.AGREEMENTS, "Agreements", "/console/agreements"),

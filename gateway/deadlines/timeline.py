@@ -65,13 +65,23 @@ class DeliveryEntry(BaseModel):
     at: datetime = Field(description="When the attempt started")
     finished_at: datetime | None
     partner: str = Field(description="The partner it was delivered to")
-    message: Literal["referral", "status"]
+    message: Literal["referral", "status", "alert"] = Field(
+        description="What was delivered: the referral, a status change or a deadline alert")
     status_seq: int | None = Field(description="The status change delivered, if one was")
     attempt: int
     outcome: str
     detail: str | None = Field(description="The gateway's own summary of a failure (as "
                                "logged); never the partner's message, which may quote the "
                                "record")
+
+
+def _message(message_type: str | None, status_event_id: str | None
+             ) -> Literal["referral", "status", "alert"]:
+    """What an attempt delivered (attempts stored before deliveries named it: by their
+    status event)."""
+    if message_type == "alert":
+        return "alert"
+    return "status" if message_type == "status" or status_event_id else "referral"
 
 
 Entry = Annotated[StatusEntry | DeadlineEntry | DeliveryEntry, Field(discriminator="type")]
@@ -150,14 +160,15 @@ def referral_timeline(*, session: Session, referral_id: str) -> Timeline:
             at=happened.at, event=happened.event, deadline=row.name, state=row.state,
             policy=row.policy_id, due_at=row.due_at, escalate_at=row.escalate_at)))
     for delivery in session.execute(
-            select(Delivery.id, Delivery.partner_id, Delivery.status_event_id, Delivery.attempt,
+            select(Delivery.id, Delivery.partner_id, Delivery.status_event_id,
+                   Delivery.message_type, Delivery.attempt,
                    Delivery.outcome, Delivery.detail, Delivery.started_at, Delivery.finished_at)
             .where(Delivery.referral_id == referral_id)):
         status_seq = seq_of.get(delivery.status_event_id) if delivery.status_event_id else None
         entries.append((delivery.started_at, 2, delivery.id, DeliveryEntry(
             at=delivery.started_at, finished_at=delivery.finished_at,
             partner=delivery.partner_id,
-            message="status" if delivery.status_event_id else "referral",
+            message=_message(delivery.message_type, delivery.status_event_id),
             status_seq=status_seq, attempt=delivery.attempt, outcome=delivery.outcome,
             detail=delivery.detail)))
     entries.sort(key=lambda entry: entry[:3])

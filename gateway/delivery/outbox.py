@@ -7,17 +7,23 @@ from sqlalchemy.orm import Session
 
 from gateway.store.models import OutboxMessage, Referral, StatusEvent, new_id
 
+# What the envelope of a deadline alert says besides the referral's ids: which deadline
+# event, which flag (overdue, escalated, cleared), which deadline, and the target's role.
+ALERT_FIELDS = ("deadline_event_id", "flag", "deadline", "role")
 
-def enqueue(session: Session, referral: Referral, event: StatusEvent, *, message_type: str,
-            target: str) -> None:
-    """Write the outbox row announcing `event` to `target`: ids and metadata only."""
-    routing_key = f"{message_type}.{target}"
-    session.add(OutboxMessage(
-        referral=referral, status_event=event, message_type=message_type,
-        routing_key=routing_key,
-        envelope={"message_id": new_id(), "type": message_type, "referral_id": referral.id,
-                  "status_event_id": event.id, "kind": referral.kind,
-                  "sender": referral.sender_id, "receiver": referral.receiver_id,
-                  "target": target, "state": event.to_state,
-                  "correlation_id": referral.correlation_id},
-    ))
+
+def enqueue(session: Session, referral: Referral, event: StatusEvent | None, *,
+            message_type: str, target: str, **metadata: str | int) -> OutboxMessage:
+    """Write the outbox row announcing a change of `referral` to `target`: ids and metadata
+    only. `event` is the status event it announces, if any (a deadline alert has none: its
+    `metadata` names the deadline event)."""
+    envelope: dict[str, str | int] = {
+        "message_id": new_id(), "type": message_type, "referral_id": referral.id,
+        "kind": referral.kind, "sender": referral.sender_id, "receiver": referral.receiver_id,
+        "target": target, "correlation_id": referral.correlation_id, **metadata}
+    if event is not None:
+        envelope |= {"status_event_id": event.id, "state": event.to_state}
+    message = OutboxMessage(referral=referral, status_event=event, message_type=message_type,
+                            routing_key=f"{message_type}.{target}", envelope=envelope)
+    session.add(message)
+    return message

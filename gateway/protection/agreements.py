@@ -62,10 +62,11 @@ class Agreement:
     valid_to: date | None
     file: str
     content_hash: str
-    due: dict[str, int] = field(default_factory=dict, hash=False)
     on_erasure_request: OnErasure = "erase"
     # Parties that record consent in their own system and send none with a referral.
     consent_recorded_by: frozenset[str] = frozenset()
+    # Partners told of the overdue deadlines of referrals under it (ids and times only).
+    observers: frozenset[str] = frozenset()
 
     def valid_on(self, day: date) -> bool:
         """Whether the agreement applies on `day` (both ends included)."""
@@ -99,7 +100,8 @@ def check_agreement_file(path: Path, contracts: Contracts) -> tuple[Agreement | 
 
 def _check_meaning(path: Path, tree: CommentedMap, document: dict[str, Any],
                    problems: Problems) -> None:
-    """The rules a JSON Schema cannot say: the file's name, and dates in order."""
+    """The rules a JSON Schema cannot say: the file's name, dates in order, observers that
+    are not parties."""
     agreement_id = document.get("id")
     if isinstance(agreement_id, str) and path.name != f"{agreement_id}.yaml":
         problems.add(value_pos(tree, "id"), "file-name",
@@ -109,7 +111,13 @@ def _check_meaning(path: Path, tree: CommentedMap, document: dict[str, Any],
     if valid_from is not None and valid_to is not None and valid_to < valid_from:
         problems.add(value_pos(tree, "valid_to"), "validity",
                      "valid_to must not be before valid_from")
-    parties = document.get("parties")
+    parties, observers = document.get("parties"), document.get("observers")
+    if isinstance(parties, list) and isinstance(observers, list):
+        for index, observer in enumerate(observers):
+            if observer in parties:
+                problems.add(pointer_pos(tree, ["observers", str(index)]), "observer-is-party",
+                             f"'{observer}' is a party: parties hear of their own "
+                             "referrals' deadlines already")
     for index, recorder in enumerate(document.get("consent_recorded_by") or []):
         if isinstance(parties, list) and recorder not in parties:
             problems.add(pointer_pos(tree, ["consent_recorded_by", str(index)]), "party",
@@ -141,9 +149,9 @@ def _agreement(document: dict[str, Any], file: str, content_hash: str) -> Agreem
         valid_to=_date(document.get("valid_to")),
         file=file,
         content_hash=content_hash,
-        due=dict(document.get("due", {})),
         on_erasure_request=cast(OnErasure, document.get("on_erasure_request", "erase")),
         consent_recorded_by=frozenset(document.get("consent_recorded_by", ())),
+        observers=frozenset(document.get("observers", ())),
     )
 
 
@@ -218,6 +226,12 @@ class AgreementRegistry:
     def refresh(self) -> list[str]:
         """Look for new, changed and removed files; return the files put in force just now."""
         return self._files.refresh()
+
+    def observers(self, agreement_id: str | None) -> frozenset[str]:
+        """The observers the agreement in force under this id names (none if it is gone)."""
+        self.refresh()
+        found = next((a for a in self._files.in_force().values() if a.id == agreement_id), None)
+        return found.observers if found is not None else frozenset()
 
     def covering(self, *, sender: str, receiver: str, purpose: str,
                  service_types: Sequence[str], on: date) -> Agreement:

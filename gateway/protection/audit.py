@@ -35,7 +35,7 @@ ACTIONS = frozenset({
     "delivery.withhold", "redrive", "consent.withdraw", "keys.rotate", "console.login",
     "console.view", "console.user", "audit.export", "token.issue",
     "report.disclosures", "subject.lookup", "subject.export", "subject.erase",
-    "subject.restrict",
+    "subject.restrict", "deadline.alert", "directory.availability",
 })
 
 

@@ -113,6 +113,9 @@ class Partner(Base):
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     system: Mapped[str] = mapped_column(String(30))
+    # Country of operation, ISO 3166-1 alpha-3 (ETH, GBR): deadline policies narrowed by
+    # `countries` match the receiver's. None when not given.
+    country: Mapped[str | None] = mapped_column(String(3))
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # OAuth2 client credentials: client_id is the partner id, the secret is stored hashed.
     client_secret_hash: Mapped[str | None] = mapped_column(String(64))
@@ -236,6 +239,9 @@ class Delivery(Base):
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
     status_event_id: Mapped[str | None] = mapped_column(ForeignKey("status_events.id"))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    # What was delivered: the referral itself (deliver), a status change (status) or a
+    # deadline alert (alert); None for attempts recorded before the column existed.
+    message_type: Mapped[str | None] = mapped_column(String(30))
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
@@ -273,6 +279,10 @@ class OutboxMessage(Base):
     status_event: Mapped[StatusEvent | None] = relationship()
 
 
+# A deadline whose overdue flag is up: raised, and neither met nor ended since.
+FLAG_UP = "raised_at IS NOT NULL AND met_at IS NULL AND cleared_at IS NULL"
+
+
 class TrackedDeadline(Base):
     """One deadline of one referral: from which state, due and escalating when, and how it
     ended. No personal data: ids, states, policy and calendar ids, instants.
@@ -289,6 +299,9 @@ class TrackedDeadline(Base):
         Index("ix_deadlines_next_alert", "next_alert_at", "id",
               postgresql_where=text("next_alert_at IS NOT NULL"),
               sqlite_where=text("next_alert_at IS NOT NULL")),
+        # The overdue flags up now (metrics, console): few rows, found without a table scan.
+        Index("ix_deadlines_flag_up", "referral_id", postgresql_where=text(FLAG_UP),
+              sqlite_where=text(FLAG_UP)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -319,6 +332,8 @@ class DeadlineEvent(Base):
     """
 
     __tablename__ = "deadline_events"
+    # Counting flags raised and escalated (metrics) reads only those events.
+    __table_args__ = (Index("ix_deadline_events_event", "event"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
@@ -326,6 +341,20 @@ class DeadlineEvent(Base):
     event: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ServiceAvailability(Base):
+    """An organisation's own word on the availability of one of its directory services,
+    given through the API. No personal data: a service id, a status, the organisation's
+    note on its service, when, and which partner said it."""
+
+    __tablename__ = "service_availability"
+
+    service_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(63))
 
 
 class PartnerRecord(Base):

@@ -121,7 +121,8 @@ def test_an_operator_redrives_with_the_button_and_the_auditor_sees_it(
             page.get_by_role("button", name="Log in").click()
             expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
             expect(page.get_by_role("navigation", name="Console pages").get_by_role("link")
-                   ).to_have_text(["Audit trail", "Turnaround"])
+                   ).to_have_text(["Audit trail", "Disclosures", "Agreements",
+                                   "Data-subject requests", "Turnaround"])
             page.get_by_label("Action").select_option("redrive")
             page.get_by_role("button", name="Show").click()
             entry = page.locator("table.trail tbody tr").first

@@ -108,6 +108,7 @@ def test_each_role_opens_exactly_its_pages(console, login, users, failed_referra
         f"/console/referrals/{rid}": {"operator", "im_officer"},
         f"/console/referrals/{rid}/content": {"im_officer"},
         "/console/mappings": {"im_officer"},
+        "/console/pathways": {"operator", "im_officer"},
         "/console/audit": {"auditor"},
         "/console/audit/verify": {"auditor"},
         "/console/audit/export": {"auditor"},
@@ -117,9 +118,10 @@ def test_each_role_opens_exactly_its_pages(console, login, users, failed_referra
         "/console/turnaround": {"operator", "im_officer", "auditor"},
     }
     nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
-                        "/console/turnaround"},
+                        "/console/turnaround", "/console/pathways"},
             "im_officer": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
-                           "/console/mappings", "/console/agreements", "/console/turnaround"},
+                           "/console/mappings", "/console/agreements", "/console/turnaround",
+                           "/console/pathways"},
             "auditor": {"/console/audit", "/console/disclosures", "/console/agreements",
                         "/console/subject-requests", "/console/turnaround"}}
     for role in ("operator", "im_officer", "auditor"):

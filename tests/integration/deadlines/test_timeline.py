@@ -82,6 +82,9 @@ def stored(isolated_database_url: str) -> Stored:
             Delivery(referral_id=referral.id, partner_id=ids["receiver"], attempt=2,
                      outcome="delivered", started_at=T0 + 2 * HOUR,
                      finished_at=T0 + 2 * HOUR),
+            Delivery(referral_id=referral.id, partner_id=ids["sender"], message_type="alert",
+                     attempt=1, outcome="delivered", detail="alert overdue shown at the partner",
+                     started_at=T0 + 25 * HOUR, finished_at=T0 + 25 * HOUR),
             Delivery(referral_id=referral.id, status_event_id=events[2].id,
                      partner_id=ids["sender"], attempt=1, outcome="delivered",
                      started_at=T0 + 61 * HOUR, finished_at=T0 + 61 * HOUR)])
@@ -143,6 +146,7 @@ def test_the_timeline_tells_everything_in_order(server, stored) -> None:
         ("deadline", "started", "transfer_decision"),
         ("delivery", "delivered", receiver),
         ("deadline", "raised", "acknowledge"),
+        ("delivery", "delivered", sender),
         ("deadline", "escalated", "acknowledge"),
         ("status", "acknowledged", "receiver"),
         ("status", "accepted", "receiver"),
@@ -153,9 +157,11 @@ def test_the_timeline_tells_everything_in_order(server, stored) -> None:
     ]
     instants = [e["at"] for e in body["entries"]]
     assert instants == sorted(instants)
-    acknowledged = body["entries"][8]
+    assert [e["message"] for e in body["entries"] if e["type"] == "delivery"] == [
+        "referral", "referral", "alert", "status"]
+    acknowledged = body["entries"][9]
     assert (acknowledged["inferred"], acknowledged["actor_partner"]) == (True, receiver)
-    assert body["entries"][9]["reason_code"] == "capacity"
+    assert body["entries"][10]["reason_code"] == "capacity"
     assert body["entries"][-1] | {"at": None} == {
         "type": "delivery", "at": None, "finished_at": "2027-03-24T22:00:00Z",
         "partner": sender, "message": "status", "status_seq": 3, "attempt": 1,
