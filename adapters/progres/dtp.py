@@ -46,8 +46,9 @@ make them):
   "status", "closure_reason"?, "primero_user"?}}`` for an intervention proGres pushed
   (native id ``intervention/<number>``): the adapter adds `progres_interventionnumber` and
   `case_id` (the gateway's referral id) and POSTs it to `<base>/<request_type>`.
-- **discover** reports nothing (proGres pushes); **read** and **alert** are refused as
-  permanent failures: DTP can neither give a record back nor show an alert.
+- **discover** reports nothing (proGres pushes); **read** is refused as a permanent
+  failure (DTP gives no record back); **alert** sends nothing (DTP has no message for it:
+  the proGres partner reads its alerts at GET /v1/alerts).
 
 Every call carries the `Ocp-Apim-Subscription-Key`; failures are classified by the one
 rule of `adapters.http`, with APIM's `{"statusCode", "message"}` as the partner's words.
@@ -238,6 +239,8 @@ class ProgresDtpAdapter:
                                      partner_code="unsupported")
 
     def alert(self, *, native_id: str, referral_id: str, alert: dict[str, Any]) -> None:
-        """Refused: DTP has no message that shows a deadline alert."""
-        raise PermanentDeliveryError("DTP has no message to show a deadline alert",
-                                     partner_code="unsupported")
+        """Nothing to send: DTP has no message that shows a deadline alert. The alert stays
+        readable at GET /v1/alerts, as for every partner; a dead letter would ask operators
+        to fix what cannot be fixed."""
+        log.info("progres_dtp_alert_not_shown", referral_id=referral_id,
+                 flag=alert.get("flag") if isinstance(alert, dict) else None)

@@ -168,10 +168,13 @@ def test_a_broken_connection_is_transient(adapter: ProgresDtpAdapter,
                        record={"messages": [{"service_type": "BIA"}]})
 
 
-def test_dtp_has_nothing_to_discover_read_or_alert(adapter: ProgresDtpAdapter) -> None:
+def test_dtp_has_nothing_to_discover_read_or_alert(adapter: ProgresDtpAdapter,
+                                                   router: respx.MockRouter) -> None:
     assert adapter.discover(cursor="c").changes == []
     assert adapter.discover(cursor="c").cursor == "c"
     with pytest.raises(PermanentDeliveryError):
         adapter.read(native_id="intervention/N-1")
-    with pytest.raises(PermanentDeliveryError):
-        adapter.alert(native_id="intervention/N-1", referral_id=REFERRAL_ID, alert={})
+    anything = router.route().mock(return_value=httpx.Response(200))
+    adapter.alert(native_id="intervention/N-1", referral_id=REFERRAL_ID,
+                  alert={"flag": "overdue"})
+    assert anything.call_count == 0  # no DTP message shows an alert: nothing is sent
