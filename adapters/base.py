@@ -27,6 +27,8 @@ class NativeChange:
     `problem` says why the adapter could not read a change it was told of (a feed event
     without the fields it needs, a record that answers garbage): the poller records such a
     change as an inbound dead letter instead of losing it. Ids and codes only, no values.
+    `channel` is the system's channel the record came by (None: its main one), which
+    decides the mapping that reads it.
     """
 
     kind: ChangeKind
@@ -35,6 +37,7 @@ class NativeChange:
     referral_id: str | None = None
     changed_at: str | None = None
     problem: str | None = None
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class PartnerAdapter(Protocol):
     """What the gateway needs from a partner system."""
 
     system: str
+    channel: str | None
+    """Which of the system's channels the adapter speaks (None: its main one): the gateway
+    translates its records with the mapping files of that channel."""
 
     def discover(self, *, cursor: str | None) -> Discovery:
         """New outgoing referrals/transfers and status changes since `cursor` (None: from now)."""

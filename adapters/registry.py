@@ -6,8 +6,10 @@ from typing import Any
 
 from adapters.base import PartnerAdapter
 
+# `<system>` for a system's main channel, `<system>/<channel>` for another of its channels.
 ADAPTERS = {
     "progres": "adapters.progres.adapter:ProgresAdapter",
+    "progres/dtp": "adapters.progres.dtp:ProgresDtpAdapter",
     "primero": "adapters.primero.adapter:PrimeroAdapter",
     "ndelius": "adapters.ndelius.adapter:NdeliusAdapter",
 }
@@ -18,10 +20,13 @@ class UnknownSystem(LookupError):
 
 
 def build_adapter(system: str, connection: dict[str, Any]) -> PartnerAdapter:
-    """An adapter for `system` from a connection `{"base_url": …, "credentials": {…}}`."""
-    if system not in ADAPTERS:
-        raise UnknownSystem(system)
-    module_name, class_name = ADAPTERS[system].split(":")
+    """An adapter for `system` from a connection `{"base_url": …, "credentials": {…}}`,
+    on the channel the connection names (`"channel": …`; none: the system's main one)."""
+    channel = connection.get("channel")
+    name = f"{system}/{channel}" if channel else system
+    if name not in ADAPTERS:
+        raise UnknownSystem(name)
+    module_name, class_name = ADAPTERS[name].split(":")
     adapter_class = getattr(importlib.import_module(module_name), class_name)
     adapter: PartnerAdapter = adapter_class(connection["base_url"],
                                             **connection.get("credentials", {}))

@@ -351,14 +351,24 @@ def partners_connect(
         help="key=value given to the adapter, e.g. client_id=…; repeat for each")] = None,
     disconnect: Annotated[bool, typer.Option(
         help="Remove the connection: the partner then calls the API itself")] = False,
+    channel: Annotated[str | None, typer.Option(
+        help="Another channel of the system than its main one, e.g. dtp for proGres's "
+             "messages through UNHCR's integration layer")] = None,
 ) -> None:
     """Tell the gateway how to reach a partner's own system through its adapter."""
     if not disconnect and not base_url:
         raise typer.BadParameter("give --base-url, or --disconnect", param_hint="--base-url")
     credentials = _key_values(credential, "--credential")
+    connection = {"base_url": base_url, "credentials": credentials,
+                  **({"channel": channel} if channel else {})}
     with _changing_partner(partner_id) as partner:
-        partner.connection = None if disconnect else {"base_url": base_url,
-                                                      "credentials": credentials}
+        if channel and not disconnect:
+            from adapters.registry import ADAPTERS
+
+            if f"{partner.system}/{channel}" not in ADAPTERS:
+                raise typer.BadParameter(f"{partner.system} has no channel '{channel}'",
+                                         param_hint="--channel")
+        partner.connection = None if disconnect else connection
     typer.echo(f"{partner_id}: " + ("disconnected" if disconnect else f"connected to {base_url}"))
 
 

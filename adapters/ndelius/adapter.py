@@ -102,6 +102,7 @@ class NdeliusAdapter:
     """PartnerAdapter for nDelius (HMPPS Auth client credentials, NSIs, domain events)."""
 
     system = "ndelius"
+    channel = None
 
     def __init__(self, base_url: str, *, client_id: str, client_secret: str,
                  timeout: float = 10.0, transport: httpx.BaseTransport | None = None,

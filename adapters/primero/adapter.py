@@ -105,6 +105,7 @@ class PrimeroAdapter:
     """Referrals and transfers as transitions of a case in one Primero v2 instance."""
 
     system = "primero"
+    channel = None
 
     def __init__(self, base_url: str, *, user: str, password: str, timeout: float = 10.0,
                  per: int = 100, transport: httpx.BaseTransport | None = None,

@@ -233,6 +233,7 @@ class ProgresAdapter:
     """The `PartnerAdapter` of proGres v4 (see the module docstring for the records)."""
 
     system = "progres"
+    channel = None
 
     def __init__(self, base_url: str, *, client_id: str, client_secret: str,
                  timeout: float = 10.0, page_size: int = 500,

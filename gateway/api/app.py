@@ -18,6 +18,7 @@ from gateway.api import (
     openapi,
     operations,
     problems,
+    progres_dtp,
     referrals,
     reports,
 )
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(disclosures.router)
     app.include_router(reports.router)
+    app.include_router(progres_dtp.router)
     install_console(app, settings)
     openapi.install(app)
 

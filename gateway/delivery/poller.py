@@ -76,6 +76,18 @@ class Refusal:
     slug: str
     detail: str
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The problem in words the partner can act on: the detail and each field's rule.
+    said: str = ""
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What became of one change: the referral it made or moved (`changed` says whether a
+    new referral or a status event was recorded), or why the gateway refused it."""
+
+    referral_id: str | None = None
+    changed: bool = False
+    refusal: Refusal | None = None
 
 
 def inbound_message_id(partner_id: str, change: NativeChange) -> str:
@@ -91,13 +103,15 @@ def refusal_of(error: Exception) -> Refusal:
     """The dead-letter reason of an error: the problem and the fields it names; for an
     unplanned fault only its type (its message may quote a value)."""
     if not isinstance(error, CaseBridgeError):
-        return Refusal("take-failed", f"the gateway failed to take the change "
-                                      f"({type(error).__name__})")
-    pointers = [e.get("pointer", "") + " " + e.get("rule", "")
-                for e in error.extensions.get("errors", [])]
+        detail = f"the gateway failed to take the change ({type(error).__name__})"
+        return Refusal("take-failed", detail, said=detail)
+    errors = error.extensions.get("errors", [])
+    pointers = [e.get("pointer", "") + " " + e.get("rule", "") for e in errors]
     detail = error.detail + (f" ({'; '.join(pointers)})" if pointers else "")
     facts = refusal_facts(error) if isinstance(error, ConsentProblem) else {}
-    return Refusal(error.slug, detail[:2000], facts)
+    said = error.detail + "".join(f" {e.get('pointer') or '/'}: {e.get('detail')}."
+                                  for e in errors)
+    return Refusal(error.slug, detail[:2000], facts, said[:2000])
 
 
 def error_code(error: Exception) -> str:
@@ -111,7 +125,8 @@ def error_code(error: Exception) -> str:
 
 
 class Poller:
-    """Polls partner systems; holds adapter connections only."""
+    """Polls partner systems, and takes what partners push (`take`); holds adapter
+    connections only."""
 
     def __init__(self, *, sessions: sessionmaker[Session], contracts: Contracts,
                  agreements: AgreementRegistry, translator: Translator,
@@ -140,16 +155,7 @@ class Poller:
         self._retake_redriven(partner_id, system, adapter, result)
         discovery = adapter.discover(cursor=cursor)
         for change in discovery.changes:
-            clear_contextvars()
-            bind_contextvars(partner=partner_id, change=change.kind)
-            try:
-                self._take(partner_id, system, change, result)
-            except Exception as error:  # one change, whatever went wrong, must not stop the rest
-                if not isinstance(error, CaseBridgeError):
-                    log.error("inbound_change_failed", error_type=type(error).__name__)
-                result.refused += 1
-                self._refuse(partner_id, change, refusal_of(error))
-        clear_contextvars()
+            _count(result, change, self.take(partner_id, system, change))
         with unit_of_work(self.sessions) as session:
             row = session.get(PartnerCursor, partner_id) or PartnerCursor(partner_id=partner_id)
             row.cursor = discovery.cursor if discovery.cursor is not None else cursor
@@ -182,18 +188,35 @@ class Poller:
 
     # -- taking one change ----------------------------------------------------------------
 
-    def _take(self, partner_id: str, system: str, change: NativeChange,
-              result: PollResult) -> None:
+    def take(self, partner_id: str, system: str, change: NativeChange) -> Taken:
+        """Take one change as the partner's, polled or pushed: a new referral or transfer,
+        or a status event. A change the gateway cannot take, whatever the reason, becomes an
+        inbound dead letter (re-drivable) and its refusal is returned: it never stops the
+        changes after it."""
+        clear_contextvars()
+        bind_contextvars(partner=partner_id, change=change.kind)
+        try:
+            return self._take(partner_id, system, change)
+        except Exception as error:  # one change, whatever went wrong, must not stop the rest
+            if not isinstance(error, CaseBridgeError):
+                log.error("inbound_change_failed", error_type=type(error).__name__)
+            refusal = refusal_of(error)
+            self._refuse(partner_id, change, refusal)
+            return Taken(refusal=refusal)
+        finally:
+            clear_contextvars()
+
+    def _take(self, partner_id: str, system: str, change: NativeChange) -> Taken:
         if change.problem is not None:
             raise CaseBridgeError(detail=change.problem, status=422,
                                   slug="unreadable-change", title="Unreadable change")
         if change.kind == "status":
-            result.status_events += self._take_status(partner_id, system, change)
-        else:
-            result.submitted.append(self._take_record(partner_id, system, change))
+            return self._take_status(partner_id, system, change)
+        return self._take_record(partner_id, system, change)
 
-    def _take_record(self, partner_id: str, system: str, change: NativeChange) -> str:
-        canonical, mapping_hash = self.translator.inbound(system, change.kind, change.record)
+    def _take_record(self, partner_id: str, system: str, change: NativeChange) -> Taken:
+        canonical, mapping_hash = self.translator.inbound(system, change.kind, change.record,
+                                                          channel=change.channel)
         # The mapping cannot know which gateway partner is polling; the gateway does.
         canonical.setdefault("sender", {})["partner"] = partner_id
         with unit_of_work(self.sessions) as session:
@@ -209,9 +232,9 @@ class Poller:
                 referral.mapping_hash = mapping_hash
                 session.add(PartnerRecord(referral_id=referral.id, partner_id=partner_id,
                                           native_id=change.native_id, role="sender"))
-            return referral.id
+            return Taken(referral.id, changed=not submitted.replayed)
 
-    def _take_status(self, partner_id: str, system: str, change: NativeChange) -> int:
+    def _take_status(self, partner_id: str, system: str, change: NativeChange) -> Taken:
         with self.sessions() as session:
             referral_id = _referral_of(session, partner_id, change)
             if referral_id is None:
@@ -219,7 +242,8 @@ class Poller:
                                              "does not know", status=404,
                                       slug="unknown-referral", title="Unknown referral")
             kind = session.get_one(Referral, referral_id).kind
-        document: dict[str, Any] = self.translator.status_in(system, kind, change.record)
+        document: dict[str, Any] = self.translator.status_in(system, kind, change.record,
+                                                             channel=change.channel)
         with unit_of_work(self.sessions) as session:
             referral = session.get(Referral, referral_id, with_for_update=True)
             partner = session.get(Partner, partner_id)
@@ -228,7 +252,7 @@ class Poller:
             event = record_status_event(session=session, contracts=self.contracts,
                                         referral=referral, actor=role_of(partner, referral),
                                         actor_partner=partner, document=document, polled=True)
-            return 1 if event is not None else 0
+            return Taken(referral.id, changed=event is not None)
 
     # -- dead letters and re-drive ----------------------------------------------------------
 
@@ -277,7 +301,7 @@ class Poller:
                 if change.problem is not None and change.kind != "status":
                     change = dataclasses.replace(
                         change, record=adapter.read(native_id=change.native_id), problem=None)
-                self._take(partner_id, system, change, result)
+                taken = self._take(partner_id, system, change)
             except TransientDeliveryError:
                 raise  # the partner is down: the letter stays queued for the next round
             except Exception as error:  # as in `poll`: it stays a dead letter, with the new why
@@ -291,6 +315,7 @@ class Poller:
                 letter.referral_id = letter.referral_id or _referral_of(session, partner_id,
                                                                         change)
             result.retaken += 1
+            _count(result, change, taken)
             log.info("dead_letter_retaken", dead_letter_id=letter_id)
         clear_contextvars()
 
@@ -308,6 +333,15 @@ class Poller:
                                  "dead_letter": letter.id, "redrive": "failed"})
         log.warning("inbound_change_refused_again", reason=refusal.slug,
                     dead_letter_id=letter_id)
+
+
+def _count(result: PollResult, change: NativeChange, taken: Taken) -> None:
+    if taken.refusal is not None:
+        result.refused += 1
+    elif change.kind == "status":
+        result.status_events += int(taken.changed)
+    elif taken.referral_id is not None:
+        result.submitted.append(taken.referral_id)
 
 
 def _referral_of(session: Session, partner_id: str, change: NativeChange) -> str | None:

@@ -119,7 +119,8 @@ class Deliverer:
             kind, content, system = referral.kind, referral.content, receiver.system
         native_id = mapping_hash = None
         if adapter is not None:
-            native, mapping_hash = self.translator.outbound(system, kind, content)
+            native, mapping_hash = self.translator.outbound(system, kind, content,
+                                                            channel=adapter.channel)
             native_id = adapter.create(referral_id=envelope["referral_id"], kind=kind,
                                        record=native)
         with unit_of_work(self.sessions) as session:
@@ -181,7 +182,8 @@ class Deliverer:
                             "the partner holds no record of this referral to update")
             document = {"status": event.to_state, **event.content}
             kind, system = event.referral.kind, target.system
-        native_status = self.translator.status_out(system, kind, document)
+        native_status = self.translator.status_out(system, kind, document,
+                                                   channel=adapter.channel)
         adapter.update_status(native_id=native_id, referral_id=envelope["referral_id"],
                               status=native_status)
         with unit_of_work(self.sessions) as session:

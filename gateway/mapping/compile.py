@@ -164,6 +164,11 @@ class CompiledMapping:
     def directions(self) -> tuple[Direction, ...]:
         return tuple(self.runners)
 
+    @property
+    def channel(self) -> str | None:
+        """The system's channel the file serves (None: its main channel)."""
+        return self.mapping.channel
+
     def inbound(self, record: dict[str, Any]) -> dict[str, Any]:
         """Native record → canonical document."""
         return self.run("inbound", record)

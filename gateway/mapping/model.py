@@ -183,6 +183,9 @@ class MappingFile:
     contract: str | None = None
     contract_pos: Pos = field(default_factory=lambda: Pos(1, 1))
     description: str | None = None
+    # Which of the system's channels (ways of exchanging records) the file serves; None is
+    # the system's main channel. A partner's adapter says which channel it speaks.
+    channel: str | None = None
     reverse: str | None = None
     reverse_pos: Pos | None = None
     codes: dict[str, CodeList] = field(default_factory=dict)

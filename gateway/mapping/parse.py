@@ -6,6 +6,7 @@ transform arguments); what the rules mean against the contracts is `check.py`'s 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from gateway.mapping.paths import FieldPath, PathSyntaxError, parse_path
 from gateway.mapping.transforms import SPECS, ArgError
 from gateway.yamlpos import Node, Pos, Problems, node_pos, plain, read_yaml, suggest
 
-FILE_KEYS = ("description", "contract", "native", "reverse", "codes", "inbound", "outbound")
+FILE_KEYS = ("description", "contract", "channel", "native", "reverse", "codes", "inbound",
+             "outbound")
 BLOCK_KEYS = ("rules", "examples")
 RULE_KEYS = ("to", "from", "value", "default", "required", "when", "transform", "code",
              "unknown", "reversible", "each", "where", "rules")
@@ -40,6 +42,7 @@ FALLBACK_KEYS = ("inbound", "outbound", "why")
 # Unknown-code policies of earlier versions, which hid unlisted codes behind a default.
 SILENT_POLICIES = {"default": "a rule's default", "drop": "nothing"}
 ENTRY_KEYS = ("native", "canonical", "only", "label")
+CHANNEL = re.compile(r"[a-z][a-z0-9-]{0,29}")
 
 
 def mapping_identity(path: Path) -> tuple[str, str]:
@@ -72,6 +75,11 @@ def parse_mapping_file(path: Path, display: str, problems: Problems) -> MappingF
         mapping.contract_pos = top.value_pos("contract")
     top.text("description")
     top.text("native")
+    if "channel" in top:
+        mapping.channel = top.text("channel")
+        if mapping.channel is not None and not CHANNEL.fullmatch(mapping.channel):
+            problems.add(top.value_pos("channel"), "bad-value",
+                         "a channel is a short name: lower-case letters, digits and dashes")
     if "reverse" in top:
         mapping.reverse = top.text("reverse")
         mapping.reverse_pos = top.value_pos("reverse")

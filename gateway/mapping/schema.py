@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,17 @@ class Field:
         values = self.schema.get("enum")
         return list(values) if isinstance(values, list) else None
 
-    def required(self) -> list[str]:
-        return [str(r) for r in self.schema.get("required", [])]
+    def required(self, written: Collection[str] = ()) -> list[str]:
+        """The fields the object requires; also those an `allOf` part requires `else`,
+        unless a field its `if` requires is `written` (a consent's who, how and when,
+        unless it is `recorded_by_sender`)."""
+        names = [str(r) for r in self.schema.get("required", [])]
+        for part in self.schema.get("allOf", []):
+            condition, otherwise = part.get("if"), part.get("else")
+            if isinstance(condition, dict) and isinstance(otherwise, dict) and not any(
+                    name in written for name in condition.get("required", [])):
+                names += [str(r) for r in otherwise.get("required", [])]
+        return names
 
     def closed(self) -> bool:
         return self.schema.get("additionalProperties") is False

@@ -33,40 +33,47 @@ class MappingTranslator:
         self.registry.refresh()
         self._refreshed = clock()
 
-    def mapping_for(self, system: str, kind: str, contract: str,
-                    direction: Direction) -> CompiledMapping:
-        """The mapping of `system` for `contract` and `direction`; one named for `kind` wins."""
+    def mapping_for(self, system: str, kind: str, contract: str, direction: Direction, *,
+                    channel: str | None = None) -> CompiledMapping:
+        """The mapping of `system` (on `channel`) for `contract` and `direction`; one named
+        for `kind` wins."""
         if self._clock() - self._refreshed >= self.refresh_seconds:
             self.registry.refresh()
             self._refreshed = self._clock()
         candidates = [m for m in self.registry.loaded() if m.system == system
-                      and m.contract == contract and direction in m.directions]
+                      and m.channel == channel and m.contract == contract
+                      and direction in m.directions]
         named = [m for m in candidates if kind in m.name]
         chosen = named or candidates
         if len(chosen) != 1:
             what = "no" if not chosen else "more than one"
+            on = f" (channel {channel})" if channel else ""
             raise MappingError(
-                f"{what} {direction} mapping of {system} for {contract} ({kind}) is in force",
+                f"{what} {direction} mapping of {system}{on} for {contract} ({kind}) is in force",
                 rule="registry", mapping=f"{system}/{contract}",
                 candidates=[m.file for m in chosen])
         return chosen[0]
 
-    def outbound(self, system: str, kind: str, canonical: dict[str, Any]
-                 ) -> tuple[dict[str, Any], str]:
+    def outbound(self, system: str, kind: str, canonical: dict[str, Any], *,
+                 channel: str | None = None) -> tuple[dict[str, Any], str]:
         """The native record for a canonical referral or transfer, and the mapping's hash."""
-        mapping = self.mapping_for(system, kind, RECORD_CONTRACT, "outbound")
+        mapping = self.mapping_for(system, kind, RECORD_CONTRACT, "outbound", channel=channel)
         return mapping.outbound(canonical), mapping.content_hash
 
-    def inbound(self, system: str, kind: str, native: dict[str, Any]
-                ) -> tuple[dict[str, Any], str]:
+    def inbound(self, system: str, kind: str, native: dict[str, Any], *,
+                channel: str | None = None) -> tuple[dict[str, Any], str]:
         """The canonical referral or transfer for a native record, and the mapping's hash."""
-        mapping = self.mapping_for(system, kind, RECORD_CONTRACT, "inbound")
+        mapping = self.mapping_for(system, kind, RECORD_CONTRACT, "inbound", channel=channel)
         return mapping.inbound(native), mapping.content_hash
 
-    def status_out(self, system: str, kind: str, event: dict[str, Any]) -> dict[str, Any]:
+    def status_out(self, system: str, kind: str, event: dict[str, Any], *,
+                   channel: str | None = None) -> dict[str, Any]:
         """The native status record for a canonical status event."""
-        return self.mapping_for(system, kind, STATUS_CONTRACT, "outbound").outbound(event)
+        return self.mapping_for(system, kind, STATUS_CONTRACT, "outbound",
+                                channel=channel).outbound(event)
 
-    def status_in(self, system: str, kind: str, native: dict[str, Any]) -> dict[str, Any]:
+    def status_in(self, system: str, kind: str, native: dict[str, Any], *,
+                  channel: str | None = None) -> dict[str, Any]:
         """The canonical status event for a native status change."""
-        return self.mapping_for(system, kind, STATUS_CONTRACT, "inbound").inbound(native)
+        return self.mapping_for(system, kind, STATUS_CONTRACT, "inbound",
+                                channel=channel).inbound(native)

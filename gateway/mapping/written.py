@@ -106,7 +106,7 @@ def check_required(tree: Written, field: Field | None, view: SchemaView, where: 
     """Report each required canonical field under `tree` that no rule writes."""
     if field is None:
         return
-    for name in field.required():
+    for name in field.required(tree.children):
         if name not in tree.children and name != tree.selector:
             problems.add(where, "required-missing",
                          f"required canonical field '{label}{name}' is never written")

@@ -63,6 +63,8 @@ class Agreement:
     file: str
     content_hash: str
     on_erasure_request: OnErasure = "erase"
+    # Parties that record consent in their own system and send none with a referral.
+    consent_recorded_by: frozenset[str] = frozenset()
     # Partners told of the overdue deadlines of referrals under it (ids and times only).
     observers: frozenset[str] = frozenset()
 
@@ -116,6 +118,10 @@ def _check_meaning(path: Path, tree: CommentedMap, document: dict[str, Any],
                 problems.add(pointer_pos(tree, ["observers", str(index)]), "observer-is-party",
                              f"'{observer}' is a party: parties hear of their own "
                              "referrals' deadlines already")
+    for index, recorder in enumerate(document.get("consent_recorded_by") or []):
+        if isinstance(parties, list) and recorder not in parties:
+            problems.add(pointer_pos(tree, ["consent_recorded_by", str(index)]), "party",
+                         "consent_recorded_by may only name parties of the agreement")
 
 
 def _date_or_none(document: dict[str, Any], key: str) -> date | None:
@@ -144,6 +150,7 @@ def _agreement(document: dict[str, Any], file: str, content_hash: str) -> Agreem
         file=file,
         content_hash=content_hash,
         on_erasure_request=cast(OnErasure, document.get("on_erasure_request", "erase")),
+        consent_recorded_by=frozenset(document.get("consent_recorded_by", ())),
         observers=frozenset(document.get("observers", ())),
     )
 

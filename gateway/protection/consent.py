@@ -2,6 +2,8 @@
 
 A referral or transfer leaves only when
 - its consent is in force (not withdrawn, not dated in the future),
+- it says who gave it, how and when, or the agreement says the sender records consent in
+  its own system (`consent_recorded_by`) and the consent says it was (`recorded_by_sender`),
 - it covers this purpose (referral or transfer) and this receiver,
 - a data-sharing agreement between sender and receiver covers the purpose and services,
 - for a child, the consent carries what the agreement requires: the child's assent and
@@ -51,6 +53,13 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
         sender=document["sender"]["partner"], receiver=document["receiver"]["partner"],
         purpose=kind, service_types=[s["type"] for s in document.get("services") or []],
         on=today)
+    gaps = recorded_consent_gaps(document, agreement)
+    if gaps:
+        raise ConsentProblem(
+            "The referral carries no record of the person's consent, and agreement "
+            f"'{agreement.id}' does not say the sender records consent in its own system; "
+            "nothing was stored.", gaps, title="Consent does not cover this referral",
+            agreement=agreement.id)
     gaps = child_gaps(document, agreement)
     if gaps:
         raise ConsentProblem(
@@ -113,6 +122,18 @@ def latest_today(today: date | None = None) -> date:
     """The latest date that is "today" somewhere: UTC's today plus one day, for the time
     zones ahead of UTC (up to +14 h). A date after it is in the future everywhere."""
     return (today or datetime.now(UTC).date()) + timedelta(days=1)
+
+
+def recorded_consent_gaps(document: dict[str, Any], agreement: Agreement) -> list[FieldError]:
+    """A consent the sender only recorded in its own system, where the agreement does not
+    say that sender does so."""
+    sender = document["sender"]["partner"]
+    if document["consent"].get("recorded_by_sender") is not True \
+            or sender in agreement.consent_recorded_by:
+        return []
+    return [FieldError("/consent/recorded_by_sender", "consent-not-carried",
+                       f"agreement '{agreement.id}' does not list '{sender}' under "
+                       "consent_recorded_by: the referral must carry the consent")]
 
 
 def child_gaps(document: dict[str, Any], agreement: Agreement) -> list[FieldError]:

@@ -16,6 +16,9 @@
     PUT /_sandbox/privileges                   tables the gateway's user may not read
     GET/PUT /_sandbox/faults                   fault injection (`sandboxes.faults`)
 
+and, beside it, the integration layer's messages (`dtp`): `POST /dtp/<request type>` with
+an `Ocp-Apim-Subscription-Key`, and pushes to a partner's inbox (`/_sandbox/dtp/…`).
+
 Clients (client id → secret → the user it acts as): `casebridge` / `sandbox-secret` (the
 gateway's application user; configurable), `progres-caseworker` / `caseworker-secret` and
 `progres-reviewer` / `reviewer-secret` (proGres staff, for demos and tests that act as a
@@ -39,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandboxes import faults as fault_injection
 from sandboxes.faults import Faults
-from sandboxes.progres import records
+from sandboxes.progres import dtp, records
 from sandboxes.progres.auth import Client, Principal, RateLimiter, TokenError, TokenIssuer
 from sandboxes.progres.errors import (
     BAD_PAYLOAD,
@@ -91,7 +94,8 @@ class Sandbox:
 def create_app(*, database: Path, seed: bool = True, faults: Faults | None = None,
                client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET,
                token_lifetime: float = 3599, rate_limit: int = 6000, rate_window: float = 300,
-               office: str = "DAD") -> FastAPI:
+               office: str = "DAD",
+               subscription_key: str = dtp.DEFAULT_SUBSCRIPTION_KEY) -> FastAPI:
     """The proGres sandbox app over the SQLite file `database` (created if missing)."""
     store = Store(database)
     _seed(store, demo=seed, office=office)
@@ -104,6 +108,8 @@ def create_app(*, database: Path, seed: bool = True, faults: Faults | None = Non
     _install_error_handlers(app)
     for router in (_token, _api, _sandbox):
         app.include_router(router)
+    dtp.install(app, store=store, office=office, subscription_key=subscription_key,
+                limiter=sandbox.limiter)
     fault_injection.install(app, error_body=fault_body, faults=faults)
     return app
 

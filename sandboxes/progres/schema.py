@@ -366,7 +366,15 @@ ENTITIES: tuple[Entity, ...] = (
            (_text("progres_interventionnumber", 30),  # fields: [fact] flow 1 sample
             Column("progres_interventionstartdate", Kind.DATETIME),
             _memo("progres_interventiondescription"), _memo("progres_reasonforreferral"),
-            _text("progres_interventionbyother", 200), _text("progres_primeroid", 100)),
+            _text("progres_interventionbyother", 200), _text("progres_primeroid", 100),
+            # [GUESS] consent as recorded on the intervention; the flow 1 sample has none.
+            *_CONSENT,
+            # [GUESS] what the partner answered through the integration layer (DTP):
+            # "Pending Acknowledgement" / "Delivery Fail" feedback, then its decision
+            # ("acknowledged" / "rejected") — [fact] words, columns guessed.
+            _text("progres_partnerstatus", 100), _text("progres_partnercaseid", 100),
+            _text("progres_partneruser", 100), _memo("progres_partnerclosurereason"),
+            Column("progres_partnerupdatedon", Kind.DATETIME)),
            (Lookup("progres_individual", ("progres_individual",)),
             Lookup("progres_childprotectioncase", ("progres_case",)),
             Lookup("progres_interventiontype2", ("progres_interventiontype",)),

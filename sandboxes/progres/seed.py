@@ -43,6 +43,7 @@ def sid(name: str) -> str:
 
 ROOT_UNIT = sid("businessunit:root")
 INTEGRATION_USER = sid("systemuser:casebridge")
+DTP_USER = sid("systemuser:dtp")  # the integration layer's own account (DTP, see `dtp`)
 CASEWORKER_USER = sid("systemuser:caseworker")
 REVIEWER_USER = sid("systemuser:reviewer")
 
@@ -134,6 +135,9 @@ def seed_reference(store: Store, *, office: str) -> None:
             s.add("progres_interventiontype", code, {
                 "progres_code": code, "progres_description": description,
                 "progres_interopenabled": enabled})
+        s.add("systemuser", "dtp", {
+            "fullname": "# UNHCR Data Transfer Platform", "applicationid": sid("app:dtp"),
+            "_businessunitid_value": ROOT_UNIT, "isdisabled": False})
 
 
 PEOPLE = (  # (key, given, family, birth date, sex, group)

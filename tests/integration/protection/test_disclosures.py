@@ -51,6 +51,8 @@ class Clock:
 class MemoryPartner:
     """A partner system that keeps what it is sent (ids only), instead of an adapter."""
 
+    channel = None
+
     def __init__(self) -> None:
         self.statuses: list[tuple[str, str]] = []
 
@@ -63,11 +65,12 @@ class MemoryPartner:
 
 
 class SameWords:
-    def outbound(self, system: str, kind: str, canonical: dict[str, Any]
-                 ) -> tuple[dict[str, Any], str]:
+    def outbound(self, system: str, kind: str, canonical: dict[str, Any], *,
+                 channel: str | None = None) -> tuple[dict[str, Any], str]:
         return {"kind": kind}, "sha256:test"
 
-    def status_out(self, system: str, kind: str, event: dict[str, Any]) -> dict[str, Any]:
+    def status_out(self, system: str, kind: str, event: dict[str, Any], *,
+                   channel: str | None = None) -> dict[str, Any]:
         return {"status": event["status"]}
 
 

@@ -66,7 +66,7 @@ TOP_LEVEL_PROPERTIES = {
     ),
     "consent": words(
         "given_by giver_name form date scope child_assent bia_reference withdrawn "
-        "withdrawn_date notes"
+        "withdrawn_date notes recorded_by_sender"
     ),
     "alert": words(
         "alert_id referral_id kind flag deadline policy state due_at escalate_at at role "
@@ -75,7 +75,7 @@ TOP_LEVEL_PROPERTIES = {
     "agreement": words(
         "id title parties purposes service_types data_categories retention_days "
         "requires_bia_for_children requires_child_assent outside_consent on_erasure_request "
-        "observers valid_from valid_to"
+        "observers valid_from valid_to consent_recorded_by"
     ),
 }
 

@@ -165,3 +165,30 @@ def test_the_translator_picks_the_mapping_by_system_contract_and_direction(
         translator.status_in("primero", "referral", closed)  # the file was not looked at yet
     now[0] = 10.0
     assert translator.status_in("primero", "referral", closed)["status"] == "completed"
+
+
+def test_a_partner_on_another_channel_is_translated_with_that_channels_files_only(
+        tmp_path: Path, contracts: Contracts) -> None:
+    shutil.copytree(ROOT / "mappings" / "progres", tmp_path / "progres")
+    translator = MappingTranslator(tmp_path, contracts=contracts)
+    main = translator.mapping_for("progres", "referral", "referral", "inbound")
+    dtp = translator.mapping_for("progres", "referral", "referral", "inbound", channel="dtp")
+    assert (main.name, main.channel) == ("interop-referral-to-referral", None)
+    assert (dtp.name, dtp.channel) == ("dtp-intervention-to-referral", "dtp")
+    assert translator.mapping_for("progres", "referral", "status-event", "outbound",
+                                  channel="dtp").name == "dtp-referral-feedback"
+    with pytest.raises(MappingError, match=r"no inbound mapping of progres \(channel dtp\) for "
+                                           r"referral \(transfer\)"):
+        edit(tmp_path / "progres" / "dtp-intervention-to-referral.in.yaml",
+             "channel: dtp", "channel: dtp-old")
+        translator.registry.refresh()
+        translator.mapping_for("progres", "transfer", "referral", "inbound", channel="dtp")
+
+
+def test_a_channel_is_a_short_name(mappings: Path, contracts: Contracts) -> None:
+    path = mappings / "primero" / "referral-status.yaml"
+    edit(path, "contract: status-event", "contract: status-event\nchannel: Second Channel")
+    registry = MappingRegistry(mappings, contracts)
+    registry.refresh()
+    [refusal] = registry.refusals
+    assert any("bad-value: a channel is a short name" in p for p in refusal.problems)

@@ -141,6 +141,59 @@ def test_every_problem_is_reported_at_its_line_and_column(tmp_path: Path) -> Non
     ]
 
 
+def test_consent_recorded_by_names_parties_only(tmp_path: Path) -> None:
+    path = write(tmp_path, text=agreement_text() + "consent_recorded_by: [agency-a, agency-c]\n")
+    agreement, problems = check_agreement_file(path, CONTRACTS)
+    assert agreement is None
+    assert [p.split(":", 1)[1] for p in problems] == [
+        "13:33: party: consent_recorded_by may only name parties of the agreement"]
+    write(tmp_path, text=agreement_text() + "consent_recorded_by: [agency-a]\n")
+    agreement, problems = check_agreement_file(path, CONTRACTS)
+    assert problems == [] and agreement is not None
+    assert agreement.consent_recorded_by == {"agency-a"}
+
+
+def recorded_consent(sender: str = "agency-a", receiver: str = "agency-b") -> dict[str, Any]:
+    """A referral whose sender recorded the consent in its own system and sends none."""
+    return {"kind": "referral", "sender": {"partner": sender},
+            "receiver": {"partner": receiver},
+            "subject": {"identifiers": [{"system": "progres_individual", "value": "X-1"}],
+                        "given_name": "Testa", "sex": "female"},
+            "services": [{"type": "psychosocial_support"}],
+            "consent": {"recorded_by_sender": True, "scope": {
+                "purposes": ["referral"], "receivers": [receiver],
+                "data_categories": ["identity", "demographics"]}}}
+
+
+def test_a_consent_only_the_sender_recorded_leaves_where_the_agreement_says_it_records_it(
+        tmp_path: Path) -> None:
+    assert CONTRACTS.validate("referral", recorded_consent()) == []
+    write(tmp_path)
+    with pytest.raises(ConsentProblem) as caught:
+        admit(recorded_consent(), agreements=AgreementRegistry(tmp_path, CONTRACTS),
+              contracts=CONTRACTS, today=TODAY)
+    assert (caught.value.slug, caught.value.agreement) == ("consent-required", "isp-a-b")
+    [error] = caught.value.errors
+    assert (error.pointer, error.rule) == ("/consent/recorded_by_sender", "consent-not-carried")
+    assert "'agency-a'" in error.detail and "consent_recorded_by" in error.detail
+
+    write(tmp_path, text=agreement_text() + "consent_recorded_by: [agency-a]\n")
+    registry = AgreementRegistry(tmp_path, CONTRACTS)
+    assert admit(recorded_consent(), agreements=registry, contracts=CONTRACTS,
+                 today=TODAY).agreement.id == "isp-a-b"
+    with pytest.raises(ConsentProblem):  # the other party records none: it must send it
+        admit(recorded_consent("agency-b", "agency-a"), agreements=registry,
+              contracts=CONTRACTS, today=TODAY)
+
+
+def test_a_consent_not_recorded_by_the_sender_says_who_gave_it_how_and_when() -> None:
+    document = recorded_consent()
+    document["consent"]["recorded_by_sender"] = False
+    assert {(e.pointer, e.rule) for e in CONTRACTS.validate("referral", document)} == {
+        ("/consent/given_by", "required"), ("/consent/form", "required"),
+        ("/consent/date", "required")}
+
+
 def test_observers_are_partners_told_of_deadlines_and_never_a_party(tmp_path: Path) -> None:
     path = write(tmp_path, text=agreement_text() + "observers: [cp-focal, agency-b]\n")
     agreement, problems = check_agreement_file(path, CONTRACTS)
@@ -358,6 +411,9 @@ def test_a_missing_folder_means_no_agreement(tmp_path: Path) -> None:
 FLOWS = [
     ("primero/case-to-referral.in.yaml", "South Sudan refers", "primero-ssd", "progres-eth"),
     ("progres/interop-referral-to-referral.in.yaml", "child referred to UNICEF",
+     "progres-eth", "primero-ssd"),
+    # an intervention pushed through DTP: consent recorded in proGres, not carried
+    ("progres/dtp-intervention-to-referral.in.yaml", "a child UNHCR refers to UNICEF",
      "progres-eth", "primero-ssd"),
     ("primero/case-to-transfer.in.yaml", "South Sudan transfers", "primero-ssd", "primero-uga"),
     ("ndelius/nsi-to-transfer.in.yaml", "a licence case moves", "ndelius-n07", "ndelius-n03"),
