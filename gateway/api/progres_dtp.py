@@ -32,8 +32,9 @@ from pydantic import BaseModel, Field
 
 from adapters.base import NativeChange
 from adapters.progres.dtp import REVIEW_DECISIONS, feedback, read_message
-from gateway.api.body import json_body
+from gateway.api.body import json_document
 from gateway.api.deps import PartnerDep
+from gateway.api.openapi import problems
 from gateway.delivery.poller import Poller, Taken
 from gateway.errors import FieldError, Forbidden
 from gateway.mapping.translator import MappingTranslator
@@ -67,7 +68,6 @@ class DtpAnswer(BaseModel):
 
 
 router = APIRouter(prefix="/v1/progres", tags=["proGres DTP messages"])
-JsonBody = Annotated[Any, Depends(json_body)]
 log = structlog.get_logger()
 SYSTEM = "progres"
 _made = threading.Lock()
@@ -87,14 +87,16 @@ def _intake(request: Request) -> Poller:
     return intake
 
 
+DTP_MESSAGE = {"type": "object", "required": ["interventions"], "properties": {
+    "request_type": {"enum": [REVIEW_DECISIONS]},
+    "interventions": {"type": "array", "minItems": 1, "items": {"type": "object"}}}}
+DtpMessage = Annotated[Any, Depends(json_document(schema=DTP_MESSAGE))]
+
+
 @router.post("/dtp", summary="Take a message proGres pushes through UNHCR's integration layer",
              response_model=DtpAnswer, response_model_exclude_none=True,
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": {"type": "object", "required": ["interventions"], "properties": {
-                     "request_type": {"enum": [REVIEW_DECISIONS]},
-                     "interventions": {"type": "array", "minItems": 1,
-                                       "items": {"type": "object"}}}}}}}})
-def post_dtp_message(request: Request, partner: PartnerDep, message: JsonBody) -> DtpAnswer:
+             responses=problems(403, s403="Only the proGres partner sends DTP messages."))
+def post_dtp_message(request: Request, partner: PartnerDep, message: DtpMessage) -> DtpAnswer:
     """Interventions proGres refers to a partner, or its review decisions on referrals the
     gateway sent it: each item taken on its own; the answer says what became of each."""
     if partner.system != SYSTEM:
