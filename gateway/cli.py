@@ -187,6 +187,25 @@ def scheduler(
                                              agreements=agreements, stop=stop))
 
 
+@app.command()
+def demo(
+    check: Annotated[bool, typer.Option(
+        help="Tell the stories unattended, then stop: exit 0 only if each ended as expected "
+             "in every system involved")] = False,
+    story: Annotated[list[int] | None, typer.Option(help="Only this story (repeatable)")
+                     ] = None,
+    keep_data: Annotated[bool, typer.Option(help="Keep the stores of the last demo")] = False,
+    port_base: Annotated[int, typer.Option(help="Ports from this one upward (7 in all)")
+                         ] = 8000,
+    quiet: Annotated[bool, typer.Option(help="Only one line a story and the summary")] = False,
+) -> None:
+    """The gateway with five sandbox partner systems, and the stories between them."""
+    from gateway.demo.run import run_demo
+
+    raise typer.Exit(run_demo(check=check, only=story or [], keep_data=keep_data,
+                              port_base=port_base, quiet=quiet))
+
+
 @app.command("dead-letters")
 def dead_letters_list(
     reason: Annotated[str | None, typer.Option(help="Only this reason")] = None,
