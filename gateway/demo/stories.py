@@ -405,6 +405,103 @@ def receiver_down(demo: Demo) -> str:
     return "proGres: exactly one referral, Pending Acknowledgement"
 
 
+# --- 4. nDelius N07 → N03 ---------------------------------------------------------------------
+
+def transfer_nsi(crn: str, *, nsi_type: str = "TRF01", **form: Any) -> dict[str, Any]:
+    """An NSI as a London (N07) practitioner raises it towards Wales (N03) (fictional)."""
+    return {
+        "type": nsi_type, "offenderCrn": crn, "intendedProvider": "N03",
+        "notes": "Moving to Cardiff to live with her sister (fictional).",
+        "transferForm": {
+            "receivingPdu": "N03A", "reason": "FAM",
+            "reasonDetails": "Her sister offers stable accommodation and childcare support.",
+            "sentenceType": "LIC", "roshLevel": "H", "mappa": {"category": "2", "level": "2"},
+            "victimContact": True,
+            "proposedAddress": {"addressLine1": "14 Fictional Terrace", "town": "Cardiff",
+                                "postcode": "CF10 1AA"},
+            "moveStartDate": "2027-01-11", **form}}
+
+
+def nsi_status(officer: httpx.Client, nsi_id: str) -> str:
+    nsi = expect_status(officer.get(f"/nsi/{nsi_id}"), 200, "the NSI")
+    return str(nsi["nsiStatus"]["code"])
+
+
+def set_nsi(officer: httpx.Client, nsi_id: str, status: str, **extra: Any) -> None:
+    expect_status(officer.put(f"/nsi/{nsi_id}/status", json={"status": status, **extra}),
+                  200, f"NSI status {status}")
+
+
+def manager_provider(officer: httpx.Client, crn: str) -> str:
+    person = expect_status(officer.get(f"/person/{crn}"), 200, "the person")
+    return str(person["manager"]["provider"]["code"])
+
+
+def raise_in_london(demo: Demo, practitioner: httpx.Client, body: dict[str, Any]
+                    ) -> tuple[str, str, str]:
+    sent = str(expect_status(practitioner.post("/nsi", json=body), 201, "the NSI")["id"])
+    referral_id = demo.wait("the gateway to discover the NSI at N07",
+                            lambda: demo.referral_from("ndelius-n07", sent))
+    received = demo.wait("delivery to N03", lambda: demo.native_id(referral_id, "ndelius-n03"))
+    return referral_id, sent, received
+
+
+def both_at(demo: Demo, referral_id: str, state: str, london: tuple[httpx.Client, str],
+            wales: tuple[httpx.Client, str], codes: tuple[str, str]) -> None:
+    """Wait until the gateway holds `state` and each nDelius shows its code for it."""
+    demo.wait(f"{state} at both providers", lambda: (
+        demo.status(referral_id) == state
+        and nsi_status(*london) == codes[0] and nsi_status(*wales) == codes[1]))
+    demo.say(f"  ✓ {state} — nDelius N07: {codes[0]} · nDelius N03: {codes[1]}")
+
+
+def probation_transfer(demo: Demo) -> str:
+    say = demo.say
+    practitioner = demo.delius("ndelius-n07", "N07AOM1")
+    say("    A London practitioner raises a case transfer to Wales in nDelius (fictional "
+        "person on licence, high risk of serious harm).")
+    referral_id, sent, received = raise_in_london(demo, practitioner, transfer_nsi("X070002"))
+    say(f"  ✓ delivered: transfer {referral_id}")
+    say(f"    console: {demo.console(referral_id)}")
+    spo = demo.delius("ndelius-n03", "N03ACT1")
+    london, wales = (practitioner, sent), (spo, received)
+    set_nsi(spo, received, "AWAL")
+    both_at(demo, referral_id, "acknowledged", london, wales, ("AWAL", "AWAL"))
+    expect_status(spo.put(f"/nsi/{received}/manager",
+                          json={"team": "N03AOM", "staff": "N03AOM1"}), 200, "allocation")
+    receiving = demo.delius("ndelius-n03", "N03AOM1")
+    wales = (receiving, received)
+    set_nsi(receiving, received, "ACC", notes="Address assessed as suitable.")
+    both_at(demo, referral_id, "accepted", london, wales, ("ACC", "ACC"))
+    say("    Wales challenges on risk grounds: the victim lives nearby.")
+    set_nsi(receiving, received, "CHAL", outcome="CHRISK",
+            notes="The victim lives two streets from the proposed address.")
+    both_at(demo, referral_id, "challenged", london, wales, ("CHAL", "CHAL"))
+    say("    London agrees a risk plan with the victim liaison unit and upholds the transfer.")
+    set_nsi(practitioner, sent, "ACC", notes="Risk plan agreed with the victim liaison unit.")
+    both_at(demo, referral_id, "accepted", london, wales, ("ACC", "ACC"))
+    set_nsi(receiving, received, "COMP", notes="Handover meeting held.")
+    both_at(demo, referral_id, "completed", london, wales, ("COMP", "COMP"))
+    expect("the managing provider at N07", manager_provider(practitioner, "X070002"), "N03")
+    expect("the managing provider at N03", manager_provider(receiving, "X070002"), "N03")
+    say("    The person is now managed by N03, in both nDelius instances.")
+
+    say("    Alongside: a temporary move of another person (fictional) to Wales for work.")
+    move_id, move_sent, move_received = raise_in_london(demo, practitioner, transfer_nsi(
+        "X070004", nsi_type="TMV01", reason="EMP", receivingTeam="N03AOM", sentenceType="CO",
+        roshLevel="L", mappa=None, victimContact=False, moveEndDate="2027-03-26"))
+    say(f"    console: {demo.console(move_id)}")
+    for code, state in (("AWAL", "acknowledged"), ("ACC", "accepted"),
+                        ("INPROG", "in_progress"), ("COMP", "completed")):
+        set_nsi(receiving, move_received, code)
+        both_at(demo, move_id, state, (practitioner, move_sent), (receiving, move_received),
+                (code, code))
+    expect("the managing provider after the temporary move",
+           manager_provider(practitioner, "X070004"), "N07")
+    say("    The temporary move ends with the case still managed in London.")
+    return "transfer: COMP at both, managed by N03 · temporary move: COMP, still N07"
+
+
 @dataclass(frozen=True)
 class Story:
     number: int
@@ -418,8 +515,8 @@ STORIES = (
     Story(2, "refused for consent, then through once consent is recorded",
           consent_then_through),
     Story(3, "a cross-border transfer between two Primero agencies", cross_border_transfer),
-    Story(4, "a probation case transfer between two nDelius providers", None,
-          "not written yet"),
+    Story(4, "a probation case transfer between two nDelius providers, and a temporary move",
+          probation_transfer),
     Story(5, "a receiver down: retries, dead letter, re-drive, delivered once",
           receiver_down),
     Story(6, "an acknowledgement that does not come in time", None, "not written yet"),
