@@ -3,13 +3,19 @@
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import typer
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import ROOT
+from gateway.contracts import Contracts
+from gateway.deadlines.book import DeadlineBook
+from gateway.deadlines.keeper import tick
 from gateway.demo.setup import (
     CASEWORKER_KEY,
     OPERATOR_KEY,
@@ -23,6 +29,9 @@ from gateway.demo.setup import (
 )
 from gateway.demo.stories import STORIES, Demo, StoryFailed
 from gateway.demo.supervisor import ChildDied, Stopped, Supervisor, raise_on_signals
+from gateway.logs import configure_logging
+from gateway.protection.agreements import AgreementRegistry
+from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker
 from gateway.store.models import PartnerCursor
 
@@ -81,13 +90,16 @@ def run_demo(*, check: bool, only: list[int], keep_data: bool, port_base: int,
     narrate(f"Preparing the store ({database_url}) …")
     prepare(database_url, ports)
     supervisor = Supervisor(folder, env)
+    log = (folder / "demo-stories.log").open("a")  # the stories' own log lines (keeper ticks)
+    configure_logging(level="info", json=False, stream=log)
     engine = make_engine(database_url)
     raise_on_signals()
     try:
         narrate("Starting five sandboxes, the gateway, relay, worker, poller and scheduler …")
         start_all(supervisor, folder, ports)
-        demo = Demo(ports=ports, sessions=make_sessionmaker(engine), say=narrate,
-                    alive=supervisor.check)
+        sessions = make_sessionmaker(engine)
+        demo = Demo(ports=ports, sessions=sessions, say=narrate, alive=supervisor.check,
+                    keeper=keeper(sessions))
         urls = [ports.url(ports.gateway) + "/healthz"] + [
             ports.url(ports.sandbox(s.partner_id)) for s in SANDBOXES]
         demo.wait("every process to answer", lambda: all(answers(u) for u in urls),
@@ -112,6 +124,16 @@ def run_demo(*, check: bool, only: list[int], keep_data: bool, port_base: int,
     finally:
         supervisor.stop()
         engine.dispose()
+        log.close()
+
+
+def keeper(sessions: sessionmaker[Session]) -> Callable[[datetime], Any]:
+    """A tick of the deadline keeper at a chosen instant, with the policies in force."""
+    settings = Settings()
+    contracts = Contracts(settings.contracts_dir)
+    book = DeadlineBook.from_settings(settings, contracts)
+    agreements = AgreementRegistry(settings.agreements_dir, contracts)
+    return lambda now: tick(sessions, book, now, agreements=agreements)
 
 
 def polled(demo: Demo) -> bool:

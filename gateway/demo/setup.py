@@ -41,6 +41,9 @@ SANDBOXES = (
 # Demo-only secrets: never use fixed keys or passwords for a real partner or person.
 CASEWORKER_APP = "caseworker-app"
 CASEWORKER_KEY = "demo-caseworker-key-not-for-production"
+# The child-protection focal point agreements/isp-ssd-eth-cp-referrals-2026 names as observer.
+OBSERVER = "cp-aor-eth"
+OBSERVER_KEY = "demo-observer-key-not-for-production"
 OPERATOR_KEY = "demo-operator-key-not-for-production"
 ROLES = ("operator", "im_officer", "auditor")
 
@@ -92,6 +95,10 @@ def prepare(database_url: str, ports: Ports) -> None:
                 register_partner(session=session, partner_id=CASEWORKER_APP,
                                  name="Caseworker app (demo)", system="other",
                                  api_key=CASEWORKER_KEY)
+            if session.get(Partner, OBSERVER) is None:
+                register_partner(session=session, partner_id=OBSERVER,
+                                 name="Child protection AoR focal point, Ethiopia (demo)",
+                                 system="other", api_key=OBSERVER_KEY)
             for sandbox in SANDBOXES:
                 partner = session.get(Partner, sandbox.partner_id)
                 if partner is None:

@@ -7,14 +7,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.demo.setup import CASEWORKER_APP, CASEWORKER_KEY, OPERATOR_KEY, Ports
-from gateway.store.models import PartnerRecord, Referral
+from gateway.demo.setup import (
+    CASEWORKER_APP,
+    CASEWORKER_KEY,
+    OBSERVER,
+    OBSERVER_KEY,
+    OPERATOR_KEY,
+    Ports,
+)
+from gateway.store.models import PartnerRecord, Referral, StatusEvent, TrackedDeadline
 
 STEP = 45.0  # seconds one hop may take: a poll, the relay, a worker delivery
 DATAVERSE = "/api/data/v9.2"
@@ -39,6 +47,7 @@ class Demo:
     sessions: sessionmaker[Session]
     say: Callable[[str], None]
     alive: Callable[[], None]  # raises when a supervised process has died
+    keeper: Callable[[datetime], Any]  # a deadline keeper tick at a chosen instant
     clients: list[httpx.Client] = field(default_factory=list)
 
     @property
@@ -89,6 +98,23 @@ class Demo:
             return session.scalar(select(PartnerRecord.native_id).where(
                 PartnerRecord.referral_id == referral_id,
                 PartnerRecord.partner_id == partner_id))
+
+    def deadline_due(self, referral_id: str, name: str) -> datetime | None:
+        with self.sessions() as session:
+            due: datetime | None = session.scalar(select(TrackedDeadline.due_at).where(
+                TrackedDeadline.referral_id == referral_id, TrackedDeadline.name == name))
+        return due.replace(tzinfo=UTC) if due and due.tzinfo is None else due
+
+    def applied(self, referral_id: str) -> bool:
+        """The scheduler has applied every status event of the referral to its deadlines."""
+        with self.sessions() as session:
+            return session.scalar(select(StatusEvent.id).where(
+                StatusEvent.referral_id == referral_id,
+                StatusEvent.deadlines_applied_at.is_(None))) is None
+
+    def keep(self, now: datetime) -> None:
+        """One tick of the deadline keeper at `now` (the demo's clock jump)."""
+        self.keeper(now)
 
     def status(self, referral_id: str) -> str | None:
         with self.sessions() as session:
@@ -502,6 +528,82 @@ def probation_transfer(demo: Demo) -> str:
     return "transfer: COMP at both, managed by N03 · temporary move: COMP, still N07"
 
 
+# --- 6. an acknowledgement that does not come in time -----------------------------------------
+
+def primero_referral_to_progres(demo: Demo, caseworker: httpx.Client, given: str) -> str:
+    """A Primero caseworker's family-tracing referral to UNHCR Ethiopia; its native id."""
+    case = data(caseworker.post("/cases", json={"data": {
+        "module_id": "primeromodule-cp", "name_first": given, "name_last": f"Demo{tag()}",
+        "sex": "female", "date_of_birth": "2013-02-11", "risk_level": "medium",
+        "protection_concerns": ["refugee"], "consent_source": "caregiver",
+        "consent_for_services": True, "disclosure_other_orgs": True,
+        "services_section": [{"service_type": "family_seunification_service",
+                              "service_response_type": "service_provision"}]}}),
+        "Primero case")
+    referral = data(caseworker.post(f"/cases/{case['id']}/referrals", json={"data": {
+        "transitioned_to": PRIMERO_GATEWAY_USER, "transitioned_to_agency": "agency-unhcr-eth",
+        "service": "family_seunification_service",
+        "service_record_id": case["services_section"][0]["unique_id"]}}),
+        "Primero referral")
+    return f"{case['id']}/referrals/{referral['id']}"
+
+
+def overdue_then_cleared(demo: Demo) -> str:
+    say = demo.say
+    caseworker = demo.primero("primero-ssd", "cp_worker")
+    say("    A South Sudan caseworker refers a child (fictional) to UNHCR Ethiopia; the "
+        "Ethiopia deadline policy gives proGres 2 working days to acknowledge.")
+    sent = primero_referral_to_progres(demo, caseworker, "Nyandeng")
+    case_id = sent.split("/")[0]
+    referral_id = demo.wait("the gateway to discover the referral in Primero",
+                            lambda: demo.referral_from("primero-ssd", sent))
+    say(f"    console: {demo.console(referral_id)}")
+    received = demo.wait("delivery to proGres",
+                         lambda: demo.native_id(referral_id, "progres-eth"))
+    due = demo.wait("the scheduler to start the acknowledgement deadline",
+                    lambda: demo.deadline_due(referral_id, "acknowledge"))
+    say(f"  ✓ delivered; acknowledgement due {due:%Y-%m-%d %H:%M} UTC")
+    say("    Nobody in proGres acknowledges. The demo moves the deadline keeper's clock to a "
+        "minute past the due time (the running scheduler would do this in 2 working days).")
+    demo.keep(due + timedelta(minutes=1))
+    officer = demo.progres(PROGRES_CASEWORKER)
+    guid = received.split("(", 1)[1].rstrip(")")
+
+    def flags() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = data(caseworker.get(f"/cases/{case_id}/flags"),
+                                           "Primero flags")  # type: ignore[assignment]
+        return found
+
+    def open_tasks() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = expect_status(officer.get("/tasks", params={
+            "$filter": f"_regardingobjectid_value eq {guid} and statecode eq 0"}),
+            200, "proGres tasks")["value"]
+        return found
+
+    raised = demo.wait("the overdue flag in Primero", lambda: [
+        f for f in flags() if not f["removed"]])
+    tasks = demo.wait("the overdue task in proGres", open_tasks)
+    say(f"  ✓ overdue — Primero flag: \"{raised[0]['message'][:70]}…\" · proGres task: "
+        f"\"{tasks[0]['subject'][:70]}\"")
+    observer = demo.client(demo.gateway, Authorization=f"Bearer {OBSERVER_KEY}")
+    seen = demo.wait("the alert to the agreement's observer", lambda: [
+        a for a in expect_status(observer.get("/v1/alerts"), 200, "the alerts")["items"]
+        if a["referral_id"] == referral_id and a["flag"] == "overdue"])
+    say(f"  ✓ the agreement's observer ({OBSERVER}) reads the alert at GET /v1/alerts: "
+        f"{seen[0]['flag']} as {seen[0]['role']}, no personal data")
+    say("    The proGres caseworker acknowledges the referral.")
+    progres_set(officer, received, statuscode=PENDING_ACTION)
+    demo.wait("the acknowledgement in the gateway",
+              lambda: demo.status(referral_id) == "acknowledged")
+    demo.wait("the scheduler to apply it", lambda: demo.applied(referral_id))
+    demo.keep(due + timedelta(minutes=2))
+    demo.wait("the Primero flag to come down",
+              lambda: flags() and all(f["removed"] for f in flags()))
+    demo.wait("the proGres task to be completed", lambda: open_tasks() == [])
+    say("  ✓ cleared — Primero: flag removed · proGres: task completed")
+    return "overdue shown in Primero and proGres, then cleared in both"
+
+
 @dataclass(frozen=True)
 class Story:
     number: int
@@ -519,5 +621,6 @@ STORIES = (
           probation_transfer),
     Story(5, "a receiver down: retries, dead letter, re-drive, delivered once",
           receiver_down),
-    Story(6, "an acknowledgement that does not come in time", None, "not written yet"),
+    Story(6, "an acknowledgement that does not come in time: overdue, then cleared",
+          overdue_then_cleared),
 )
