@@ -21,7 +21,7 @@ browser:
 	@scripts/browser.sh
 
 demo: install services
-	@scripts/demo.sh
+	@$(BIN)/casebridge demo
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,22 +1,107 @@
-"""`make demo` runs: sandboxes, gateway, relay, worker and poller carry a referral both ways."""
+"""`make demo` runs `casebridge demo`: every story ends as expected in every system involved,
+read back from the sandboxes' own APIs; and the demo leaves no process behind, whether it is
+stopped with SIGTERM or one of its processes dies."""
 
 import os
+import signal
+import socket
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 from gateway import ROOT
-from servers import free_port
 
 
-def test_the_demo_walks_a_referral_to_progres_and_back(tmp_path, amqp_url) -> None:
-    env = {**os.environ, "CASEBRIDGE_DEMO_EXIT": "1",
-           "CASEBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
-           "CASEBRIDGE_AMQP_URL": amqp_url, "CASEBRIDGE_PORT": str(free_port()),
-           "CASEBRIDGE_DEMO_PROGRES_PORT": str(free_port()),
-           "CASEBRIDGE_DEMO_PRIMERO_PORT": str(free_port())}
-    run = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=240)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "status in the gateway: delivered" in run.stdout
-    assert '"Pending Acknowledgement"' in run.stdout
-    assert "acknowledged → accepted     by receiver" in run.stdout
-    assert "/docs" in run.stdout
+def port_block(size: int = 7) -> int:
+    """The first of `size` consecutive free ports (the demo takes them from --port-base up)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + size > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                taken = socket.socket()
+                sockets.append(taken)
+                taken.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for taken in sockets:
+                taken.close()
+    raise RuntimeError("no block of free ports")
+
+
+def demo(folder: Path, amqp_url: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "CASEBRIDGE_DEMO_DIR": str(folder), "CASEBRIDGE_AMQP_URL": amqp_url}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from gateway.cli import app; app()", "demo",
+         "--port-base", str(port_block()), *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def children_of(folder: Path) -> list[int]:
+    """Processes still running with this demo's key file in their environment."""
+    marker = f"CASEBRIDGE_KEY_FILE={folder / 'demo.keys'}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def running(process: subprocess.Popen[str]) -> str:
+    """Read the demo's output until it says it is running."""
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "Press Ctrl-C to stop." in line:
+            return "".join(seen)
+    raise AssertionError("the demo ended before running: " + "".join(seen)[-3000:])
+
+
+def test_demo_check_tells_every_story_and_each_ends_as_expected(tmp_path, amqp_url) -> None:
+    process = demo(tmp_path, amqp_url, "--check", "--quiet")
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-5000:]
+    lines = output.splitlines()
+    for number in range(1, 7):
+        assert any(line.startswith(f"story {number}: ") and line.endswith(" ok")
+                   for line in lines), output[-5000:]
+    assert lines[-1].startswith("6 of 6 stories ok")
+    assert children_of(tmp_path) == []
+
+
+def test_sigterm_stops_every_process(tmp_path, amqp_url) -> None:
+    process = demo(tmp_path, amqp_url, "--story", "2", "--quiet")
+    shown = running(process)
+    assert "/console" in shown and "story 2: " in shown
+    assert len(children_of(tmp_path)) >= 10  # five sandboxes and five gateway processes
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert children_of(tmp_path) == []
+
+
+def test_a_process_that_dies_is_named_and_the_demo_stops_all(tmp_path, amqp_url) -> None:
+    process = demo(tmp_path, amqp_url, "--story", "2", "--quiet")
+    running(process)
+    [worker] = [pid for pid in children_of(tmp_path)
+                if b"\0worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    os.kill(worker, signal.SIGKILL)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "worker stopped by itself" in output
+    deadline = time.monotonic() + 5
+    while children_of(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert children_of(tmp_path) == []

@@ -476,15 +476,11 @@ def test_the_shipped_agreements_let_the_demo_and_e2e_flows_through(
 
 
 def test_the_demo_referral_is_let_through_to_progres() -> None:
-    import sys
+    from gateway.demo.stories import app_referral
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from demo_walkthrough import REFERRAL
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
     registry = AgreementRegistry(SHIPPED, CONTRACTS)
-    admitted = admit(REFERRAL, agreements=registry, contracts=CONTRACTS, today=TODAY)
+    admitted = admit(app_referral("T1", ["progres-eth"]), agreements=registry,
+                     contracts=CONTRACTS, today=TODAY)
     assert admitted.agreement.id == "demo-caseworker-app-progres-eth"
     assert "risk_level" not in admitted.document["case"]
 
