@@ -198,12 +198,17 @@ def demo(
     port_base: Annotated[int, typer.Option(help="Ports from this one upward (7 in all)")
                          ] = 8000,
     quiet: Annotated[bool, typer.Option(help="Only one line a story and the summary")] = False,
+    database_url: Annotated[str | None, typer.Option(
+        help="A store of your own (PostgreSQL) instead of var/demo.db; never emptied")] = None,
+    gateways: Annotated[int, typer.Option(help="Gateway API processes", min=1)] = 1,
+    workers: Annotated[int, typer.Option(help="Delivery worker processes", min=1)] = 1,
 ) -> None:
     """The gateway with five sandbox partner systems, and the stories between them."""
     from gateway.demo.run import run_demo
 
     raise typer.Exit(run_demo(check=check, only=story or [], keep_data=keep_data,
-                              port_base=port_base, quiet=quiet))
+                              port_base=port_base, quiet=quiet, database_url=database_url,
+                              gateways=gateways, workers=workers))
 
 
 @app.command("dead-letters")

@@ -52,16 +52,18 @@ def child_env(folder: Path, database_url: str, ports: Ports) -> dict[str, str]:
             "CASEBRIDGE_LOG_JSON": "false"}
 
 
-def start_all(supervisor: Supervisor, folder: Path, ports: Ports) -> None:
+def start_all(supervisor: Supervisor, folder: Path, ports: Ports, *, gateways: int,
+              workers: int) -> None:
     for sandbox in SANDBOXES:
         args = ["sandbox", sandbox.system, "--port", str(ports.sandbox(sandbox.partner_id)),
                 "--database", str(folder / f"demo-{sandbox.partner_id}.db")]
         if sandbox.option:
             args += ["--option", sandbox.option]
         supervisor.start(sandbox.partner_id, *args)
-    supervisor.start("gateway", "serve")
+    supervisor.start("gateway", "serve", "--workers", str(gateways))
     supervisor.start("relay", "relay")
-    supervisor.start("worker", "worker")
+    for n in range(1, workers + 1):
+        supervisor.start("worker" if workers == 1 else f"worker-{n}", "worker")
     supervisor.start("poller", "poll")
     supervisor.start("scheduler", "scheduler")
 
@@ -75,11 +77,12 @@ def answers(url: str) -> bool:
 
 
 def run_demo(*, check: bool, only: list[int], keep_data: bool, port_base: int,
-             quiet: bool) -> int:
+             quiet: bool, database_url: str | None = None, gateways: int = 1,
+             workers: int = 1) -> int:
     """Run the demo; the exit code: 0 when every story chosen ended as expected."""
     folder = Path(os.environ.get("CASEBRIDGE_DEMO_DIR") or ROOT / "var")
     folder.mkdir(parents=True, exist_ok=True)
-    database_url = f"sqlite:///{folder / 'demo.db'}"
+    database_url = database_url or f"sqlite:///{folder / 'demo.db'}"
     ports = Ports(port_base)
     narrate: Callable[[str], None] = (lambda _line: None) if quiet else typer.echo
     env = child_env(folder, database_url, ports)
@@ -96,7 +99,7 @@ def run_demo(*, check: bool, only: list[int], keep_data: bool, port_base: int,
     raise_on_signals()
     try:
         narrate("Starting five sandboxes, the gateway, relay, worker, poller and scheduler …")
-        start_all(supervisor, folder, ports)
+        start_all(supervisor, folder, ports, gateways=gateways, workers=workers)
         sessions = make_sessionmaker(engine)
         demo = Demo(ports=ports, sessions=sessions, say=narrate, alive=supervisor.check,
                     keeper=keeper(sessions))

@@ -310,6 +310,7 @@ def primero_to_progres(demo: Demo) -> str:
     say(f"    Primero shows proGres's outcome note: \"{done['rejection_note']}\"")
     expect("the proGres status", label(progres_row(officer, received), "statuscode"),
            "Completed")
+    expect("referrals in proGres with this id", len(progres_rows(officer, referral_id)), 1)
     return "proGres: Completed · Primero: done, with the outcome note"
 
 

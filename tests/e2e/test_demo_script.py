@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from gateway import ROOT
+from servers import fresh_store
 
 
 def port_block(size: int = 7) -> int:
@@ -105,3 +106,17 @@ def test_a_process_that_dies_is_named_and_the_demo_stops_all(tmp_path, amqp_url)
     while children_of(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert children_of(tmp_path) == []
+
+
+def test_two_gateways_and_two_workers_on_postgresql_deliver_each_referral_once(
+        tmp_path, amqp_url, pg_url) -> None:
+    """What scale-out relies on: several gateway and worker processes on one PostgreSQL and
+    one RabbitMQ. Stories 1, 2 and 5 each count their referral at proGres: exactly one."""
+    with fresh_store(pg_url, tmp_path) as url:
+        process = demo(tmp_path, amqp_url, "--check", "--quiet", "--database-url", url,
+                       "--gateways", "2", "--workers", "2",
+                       "--story", "1", "--story", "2", "--story", "5")
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output[-5000:]
+        assert output.splitlines()[-1].startswith("3 of 3 stories ok"), output[-3000:]
+        assert children_of(tmp_path) == []
