@@ -22,7 +22,7 @@ from gateway.demo.setup import (
     OPERATOR_KEY,
     Ports,
 )
-from gateway.store.models import PartnerRecord, Referral, StatusEvent, TrackedDeadline
+from gateway.store.models import Delivery, PartnerRecord, Referral, StatusEvent, TrackedDeadline
 
 STEP = 45.0  # seconds one hop may take: a poll, the relay, a worker delivery
 DATAVERSE = "/api/data/v9.2"
@@ -115,6 +115,15 @@ class Demo:
     def keep(self, now: datetime) -> None:
         """One tick of the deadline keeper at `now` (the demo's clock jump)."""
         self.keeper(now)
+
+    def attempts(self, referral_id: str) -> list[tuple[int, str, str | None]]:
+        """The delivery attempts of a referral: (attempt, outcome, detail), oldest first."""
+        with self.sessions() as session:
+            rows = session.execute(select(Delivery.attempt, Delivery.outcome, Delivery.detail)
+                                   .where(Delivery.referral_id == referral_id,
+                                          Delivery.status_event_id.is_(None))
+                                   .order_by(Delivery.id)).all()
+        return [(attempt, outcome, detail) for attempt, outcome, detail in rows]
 
     def status(self, referral_id: str) -> str | None:
         with self.sessions() as session:
@@ -320,8 +329,18 @@ def consent_then_through(demo: Demo) -> str:
     say = demo.say
     app = demo.caseworker_app()
     mark = tag()
-    say("    The caseworker app refers a child to proGres, but the consent recorded names "
-        "only Primero South Sudan as a receiver.")
+    found = expect_status(app.get("/v1/directory/services", params={
+        "service_type": "family_tracing_reunification", "area": "Nguenyyiel", "age": 11,
+        "sex": "female"}), 200, "the directory search")["items"]
+    say("    The caseworker app asks the service directory who traces families for a girl of "
+        "11 in Nguenyyiel camp:")
+    for service in found[:3]:
+        say(f"      [{service['availability']['status']}] {service['name']} — "
+            f"{service['organization']['name']} (partner {service['organization']['partner']})")
+    if not any(s["organization"]["partner"] == "progres-eth" for s in found):
+        raise StoryFailed("the directory lists no family tracing by progres-eth in Nguenyyiel")
+    say("    It refers her to UNHCR's, but the consent recorded names only Primero South "
+        "Sudan as a receiver.")
     refused = submit(app, app_referral(mark, ["primero-ssd"]))
     problem = expect_status(refused, 422, "the refusal")
     pointers = [e.get("pointer") for e in problem.get("errors", [])]
@@ -401,7 +420,8 @@ def receiver_down(demo: Demo) -> str:
     app = demo.caseworker_app()
     operator = demo.operator()
     officer = demo.progres(PROGRES_CASEWORKER)
-    say("    proGres goes down: its sandbox answers every request with HTTP 500.")
+    say("    proGres goes down: its sandbox answers every request with HTTP 500. The worker "
+        "retries on the ladder (here 1, 2 and 4 s; CASEBRIDGE_RETRY_DELAYS), then gives up.")
     with faults(demo, "progres-eth", failure_rate=1.0):
         created = expect_status(submit(app, app_referral(tag(), ["progres-eth"])), 201,
                                 "the submission")
@@ -409,7 +429,13 @@ def receiver_down(demo: Demo) -> str:
         say(f"  ✓ accepted by the gateway: referral {referral_id}")
         say(f"    console: {demo.console(referral_id)}")
 
+        shown = 0
+
         def dead() -> Any:
+            nonlocal shown
+            for attempt, outcome, detail in demo.attempts(referral_id)[shown:]:
+                say(f"    attempt {attempt}: {outcome} ({(detail or '')[:60]})")
+                shown += 1
             letters = expect_status(operator.get("/v1/ops/dead-letters",
                                                  params={"partner": "progres-eth"}),
                                     200, "the dead letters")
@@ -418,7 +444,7 @@ def receiver_down(demo: Demo) -> str:
         say(f"  ✓ dead letter {letter['id']} after {letter['attempts']} attempts: "
             f"{letter['reason']}")
     say("    proGres is back. An operator re-drives the dead letter "
-        "(console: Dead letters, or `casebridge dead-letters redrive`).")
+        f"(console: Dead letters; or `casebridge redrive {letter['id']}`).")
     redriven = expect_status(operator.post("/v1/ops/dead-letters/redrive",
                                            json={"ids": [letter["id"]]}), 200, "the re-drive")
     expect("the dead letters re-driven", redriven["redriven"], [letter["id"]])
