@@ -2,15 +2,27 @@
 
 Each child runs in a session of its own (so a Ctrl-C in the terminal reaches the
 supervisor only, which then stops them in order), logs to var/demo-NAME.log and is
-stopped with SIGTERM, then SIGKILL after a grace period.
+stopped with SIGTERM, then SIGKILL after a grace period. On Linux each child is also told
+to end (SIGTERM) when the supervisor itself dies, even by SIGKILL, so that none is orphaned.
 """
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies (Linux; else nothing)."""
+    # Not Linux: Ctrl-C, SIGTERM and a dying child still stop every child.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ChildDied(RuntimeError):
@@ -45,7 +57,8 @@ class Supervisor:
             process = subprocess.Popen(
                 [sys.executable, "-c", "from gateway.cli import app; app()", *args],
                 env=self.env, stdout=output, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_end_with_parent)  # safe: the demo runs no other threads
         child = Child(name, process, log)
         self.children.append(child)
         return child
