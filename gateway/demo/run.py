@@ -111,7 +111,7 @@ def run_demo(*, check: bool, only: list[int], keep_data: bool, port_base: int,
         ok = tell(demo, only, check=check)
         if check:
             return 0 if ok else 1
-        running(ports)
+        running(ports, folder)
         while True:
             supervisor.check()
             time.sleep(0.5)
@@ -182,7 +182,7 @@ def tell(demo: Demo, only: list[int], *, check: bool) -> bool:
     return failed == 0
 
 
-def running(ports: Ports) -> None:
+def running(ports: Ports, folder: Path) -> None:
     gateway = ports.url(ports.gateway)
     logins = ", ".join(f"{role} / {password(role)}" for role in ROLES)
     typer.echo(f"""
@@ -192,4 +192,4 @@ CaseBridge is running:
   Caseworker app key {CASEWORKER_KEY}; operator API key {OPERATOR_KEY}""")
     for sandbox in SANDBOXES:
         typer.echo(f"  {sandbox.name}: {ports.url(ports.sandbox(sandbox.partner_id))}")
-    typer.echo("  Logs: var/demo-*.log\nPress Ctrl-C to stop.")
+    typer.echo(f"  Logs: {folder}/demo-*.log\nPress Ctrl-C to stop.")
