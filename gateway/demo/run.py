@@ -122,9 +122,9 @@ def run_demo(*, check: bool, only: list[int], keep_data: bool, port_base: int,
         typer.echo(f"demo: the demo could not start: {failed}")
         return 1
     except (Stopped, KeyboardInterrupt):
-        typer.echo("\ndemo: stopping every process …")
         return 0
     finally:
+        narrate("\nStopping every process …")
         supervisor.stop()
         engine.dispose()
         log.close()
