@@ -215,7 +215,7 @@ class Deliverer:
         if errors:
             return Dead("invalid_alert", "the alert breaks contracts/alert.json: " + "; ".join(
                 f"{e.pointer} {e.rule}" for e in errors))
-        if adapter is None or native_id is None:
+        if adapter is None or native_id is None or not adapter.shows_alerts:
             note = "alert readable through GET /v1/alerts"
         else:
             adapter.alert(native_id=native_id, referral_id=envelope["referral_id"], alert=alert)
