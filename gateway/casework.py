@@ -31,6 +31,7 @@ from gateway.errors import (
     NotFound,
     ValidationProblem,
 )
+from gateway.fhir.subscription import announce
 from gateway.lifecycle import (
     INITIAL,
     Actor,
@@ -156,6 +157,7 @@ def submit_referral(
                         recorded_at=now)
     session.add_all([referral, event])
     enqueue(session, referral, event, message_type="deliver", target=receiver.id)
+    announce(session, referral, event)
     try:
         session.flush()
     except IntegrityError:
@@ -297,6 +299,7 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     session.add(event)
     target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
     enqueue(session, referral, event, message_type="status", target=target)
+    announce(session, referral, event)
     session.flush()
     audit.record(session, actor=f"partner:{actor_partner.id}" if actor_partner
                  else audit_actor or f"system:{actor}", action="status.change",
@@ -383,14 +386,17 @@ def list_referrals(
     *, session: Session, partner: Partner, status: str | None = None, kind: str | None = None,
     other_partner: str | None = None, updated_since: datetime | None = None,
     identifier: str | None = None, cursor: str | None = None, limit: int = 50,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> Page:
     """Referrals visible to `partner`, oldest change first, paged by an opaque cursor.
 
     `identifier` (`<system>:<value>`, or `external_reference:<value>`) is matched through
-    the keyed digests, never against plain text.
+    the keyed digests, never against plain text. `where` adds conditions on referrals
+    (the FHIR face's Task search).
     """
     # Summaries need no content: it is not even decrypted.
-    query = select(Referral).options(defer(Referral.content)).where(_visible_to(partner))
+    query = (select(Referral).options(defer(Referral.content))
+             .where(_visible_to(partner), *where))
     if identifier:
         query = query.where(Referral.id.in_(
             select(IdentifierDigest.referral_id)

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         default=8.0, gt=0, le=24,
         description="Hours a console session lasts from its login, however active it is.",
     )
+    fhir_base_url: str | None = Field(
+        default=None,
+        description="The address partners reach the FHIR endpoint at (e.g. "
+        "https://casebridge.example.org/fhir): the fullUrl in responses and in subscription "
+        "notifications. Unset: the API answers with the address each request came to, and "
+        "notifications name the Task without it.",
+    )
     worker_prefetch: int = Field(
         default=10, description="Unacknowledged messages a worker holds at most."
     )

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from gateway.api import disclosures, health, metrics, oauth, operations, problems, referrals
 from gateway.console import install_console
 from gateway.contracts import Contracts
+from gateway.fhir import router as fhir
 from gateway.logs import (
     CORRELATION_HEADER,
     bind_correlation_id,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(operations.router)
     app.include_router(disclosures.router)
+    fhir.install(app)  # /fhir: the FHIR R4 face, its errors as OperationOutcome
     install_console(app, settings)
 
     @app.get("/v1/noop", include_in_schema=False)

@@ -8,16 +8,18 @@ from sqlalchemy.orm import Session
 from gateway.store.models import OutboxMessage, Referral, StatusEvent, new_id
 
 
-def enqueue(session: Session, referral: Referral, event: StatusEvent, *, message_type: str,
-            target: str) -> None:
-    """Write the outbox row announcing `event` to `target`: ids and metadata only."""
-    routing_key = f"{message_type}.{target}"
-    session.add(OutboxMessage(
-        referral=referral, status_event=event, message_type=message_type,
-        routing_key=routing_key,
-        envelope={"message_id": new_id(), "type": message_type, "referral_id": referral.id,
-                  "status_event_id": event.id, "kind": referral.kind,
-                  "sender": referral.sender_id, "receiver": referral.receiver_id,
-                  "target": target, "state": event.to_state,
-                  "correlation_id": referral.correlation_id},
-    ))
+def enqueue(session: Session, referral: Referral, event: StatusEvent | None, *,
+            message_type: str, target: str, **metadata: str | int) -> OutboxMessage:
+    """Write the outbox row announcing a change of `referral` to `target`: ids and metadata
+    only. `event` is the status event it announces, if any; `metadata` adds ids the
+    message's handler needs (a FHIR notification names its subscription)."""
+    envelope: dict[str, str | int] = {
+        "message_id": new_id(), "type": message_type, "referral_id": referral.id,
+        "kind": referral.kind, "sender": referral.sender_id, "receiver": referral.receiver_id,
+        "target": target, "correlation_id": referral.correlation_id, **metadata}
+    if event is not None:
+        envelope |= {"status_event_id": event.id, "state": event.to_state}
+    message = OutboxMessage(referral=referral, status_event=event, message_type=message_type,
+                            routing_key=f"{message_type}.{target}", envelope=envelope)
+    session.add(message)
+    return message

@@ -35,6 +35,7 @@ ACTIONS = frozenset({
     "console.view", "console.user", "audit.export", "token.issue",
     "report.disclosures", "subject.lookup", "subject.export", "subject.erase",
     "subject.restrict",
+    "fhir.subscription",
 })
 
 
