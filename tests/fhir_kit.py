@@ -112,6 +112,8 @@ class NotificationSink:
         """(event number, Task reference) of each id-only notification received."""
         found = []
         for body in self.notifications():
+            if body is None:  # a ping
+                continue
             status = body["entry"][0]["resource"]["parameter"]
             event = next(p for p in status if p["name"] == "notification-event")["part"]
             parts = {p["name"]: p for p in event}

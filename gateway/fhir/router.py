@@ -50,7 +50,7 @@ from gateway.errors import (
     UnsupportedMediaType,
     ValidationProblem,
 )
-from gateway.fhir import capability, resources, search
+from gateway.fhir import capability, resources, search, subscription
 from gateway.fhir.outcome import informational, outcome_of
 from gateway.fhir.patch import apply as apply_patch
 from gateway.json_pointer import pointer
@@ -149,7 +149,8 @@ async def get_translator(request: Request) -> MappingTranslator:
     translator: MappingTranslator | None = getattr(request.app.state, "fhir_translator", None)
     if translator is None:
         translator = MappingTranslator(request.app.state.settings.mappings_dir,
-                                       contracts=request.app.state.contracts)
+                                       contracts=request.app.state.contracts,
+                                       system=resources.SYSTEM)
         request.app.state.fhir_translator = translator
     return translator
 
@@ -536,3 +537,48 @@ def _change(session: Session, partner: Partner, contracts: ContractsDep,
     task = resources.task(referral, translator, due=resources.due_of(session, referral))
     return respond(task, headers={"ETag": _version_tag(referral),
                                   CORRELATION_HEADER: referral.correlation_id})
+
+
+# --- subscriptions --------------------------------------------------------------------------
+
+@router.post("/Subscription", dependencies=[Formatted])
+def create_subscription(request: Request, session: SessionDep, partner: PartnerDep,
+                        body: JsonBody) -> Response:
+    """A rest-hook Subscription to changes of the Tasks the partner sent or owns."""
+    request.state.fhir_root = "Subscription"
+    made = subscription.subscribe(session=session, partner=partner, body=body)
+    session.commit()
+    return respond(subscription.resource_of(made), status=201,
+                   headers={"Location": f"{base_url(request)}/Subscription/{made.id}"})
+
+
+@router.get("/Subscription", dependencies=[Formatted])
+def search_subscriptions(request: Request, session: SessionDep, partner: PartnerDep
+                         ) -> Response:
+    """The partner's own subscriptions."""
+    base = base_url(request)
+    return respond(resources.emit(Bundle, {
+        "resourceType": "Bundle", "type": "searchset",
+        "link": [{"relation": "self", "url": str(request.url)}],
+        "entry": [{"fullUrl": f"{base}/Subscription/{s.id}",
+                   "resource": subscription.resource_of(s), "search": {"mode": "match"}}
+                  for s in subscription.of_partner(session=session, partner=partner)]}))
+
+
+@router.get("/Subscription/{subscription_id}", dependencies=[Formatted])
+def read_subscription(subscription_id: str, session: SessionDep, partner: PartnerDep
+                      ) -> Response:
+    """One of the partner's subscriptions: its status says whether notifications get
+    through (error, with the last failure, while they do not)."""
+    return respond(subscription.resource_of(subscription.owned(
+        session=session, partner=partner, subscription_id=subscription_id)))
+
+
+@router.delete("/Subscription/{subscription_id}", status_code=204)
+def delete_subscription(subscription_id: str, session: SessionDep, partner: PartnerDep
+                        ) -> Response:
+    """No more notifications for this subscription."""
+    subscription.unsubscribe(session=session, partner=partner,
+                             subscription_id=subscription_id)
+    session.commit()
+    return Response(status_code=204)
