@@ -157,7 +157,6 @@ def submit_referral(
                         recorded_at=now)
     session.add_all([referral, event])
     enqueue(session, referral, event, message_type="deliver", target=receiver.id)
-    announce(session, referral, event)
     try:
         session.flush()
     except IntegrityError:
@@ -169,6 +168,7 @@ def submit_referral(
         if winner.request_hash != digest:
             raise IdempotencyConflict() from None
         return Submitted(winner, replayed=True)
+    announce(session, referral, event)
     store_digests(session, referral, new=True)
     audit.record(session, actor=f"partner:{sender.id}", action="referral.create",
                  partner_id=sender.id, referral_id=referral.id, correlation_id=correlation_id,

@@ -12,7 +12,7 @@ at /fhir/metadata, which a test holds to these routes.
 """
 
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from email.utils import format_datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -79,12 +79,12 @@ class FhirRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except CaseBridgeError as error:
-                return refused(request, error)
+            except CaseBridgeError as error:  # its headers, if any: Retry-After on a 429
+                return refused(request, error, getattr(error, "headers", None))
             except RequestValidationError as error:
                 return refused(request, _parameter_problem(error))
             except StarletteHTTPException as error:
-                return refused(request, _http_problem(request, error))
+                return refused(request, _http_problem(request, error), error.headers)
             except Exception as error:  # the FHIR face's own 500, logged like the API's
                 frames = [f"{f.filename}:{f.lineno}"
                           for f in traceback.extract_tb(error.__traceback__)]
@@ -110,17 +110,18 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, error: Exception) -> Response:
         if request.url.path == "/fhir" or request.url.path.startswith("/fhir/"):
             assert isinstance(error, StarletteHTTPException)
-            return refused(request, _http_problem(request, error))
+            return refused(request, _http_problem(request, error), error.headers)
         return await answer_others(request, error)
 
     app.add_exception_handler(StarletteHTTPException, http_error)
 
 
-def refused(request: Request, error: CaseBridgeError) -> Response:
+def refused(request: Request, error: CaseBridgeError,
+            headers: Mapping[str, str] | None = None) -> Response:
     """The OperationOutcome answer to `error`."""
     log.info("request_refused", status=error.status, problem=error.slug)
     root = getattr(request.state, "fhir_root", None)
-    return respond(outcome_of(error, root=root), status=error.status)
+    return respond(outcome_of(error, root=root), status=error.status, headers=headers)
 
 
 def _parameter_problem(error: RequestValidationError) -> MalformedRequest:
@@ -138,8 +139,8 @@ def _http_problem(request: Request, error: StarletteHTTPException) -> CaseBridge
                            status=error.status_code, slug=slug, title=str(error.detail))
 
 
-def respond(resource: Resource, *, status: int = 200, headers: dict[str, str] | None = None
-            ) -> Response:
+def respond(resource: Resource, *, status: int = 200,
+            headers: Mapping[str, str] | None = None) -> Response:
     return Response(resource.model_dump_json(exclude_none=True), status_code=status,
                     media_type=FHIR_JSON, headers=headers)
 

@@ -155,11 +155,16 @@ def _endpoint_allowed(url: str) -> bool:
 # --- announcing a status event ------------------------------------------------------------
 
 def announce(session: Session, referral: Referral, event: StatusEvent) -> None:
-    """Queue a notification of `event` for each active subscription of either side."""
+    """Queue a notification of `event` for each active subscription of either side.
+
+    The subscriptions are locked until the event commits, so that events of two referrals
+    at once never give one subscription the same notification number twice.
+    """
     now = utcnow()
     for subscription in session.scalars(select(FhirSubscription).where(
             FhirSubscription.partner_id.in_([referral.sender_id, referral.receiver_id]),
-            FhirSubscription.status != "off").order_by(FhirSubscription.id)):
+            FhirSubscription.status != "off").order_by(FhirSubscription.id)
+            .with_for_update()):
         if subscription.end_at is not None and subscription.end_at <= now:
             continue
         subscription.events_since_start += 1

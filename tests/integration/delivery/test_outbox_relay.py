@@ -85,7 +85,8 @@ def test_topology_declaration_is_idempotent(settings, partners) -> None:
                                  delivery_limit=5)
         again = topology.declare(channel, partner_ids=list(partners), delays=[10, 60],
                                  delivery_limit=5)
-        assert names == again == [f"{t}.{p}" for p in partners for t in ("deliver", "status")]
+        assert names == again == [f"{t}.{p}" for p in partners
+                                  for t in ("deliver", "status", "fhir-notify")]
         state = channel.queue_declare(names[0], passive=True)
         assert state.method.message_count == 0
 
