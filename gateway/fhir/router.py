@@ -23,8 +23,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.resource import Resource
-from fhir.resources.R4B.task import Task
-from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from structlog.contextvars import bind_contextvars
@@ -39,18 +37,16 @@ from gateway.api.deps import (
     SettingsDep,
 )
 from gateway.api.referrals import _visible
-from gateway.casework import list_referrals, record_status_event, role_of, submit_referral
+from gateway.casework import list_referrals, role_of
 from gateway.errors import (
     CaseBridgeError,
     ConsentProblem,
     FieldError,
     MalformedRequest,
-    MappingError,
     NotFound,
     UnsupportedMediaType,
-    ValidationProblem,
 )
-from gateway.fhir import capability, resources, search, subscription
+from gateway.fhir import capability, changes, resources, search, subscription
 from gateway.fhir.outcome import informational, outcome_of
 from gateway.fhir.patch import apply as apply_patch
 from gateway.json_pointer import pointer
@@ -64,9 +60,6 @@ log = structlog.get_logger()
 FHIR_JSON = "application/fhir+json"
 JSON_PATCH = "application/json-patch+json"
 FORMATS = ("json", FHIR_JSON, "application/json")
-# What a partner may change in a Task it updates; the rest is the referral's own.
-CHANGEABLE = ("status", "statusReason", "businessStatus", "output", "note", "lastModified",
-              "meta", "text")
 JsonBody = Annotated[Any, Depends(json_body)]
 
 
@@ -185,10 +178,6 @@ def _audit_read(session: Session, partner: Partner, referral: Referral, *kinds: 
                          "resources": list(kinds), **detail})
 
 
-def _version_tag(referral: Referral) -> str:
-    return f'W/"{len(referral.events)}"'
-
-
 # --- the CapabilityStatement ----------------------------------------------------------------
 
 @router.get("/metadata", dependencies=[Formatted])
@@ -205,19 +194,22 @@ def transaction(request: Request, session: SessionDep, sessions: SessionsDep,
                 partner: PartnerDep, contracts: ContractsDep, agreements: AgreementsDep,
                 translator: TranslatorDep, body: JsonBody) -> Response:
     """A transaction Bundle of one referral: Task, ServiceRequest, Patient, Consent."""
-    referral, replayed, withheld, posted = _submit(
-        request, session, sessions, partner, contracts, agreements, translator, body)
+    posting = _submit(request, session, sessions, partner, contracts, agreements, translator,
+                      body)
+    referral = posting.referral
     entries = []
-    for _, part in sorted((index, part) for part, index in posted.entries.items()):
+    for _, part in sorted((index, part) for part, index in posting.posted.entries.items()):
         kind = resources.type_of(part)
         response: dict[str, Any] = {
-            "status": "200 OK" if replayed else "201 Created",
+            "status": "200 OK" if posting.replayed else "201 Created",
             "location": f"{kind}/{referral.id}" + ("/_history/1" if kind == "Task" else ""),
             "lastModified": resources.instant(referral.created_at)}
         if kind == "Task":
             response["etag"] = 'W/"1"'
-            if withheld is not None:
-                response["outcome"] = withheld
+            if posting.withheld:
+                response["outcome"] = informational(
+                    "Stored without these elements (need to know).", posting.withheld,
+                    root="Bundle")
         entries.append({"response": response})
     bundle = resources.emit(Bundle, {"resourceType": "Bundle", "type": "transaction-response",
                                      "entry": entries})
@@ -229,71 +221,35 @@ def create_task(request: Request, session: SessionDep, sessions: SessionsDep,
                 partner: PartnerDep, contracts: ContractsDep, agreements: AgreementsDep,
                 translator: TranslatorDep, body: JsonBody) -> Response:
     """The same transaction Bundle posted to [base]/Task: answered with the Task made."""
-    referral, replayed, _, _ = _submit(request, session, sessions, partner, contracts,
-                                       agreements, translator, body)
+    posting = _submit(request, session, sessions, partner, contracts, agreements, translator,
+                      body)
+    referral = posting.referral
     task = resources.task(referral, translator, due=resources.due_of(session, referral))
-    return respond(task, status=200 if replayed else 201, headers={
+    return respond(task, status=200 if posting.replayed else 201, headers={
         "Location": f"{base_url(request)}/Task/{referral.id}/_history/1", "ETag": 'W/"1"',
         CORRELATION_HEADER: referral.correlation_id})
 
 
 def _submit(request: Request, session: Session, sessions: sessionmaker[Session],
             partner: Partner, contracts: ContractsDep, agreements: AgreementsDep,
-            translator: MappingTranslator, body: Any
-            ) -> tuple[Referral, bool, dict[str, Any] | None, resources.Posted]:
-    """Read the Bundle, translate it, and submit it as any referral: (the referral, whether
-    it was stored before, an OperationOutcome naming what the need-to-know filter removed,
-    the Bundle as read)."""
+            translator: MappingTranslator, body: Any) -> changes.Posting:
+    """Submit the Bundle; a consent refusal is put on record apart, as for /v1."""
     request.state.fhir_root = "Bundle"
-    posted = resources.read_transaction(body)
-    mapping = translator.mapping_for(resources.SYSTEM, "referral", "referral", "inbound")
-    rules = mapping.mapping.blocks["inbound"].rules
-
-    def located(errors: list[FieldError]) -> list[FieldError]:
-        """The errors, each at the elements of the Bundle its field was read from."""
-        return [FieldError(where, error.rule, error.detail) for error in errors
-                for where in ([posted.pointer(p) for p in resources.source_paths(
-                    rules, error.pointer, posted.native)] or [error.pointer])]
-
     try:
-        document = mapping.inbound(posted.native)
-    except MappingError as error:
-        raise ValidationProblem("The Bundle cannot be read as a referral.", located([
-            FieldError(str(error.extensions["path"]), "mapping",
-                       str(error.extensions.get("reason", "")))])) from None
-    try:
-        result = submit_referral(session=session, contracts=contracts, agreements=agreements,
-                                 sender=partner, document=document,
-                                 idempotency_key=posted.idempotency_key,
-                                 correlation_id=request.state.correlation_id)
+        posting = changes.submit_bundle(
+            session=session, contracts=contracts, agreements=agreements,
+            translator=translator, sender=partner, body=body,
+            correlation_id=request.state.correlation_id)
     except ConsentProblem as refusal:
         session.rollback()
         audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.refuse",
                            partner_id=partner.id, correlation_id=request.state.correlation_id,
                            detail={**refusal_facts(refusal), "via": "fhir"})
-        located_refusal = ConsentProblem(refusal.detail, located(refusal.errors),
-                                         title=refusal.title, slug=refusal.slug,
-                                         status=refusal.status)
-        raise located_refusal from None
-    except ValidationProblem as problem:
-        raise ValidationProblem(problem.detail, located(problem.errors)) from None
-    except CaseBridgeError as error:  # the sender named is not the caller, say
-        errors = error.extensions.get("errors")
-        if errors:
-            error.extensions["errors"] = [e.as_dict() for e in located(
-                [FieldError(**e) for e in errors])]
         raise
-    referral = result.referral
     session.commit()  # a 2xx means it is stored
-    bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
-    withheld = [(posted.pointer(path), "removed: the consent or the data-sharing agreement "
-                 "does not let it reach the receiver")
-                for removed in referral.withheld
-                for path in resources.source_paths(rules, removed, posted.native)]
-    notice = informational("Stored without these elements (need to know).", withheld,
-                           root="Bundle").model_dump(mode="json", exclude_none=True) \
-        if withheld else None
-    return referral, result.replayed, notice, posted
+    bind_contextvars(correlation_id=posting.referral.correlation_id,
+                     referral_id=posting.referral.id)
+    return posting
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -305,7 +261,7 @@ def read_task(task_id: str, session: SessionDep, sessions: SessionsDep, partner:
     referral = _visible(session, sessions, partner, task_id)
     _audit_read(session, partner, referral, "Task")
     task = resources.task(referral, translator, due=resources.due_of(session, referral))
-    return respond(task, headers={"ETag": _version_tag(referral),
+    return respond(task, headers={"ETag": changes.version_tag(referral),
                                   "Last-Modified": format_datetime(
                                       referral.events[-1].recorded_at, usegmt=True)})
 
@@ -451,7 +407,9 @@ def update_task(request: Request, task_id: str, session: SessionDep, sessions: S
     requester cancels it."""
     referral = _visible(session, sessions, partner, task_id, for_update=True)
     request.state.fhir_root = "Task"
-    return _change(session, partner, contracts, translator, referral, body, if_match)
+    changes.check_version(referral, if_match)
+    current = changes.current_task(session, translator, referral)
+    return _changed(session, partner, contracts, translator, referral, body, current)
 
 
 @router.patch("/Task/{task_id}", dependencies=[Formatted])
@@ -463,80 +421,22 @@ def patch_task(request: Request, task_id: str, session: SessionDep, sessions: Se
     if media != JSON_PATCH:
         raise UnsupportedMediaType(media, JSON_PATCH)
     referral = _visible(session, sessions, partner, task_id, for_update=True)
-    current = _current(session, translator, referral)
+    changes.check_version(referral, if_match)
+    current = changes.current_task(session, translator, referral)
     patched = apply_patch(current, body)  # its errors point into the patch document
     request.state.fhir_root = "Task"
-    return _change(session, partner, contracts, translator, referral, patched, if_match,
-                   current=current)
+    return _changed(session, partner, contracts, translator, referral, patched, current)
 
 
-def _current(session: Session, translator: MappingTranslator, referral: Referral
-             ) -> dict[str, Any]:
-    task = resources.task(referral, translator, due=resources.due_of(session, referral))
-    return task.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _change(session: Session, partner: Partner, contracts: ContractsDep,
-            translator: MappingTranslator, referral: Referral, body: Any,
-            if_match: str | None, *, current: dict[str, Any] | None = None) -> Response:
-    """Apply a changed Task: check it differs only where a partner may change it, read
-    its status through the mapping, and record the status event."""
+def _changed(session: Session, partner: Partner, contracts: ContractsDep,
+             translator: MappingTranslator, referral: Referral, body: Any,
+             current: dict[str, Any]) -> Response:
     bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
-    if if_match is not None and if_match.strip() != _version_tag(referral):
-        raise CaseBridgeError(
-            detail=f"The Task has changed since that version; it is now {_version_tag(referral)}"
-                   ": read it again.", status=412, slug="version-conflict",
-            title="Version conflict")
-    current = current or _current(session, translator, referral)
-    if not isinstance(body, dict) or body.get("resourceType") != "Task":
-        raise MalformedRequest("Send the Task.", errors=[
-            FieldError("/resourceType", "resource-type", "Task")])
-    try:
-        sent = Task.model_validate(body).model_dump(mode="json", by_alias=True,
-                                                     exclude_none=True)
-    except ValidationError as error:
-        raise resources.invalid("The Task is not valid FHIR.", error) from None
-    errors = [FieldError(f"/{key}", "read-only", "only status, statusReason, output and note "
-                                                 "(a new one) change here")
-              for key in sorted(set(current) | set(sent))
-              if key not in CHANGEABLE and current.get(key) != sent.get(key)]
-    old_notes, notes = current.get("note", []), sent.get("note", [])
-    if notes[:len(old_notes)] != old_notes:
-        errors.append(FieldError("/note", "notes-kept", "add a note after the others; the "
-                                                         "earlier ones stay as they are"))
-    if errors:
-        raise ValidationProblem("The Task changes what is not a partner's to change.", errors)
-    native: dict[str, Any] = {
-        "status": sent.get("status"), "note": notes[len(old_notes):],
-        **{key: sent[key] for key in ("statusReason", "businessStatus", "output",
-                                      "lastModified")
-           if key in sent and sent[key] != current.get(key)}}
-    mapping = translator.mapping_for(resources.SYSTEM, referral.kind, "status-event",
-                                     "inbound")
-    rules = mapping.mapping.blocks["inbound"].rules
-
-    def located(errors: list[FieldError]) -> list[FieldError]:
-        return [FieldError(where, error.rule, error.detail) for error in errors
-                for where in (["/" + "/".join(map(str, p)) for p in resources.source_paths(
-                    rules, error.pointer, native)] or [error.pointer])]
-
-    try:
-        document = mapping.inbound(native)
-        if document["status"] == referral.status and native["note"]:
-            raise ValidationProblem("A note travels with a change of status.", [FieldError(
-                "/note", "note-with-status", "change the status in the same update")])
-        record_status_event(session=session, contracts=contracts, referral=referral,
-                            actor=role_of(partner, referral), actor_partner=partner,
-                            document=document)
-    except MappingError as error:
-        raise ValidationProblem("The Task's status cannot be read.", located([FieldError(
-            str(error.extensions["path"]), "mapping",
-            str(error.extensions.get("reason", "")))])) from None
-    except ValidationProblem as problem:
-        raise ValidationProblem(problem.detail, located(problem.errors)) from None
+    changes.change_task(session=session, contracts=contracts, translator=translator,
+                        partner=partner, referral=referral, body=body, current=current)
     session.commit()
     task = resources.task(referral, translator, due=resources.due_of(session, referral))
-    return respond(task, headers={"ETag": _version_tag(referral),
+    return respond(task, headers={"ETag": changes.version_tag(referral),
                                   CORRELATION_HEADER: referral.correlation_id})
 
 
