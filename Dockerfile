@@ -14,6 +14,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CASEBRIDGE_CONTRACTS_DIR=/app/contracts \
     CASEBRIDGE_MAPPINGS_DIR=/app/mappings \
     CASEBRIDGE_AGREEMENTS_DIR=/app/agreements \
+    CASEBRIDGE_DEADLINES_DIR=/app/deadlines \
+    CASEBRIDGE_CALENDARS_DIR=/app/calendars \
+    CASEBRIDGE_DIRECTORY_DIR=/app/directory \
     CASEBRIDGE_KEY_FILE=/run/secrets/casebridge-keys
 
 WORKDIR /app
@@ -24,13 +27,14 @@ COPY sandboxes ./sandboxes
 RUN pip install '.[sandboxes]' && useradd --system --home /app casebridge && mkdir -p /app/var \
     && chown casebridge /app/var
 # Read at run time from beside the package: the canonical schemas, the mappings and the
-# data-sharing agreements, deadline policies and calendars (mount your own over
-# /app/agreements, /app/deadlines, /app/calendars).
+# data-sharing agreements, deadline policies, calendars and the service directory (mount
+# your own over /app/agreements, /app/deadlines, /app/calendars, /app/directory).
 COPY contracts ./contracts
 COPY mappings ./mappings
 COPY agreements ./agreements
 COPY deadlines ./deadlines
 COPY calendars ./calendars
+COPY directory ./directory
 
 USER casebridge
 VOLUME ["/app/var"]

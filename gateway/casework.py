@@ -6,12 +6,12 @@ a referral, and `referrals` already names the API and console views of these rec
 Plain functions with keyword-only arguments, called by the API, the CLI, workers and tests.
 """
 
-import base64
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.contracts import Contracts
 from gateway.delivery.outbox import enqueue
+from gateway.directory.registry import DirectoryRegistry
+from gateway.directory.submission import check_referral
 from gateway.errors import (
     ConsentProblem,
     FieldError,
@@ -57,6 +59,14 @@ from gateway.store.models import (
 
 log = structlog.get_logger()
 
+REFERRAL_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# A page ends after (microseconds since 1970 of updated_at, id); 17 digits reach the year 5138.
+CURSOR_PATTERN = r"^[0-9]{1,17}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_REFERRAL_ID = re.compile(REFERRAL_ID_PATTERN)
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
 
 def disclosed(admitted: Admitted, contracts: Contracts) -> dict[str, Any]:
     """For the audit entry and the disclosure register: the data categories the receiver's
@@ -81,6 +91,9 @@ def request_hash(document: Any) -> str:
 class Submitted:
     referral: Referral
     replayed: bool
+    # What the service directory noted (a waiting list, an area it could not check …);
+    # given with the first answer only, not with a replay.
+    warnings: tuple[FieldError, ...] = ()
 
 
 def submit_referral(
@@ -92,9 +105,15 @@ def submit_referral(
     document: Any,
     idempotency_key: str,
     correlation_id: str,
+    directory: DirectoryRegistry | None = None,
 ) -> Submitted:
-    """Validate a canonical referral or transfer, pass it through the consent gate, and
-    store the receiver's copy with its first event and outbox row.
+    """Validate a canonical referral or transfer, check it against the service directory,
+    pass it through the consent gate, and store the receiver's copy with its first event
+    and outbox row.
+
+    The directory (when given) refuses a service the receiver does not offer in the
+    person's area, or has suspended (ServiceNotOffered, with alternatives), and notes a
+    waiting list and what it could not check in `warnings`.
 
     Only what the consent and the data-sharing agreement let leave is stored: fields of
     other categories are dropped here, before anything is written, and named (by pointer
@@ -130,6 +149,8 @@ def submit_referral(
             FieldError("/receiver/partner", "known-partner",
                        "must be the id of another active partner")])
     now = utcnow()
+    warnings = (check_referral(directory.view(session), document, today=now.date())
+                if directory is not None else [])
     try:
         admitted = admit(document, agreements=agreements, contracts=contracts,
                          today=now.date())
@@ -151,6 +172,8 @@ def submit_referral(
         agreement_id=admitted.agreement.id, retention_days=admitted.agreement.retention_days,
         agreement_categories=sorted(admitted.agreement.categories[document["kind"]]),
         created_at=now, updated_at=now,
+        receiver_unit=admitted.document["receiver"].get("unit"),
+        service_types=sorted({s["type"] for s in admitted.document.get("services", [])}),
     )
     event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
                         actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
@@ -176,11 +199,14 @@ def submit_referral(
                          "agreement": referral.agreement_id, "withheld": referral.withheld,
                          **disclosed(admitted, contracts),
                          **({"minor_contradicted": list(admitted.minor_contradicted)}
-                            if admitted.minor_contradicted else {})})
+                            if admitted.minor_contradicted else {}),
+                         **({"directory": sorted({w.rule for w in warnings})}
+                            if warnings else {})})
     log.info("referral_submitted", referral_id=referral.id, kind=referral.kind,
              sender=sender.id, receiver=receiver.id, agreement=referral.agreement_id,
-             withheld=len(referral.withheld))
-    return Submitted(referral, replayed=False)
+             withheld=len(referral.withheld),
+             directory_warnings=sorted({w.rule for w in warnings}))
+    return Submitted(referral, replayed=False, warnings=tuple(warnings))
 
 
 # Structure errors no need-to-know filter can cure: a missing field, a field the contract
@@ -290,7 +316,8 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     event = StatusEvent(
         id=new_id(), referral=referral, seq=len(referral.events) + 1, from_state=current,
         to_state=to_state, actor=actor, actor_partner_id=actor_partner.id if actor_partner
-        else None, reason_code=reason_code, content=content,
+        else None, reason_code=reason_code, inferred=bool(content.get("inferred")),
+        content=content,
         occurred_at=datetime.fromisoformat(occurred_at) if occurred_at else now,
         recorded_at=now,
     )
@@ -343,6 +370,11 @@ def withdraw_consent(*, session: Session, contracts: Contracts, referral: Referr
     return event
 
 
+def is_referral_id(value: str) -> bool:
+    """Whether `value` has the shape of a referral id."""
+    return _REFERRAL_ID.fullmatch(value) is not None
+
+
 def tell_receiver(*, session: Session, contracts: Contracts, referral: Referral, note: str,
                   actor_partner: Partner | None = None, audit_actor: str | None = None
                   ) -> StatusEvent | None:
@@ -362,6 +394,8 @@ def visible_referral(
     *, session: Session, partner: Partner, referral_id: str, for_update: bool = False
 ) -> Referral:
     """A referral the partner sent or received, or NotFound (never reveal others exist)."""
+    if not is_referral_id(referral_id):  # not even asked of the store
+        raise NotFound("referral")
     query = (select(Referral).where(Referral.id == referral_id, _visible_to(partner))
              .options(selectinload(Referral.events)))
     if for_update:
@@ -432,16 +466,15 @@ def _by_idempotency_key(session: Session, sender_id: str, key: str) -> Referral 
 
 
 def _encode_cursor(referral: Referral) -> str:
-    raw = json.dumps([referral.updated_at.isoformat(), referral.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{(referral.updated_at - _EPOCH) // _MICROSECOND}.{referral.id}"
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        when, referral_id = json.loads(raw)
-        return datetime.fromisoformat(when), str(referral_id)
-    except (ValueError, TypeError) as error:
+    """The (time, id) a cursor names. Every string of CURSOR_PATTERN is a place in the
+    order, so the pattern in the OpenAPI says exactly which cursors are accepted."""
+    if not _CURSOR.fullmatch(cursor):
         raise MalformedRequest("The cursor is not one this API gave out.", errors=[
             FieldError("/cursor", "cursor", "pass next_cursor from the previous page unchanged")
-        ]) from error
+        ])
+    micros, referral_id = cursor.split(".")
+    return _EPOCH + timedelta(microseconds=int(micros)), referral_id

@@ -3,6 +3,7 @@
 import getpass
 import importlib
 import json
+import re
 import signal
 import threading
 import time
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from gateway import ROOT
 from gateway.console.users_cli import users_app
 from gateway.deadlines.cli import deadlines_app
+from gateway.directory.cli import directory_app
 from gateway.logs import configure_logging, ensure_logging
 from gateway.mapping.cli import mapping_app
 from gateway.partners import register_partner
@@ -26,7 +28,7 @@ from gateway.protection.audit_cli import audit_app
 from gateway.protection.crypto import Keyring, use_keyring
 from gateway.protection.keys_cli import cli_errors, keys_app
 from gateway.protection.subject_cli import subject_app
-from gateway.reports_cli import report_app
+from gateway.reports.cli import report_app
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
 from gateway.store.models import Partner
@@ -40,6 +42,7 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(mapping_app, name="mappings")
 app.add_typer(agreements_app, name="agreements")
 app.add_typer(deadlines_app, name="deadlines")
+app.add_typer(directory_app, name="directory")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
@@ -130,6 +133,7 @@ def poll(
     """Bring in what partner systems raised or changed, every CASEBRIDGE_POLL_INTERVAL s."""
     from gateway.contracts import Contracts
     from gateway.delivery.poller import Poller, run_poller
+    from gateway.directory.registry import DirectoryRegistry
     from gateway.mapping.translator import MappingTranslator
     from gateway.protection.agreements import AgreementRegistry
 
@@ -138,7 +142,9 @@ def poll(
     contracts = Contracts(settings.contracts_dir)
     poller = Poller(sessions=sessions, contracts=contracts,
                     agreements=AgreementRegistry(settings.agreements_dir, contracts),
-                    translator=MappingTranslator(settings.mappings_dir, contracts=contracts))
+                    translator=MappingTranslator(settings.mappings_dir, contracts=contracts),
+                    directory=DirectoryRegistry(settings.directory_dir, contracts,
+                                                calendars_dir=settings.calendars_dir))
     if once:
         for partner_id in poller.partner_ids():
             result = poller.poll(partner_id)
@@ -147,6 +153,38 @@ def poll(
         return
     _until_signal(lambda stop: run_poller(poller=poller, interval=settings.poll_interval,
                                           stop=stop))
+
+
+@app.command()
+def scheduler(
+    once: Annotated[bool, typer.Option(help="Tick once now, print what it did, then stop")
+                    ] = False,
+) -> None:
+    """Keep deadlines every CASEBRIDGE_SCHEDULER_INTERVAL s: start, meet and pause them as
+    referrals move, raise, escalate and clear overdue alerts (one leader at a time)."""
+    from gateway.contracts import Contracts
+    from gateway.deadlines.book import DeadlineBook
+    from gateway.deadlines.keeper import tick
+    from gateway.deadlines.scheduler import run_scheduler
+    from gateway.protection.agreements import AgreementRegistry
+    from gateway.store.models import utcnow
+
+    settings = _process_settings()
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    contracts = Contracts(settings.contracts_dir)
+    book = DeadlineBook.from_settings(settings, contracts)
+    agreements = AgreementRegistry(settings.agreements_dir, contracts)
+    if once:
+        report = tick(sessions, book, utcnow(), agreements=agreements)
+        typer.echo(f"{report.applied} status events applied: {report.started} deadlines "
+                   f"started, {report.finished} met or ended; overdue flags: {report.raised} "
+                   f"raised, {report.escalated} escalated, {report.cleared} cleared")
+        if report.failed:
+            typer.echo(f"{report.failed} referrals could not be kept (see the log)", err=True)
+            raise typer.Exit(1)
+        return
+    _until_signal(lambda stop: run_scheduler(settings=settings, sessions=sessions, book=book,
+                                             agreements=agreements, stop=stop))
 
 
 @app.command("dead-letters")
@@ -284,17 +322,23 @@ def partners_add(
     system: Annotated[str, typer.Option(help="progres, primero, ndelius, fhir or other")],
     api_key: Annotated[str | None, typer.Option(
         help="Use this key instead of a generated one (at least 24 characters)")] = None,
+    country: Annotated[str | None, typer.Option(
+        help="Country of operation, ISO three letters (ETH, GBR): deadline policies "
+        "narrowed by countries match it")] = None,
 ) -> None:
     """Register a partner system and print its API key (shown once, stored hashed)."""
     if api_key is not None and len(api_key) < 24:
         raise typer.BadParameter("an API key needs at least 24 characters", param_hint="--api-key")
+    if country is not None and not re.fullmatch(r"[A-Z]{3}", country):
+        raise typer.BadParameter("a three-letter ISO 3166-1 code in capitals, e.g. ETH",
+                                 param_hint="--country")
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
     with unit_of_work(sessions) as session:
         if session.get(Partner, partner_id) is not None:
             typer.echo(f"partner {partner_id} exists already", err=True)
             raise typer.Exit(1)
         _, key = register_partner(session=session, partner_id=partner_id, name=name,
-                                  system=system, api_key=api_key)
+                                  system=system, api_key=api_key, country=country)
     typer.echo(key)
 
 
@@ -332,6 +376,32 @@ def partners_credentials(
     with _changing_partner(partner_id) as partner:
         secret = issue_client_secret(partner)
     typer.echo(f"client_id: {partner_id}\nclient_secret: {secret}")
+
+
+@partners_app.command("limit")
+def partners_limit(
+    partner_id: Annotated[str, typer.Argument(help="A registered partner id")],
+    per_second: Annotated[float | None, typer.Option(
+        min=0.001, help="Requests a second the partner may make (in each API process)")] = None,
+    burst: Annotated[int | None, typer.Option(
+        min=1, help="Requests it may make at once above that rate")] = None,
+    default: Annotated[bool, typer.Option(
+        help="Go back to the gateway's defaults (CASEBRIDGE_PARTNER_RATE_*)")] = False,
+) -> None:
+    """Set a partner's own rate limit on the API; running API processes apply it at once."""
+    if not default and per_second is None and burst is None:
+        raise typer.BadParameter("give --per-second and/or --burst, or --default",
+                                 param_hint="--per-second")
+    with _changing_partner(partner_id) as partner:
+        if default:
+            partner.rate_per_second = partner.rate_burst = None
+        if per_second is not None:
+            partner.rate_per_second = per_second
+        if burst is not None:
+            partner.rate_burst = burst
+        shown = (f"{partner.rate_per_second or 'default'} a second, "
+                 f"bursts of {partner.rate_burst or 'default'}")
+    typer.echo(f"{partner_id}: {shown}")
 
 
 @contextmanager

@@ -48,13 +48,22 @@ class Contracts:
 
     def validate(self, name: str, document: Any) -> list[FieldError]:
         """Every rule `document` breaks in schema `name`, in document order."""
-        errors = [f for e in _leaves(self._validators[name].iter_errors(document))
-                  for f in _field_errors(e)]
-        return sorted(set(errors), key=lambda e: (e.pointer, e.rule))
+        return schema_errors(self._validators[name], document)
 
     def codes(self, name: str) -> list[str]:
         """The codes of a code list, e.g. `codes("service-type")`."""
         return list(self.schemas[f"codes/{name}"]["enum"])
+
+    def labels(self, name: str) -> dict[str, str]:
+        """The codes of a code list with their labels, in the list's order."""
+        labels: dict[str, str] = self.schemas[f"codes/{name}"]["x-labels"]
+        return {code: labels[code] for code in self.codes(name)}
+
+
+def schema_errors(validator: Draft202012Validator, document: Any) -> list[FieldError]:
+    """Every rule `document` breaks in `validator`'s schema, by pointer, never quoting a value."""
+    errors = [f for e in _leaves(validator.iter_errors(document)) for f in _field_errors(e)]
+    return sorted(set(errors), key=lambda e: (e.pointer, e.rule))
 
 
 def _leaves(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:

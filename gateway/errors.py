@@ -33,6 +33,7 @@ class CaseBridgeError(Exception):
     slug: str = "internal-error"
     title: str = "Internal error"
     extensions: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # of the HTTP answer, e.g. Retry-After
 
     def __str__(self) -> str:
         return self.detail
@@ -75,6 +76,19 @@ class PayloadTooLarge(CaseBridgeError):
         )
 
 
+class JsonLimitExceeded(CaseBridgeError):
+    """A JSON body breaks one of the reading limits (CASEBRIDGE_JSON_MAX_*)."""
+
+    def __init__(self, limit: str, value: int, where: str, *, detail: str,
+                 status: int = 413) -> None:
+        super().__init__(
+            detail=f"The body breaks the {limit} limit of {value}: {detail}.",
+            status=status, slug="json-limit", title="JSON limit exceeded",
+            extensions={"limit": {"name": limit, "value": value},
+                        "errors": [{"pointer": where, "rule": limit, "detail": detail}]},
+        )
+
+
 class UnsupportedMediaType(CaseBridgeError):
     def __init__(self, got: str, expected: str = "application/json") -> None:
         super().__init__(
@@ -96,6 +110,20 @@ class Forbidden(CaseBridgeError):
         extensions: dict[str, Any] = {"errors": [e.as_dict() for e in errors]} if errors else {}
         super().__init__(detail=detail, status=403, slug="forbidden", title="Forbidden",
                          extensions=extensions)
+
+
+class InvalidParameter(CaseBridgeError):
+    """A query parameter is not valid: the same problem FastAPI's own checks answer with
+    (`gateway.api.problems`), each error naming the parameter as a JSON Pointer."""
+
+    def __init__(self, name: str, rule: str, detail: str) -> None:
+        super().__init__(detail=f"The query parameter {name!r} is not valid: {detail}.",
+                         status=400, slug="invalid-parameter", title="Invalid parameter",
+                         extensions={"errors": [{"pointer": f"/{name}", "in": "query",
+                                                 "rule": rule, "detail": detail}]})
+        self.name = name
+        self.rule = rule
+        self.reason = detail
 
 
 class NotFound(CaseBridgeError):
@@ -226,3 +254,16 @@ class ConsentProblem(CaseBridgeError):
         self.errors = list(errors)
         self.agreement = agreement
         self.receiver: str | None = None
+
+
+class ServiceNotOffered(CaseBridgeError):
+    """The service directory says the receiver does not offer a service asked, in the
+    person's area, or has suspended it; `alternatives` lists who does."""
+
+    def __init__(self, detail: str, errors: Sequence[FieldError],
+                 alternatives: Sequence[dict[str, Any]]) -> None:
+        super().__init__(detail=detail, status=422, slug="service-not-offered",
+                         title="The receiver does not offer this service here",
+                         extensions={"errors": [e.as_dict() for e in errors],
+                                     "alternatives": list(alternatives)})
+        self.errors = list(errors)

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import NotAuthenticated
+from gateway.protection.agreements import PARTNER_ID
 from gateway.store.models import AccessToken, Partner, utcnow
 
 KEY_PREFIX = "cbk_"
@@ -28,11 +29,13 @@ def hash_api_key(api_key: str) -> str:
 
 
 def register_partner(
-    *, session: Session, partner_id: str, name: str, system: str, api_key: str | None = None
+    *, session: Session, partner_id: str, name: str, system: str, api_key: str | None = None,
+    country: str | None = None,
 ) -> tuple[Partner, str]:
     """Add a partner system; returns it with its API key, which is stored only hashed."""
     key = api_key or KEY_PREFIX + secrets.token_urlsafe(32)
-    partner = Partner(id=partner_id, name=name, system=system, api_key_hash=hash_api_key(key))
+    partner = Partner(id=partner_id, name=name, system=system, country=country,
+                      api_key_hash=hash_api_key(key))
     session.add(partner)
     session.flush()
     return partner, key
@@ -66,7 +69,7 @@ def issue_client_secret(partner: Partner) -> str:
 def issue_access_token(*, session: Session, client_id: str, client_secret: str,
                        lifetime: timedelta) -> tuple[Partner, str]:
     """An access token for valid client credentials (the client id is the partner id)."""
-    partner = session.get(Partner, client_id)
+    partner = session.get(Partner, client_id) if PARTNER_ID.fullmatch(client_id) else None
     if (partner is None or not partner.active or partner.client_secret_hash is None
             or not hmac.compare_digest(partner.client_secret_hash,
                                        hash_api_key(client_secret))):

@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, description="Largest request body the API accepts, in bytes."
     )
+    json_max_depth: int = Field(
+        default=32, ge=1, description="Deepest nesting of arrays and objects a JSON body may have "
+        "(refused with 400).")
+    json_max_string: int = Field(
+        default=65536, ge=1, description="Longest string (member name or value) a JSON body may "
+        "hold, in characters (refused with 413).")
+    json_max_items: int = Field(
+        default=1000, ge=1, description="Most items an array of a JSON body may hold (refused "
+        "with 413).")
     contracts_dir: Path = Field(
         default=ROOT / "contracts", description="Folder of the canonical JSON Schemas."
     )
@@ -80,6 +89,24 @@ class Settings(BaseSettings):
         default=ROOT / "calendars",
         description="Folder of the local working-day calendars (YAML): closures, openings.",
     )
+    partner_rate_per_second: float = Field(
+        default=500.0, gt=0, description="Requests a second a partner may make to the API, in "
+        "each API process, unless its own limit is set (`casebridge partners limit`).")
+    partner_rate_burst: int = Field(
+        default=1000, ge=1, description="Requests a partner may make at once above its rate "
+        "(the size of its token bucket), unless its own is set.")
+    scheduler_interval: float = Field(
+        default=30.0, gt=0,
+        description="Seconds between two ticks of the scheduler (deadlines and overdue alerts).",
+    )
+    scheduler_port: int = Field(
+        default=8001, ge=0, le=65535,
+        description="Port where the scheduler serves /healthz and /metrics (0: none).",
+    )
+    directory_dir: Path = Field(
+        default=ROOT / "directory",
+        description="Folder of the service directory (YAML): organisations, services, areas.",
+    )
     access_token_seconds: int = Field(
         default=3600, description="Lifetime of an OAuth2 access token, in seconds."
     )
@@ -92,6 +119,17 @@ class Settings(BaseSettings):
         default=8.0, gt=0, le=24,
         description="Hours a console session lasts from its login, however active it is.",
     )
+    console_login_free_failures: int = Field(
+        default=3, ge=0, description="Failed console logins for a username from one address "
+        "before each next attempt must wait (2, 4, 8 … up to 60 s).")
+    console_login_lockout_failures: int = Field(
+        default=10, ge=1, description="Failed console logins for a username from one address "
+        "that lock that username out from that address (not from elsewhere).")
+    console_login_address_failures: int = Field(
+        default=50, ge=1, description="Failed console logins from one address, whatever the "
+        "usernames, that lock that address out.")
+    console_login_lockout_minutes: float = Field(
+        default=15.0, gt=0, description="Minutes a console login lockout lasts.")
     fhir_base_url: str | None = Field(
         default=None,
         description="The address partners reach the FHIR endpoint at (e.g. "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: CaseBridge with two sandbox partner systems (proGres v4 and Primero), the
-# gateway API, the outbox relay, a delivery worker and the poller, on an SQLite store under
-# var/. A referral is walked from a caseworker app to proGres and back. Ctrl-C stops all.
+# gateway API, the outbox relay, a delivery worker, the poller and the deadline scheduler, on
+# an SQLite store under var/. A referral is walked from a caseworker app to proGres and back. Ctrl-C stops all.
 # CASEBRIDGE_DEMO_EXIT=1 stops after the walk-through (used by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,8 @@ export CASEBRIDGE_PORT="${CASEBRIDGE_PORT:-8000}"
 export CASEBRIDGE_LOG_JSON="${CASEBRIDGE_LOG_JSON:-false}"
 export CASEBRIDGE_POLL_INTERVAL="${CASEBRIDGE_POLL_INTERVAL:-2}"
 export CASEBRIDGE_RETRY_DELAYS="${CASEBRIDGE_RETRY_DELAYS:-[2, 5, 15]}"
+export CASEBRIDGE_SCHEDULER_INTERVAL="${CASEBRIDGE_SCHEDULER_INTERVAL:-5}"
+export CASEBRIDGE_SCHEDULER_PORT="${CASEBRIDGE_SCHEDULER_PORT:-$((CASEBRIDGE_PORT + 1))}"
 export CASEBRIDGE_OPERATOR_KEY="${CASEBRIDGE_OPERATOR_KEY:-demo-operator-key-not-for-production}"
 # Personal data is stored encrypted: the demo makes itself a key (kept under var/, never in git).
 export CASEBRIDGE_KEY_FILE="${CASEBRIDGE_KEY_FILE:-$PWD/var/demo.keys}"
@@ -23,13 +25,14 @@ rm -f var/demo.db var/demo.db-* var/demo-*.db var/demo-*.db-*  # a fresh demo ea
 [ -s "$CASEBRIDGE_KEY_FILE" ] || $BIN/casebridge keys new --id demo >/dev/null
 $BIN/casebridge db upgrade >/dev/null
 $BIN/casebridge agreements check >/dev/null
+$BIN/casebridge directory check >/dev/null
 # Demo-only keys: never use fixed keys for a real partner.
 $BIN/casebridge partners add caseworker-app --name "Caseworker app (demo)" --system other \
   --api-key demo-caseworker-key-not-for-production >/dev/null
 $BIN/casebridge partners add progres-eth --name "proGres v4 Ethiopia (sandbox)" \
-  --system progres --api-key demo-progres-key-not-for-production >/dev/null
+  --country ETH --system progres --api-key demo-progres-key-not-for-production >/dev/null
 $BIN/casebridge partners add primero-ssd --name "Primero South Sudan (sandbox)" \
-  --system primero --api-key demo-primero-key-not-for-production >/dev/null
+  --country SSD --system primero --api-key demo-primero-key-not-for-production >/dev/null
 $BIN/casebridge partners connect progres-eth --base-url "http://127.0.0.1:$PROGRES_PORT" \
   --credential client_id=casebridge --credential client_secret=sandbox-secret >/dev/null
 $BIN/casebridge partners connect primero-ssd --base-url "http://127.0.0.1:$PRIMERO_PORT" \
@@ -55,6 +58,7 @@ start gateway $BIN/casebridge serve
 start relay $BIN/casebridge relay
 start worker $BIN/casebridge worker
 start poller $BIN/casebridge poll
+start scheduler $BIN/casebridge scheduler
 
 for port in "$CASEBRIDGE_PORT" "$PROGRES_PORT" "$PRIMERO_PORT"; do
   for _ in $(seq 1 150); do
@@ -72,10 +76,14 @@ cat <<TXT
 CaseBridge is running:
   Gateway API docs:   $URL/docs   (readiness: $URL/readyz)
   Console:            $URL/console   (users operator, im_officer, auditor;
-                      password demo-<user>-password)
+                      password demo-<user>-password; referral pathways at /console/pathways)
+  Directory search:   $URL/v1/directory/services?service_type=probation_supervision&postcode=CF10%201AA
+                      (with the caseworker-app key below; README "Finding a service")
   proGres sandbox:    http://127.0.0.1:$PROGRES_PORT/api/data/v9.2/
   Primero sandbox:    http://127.0.0.1:$PRIMERO_PORT/api/v2/
-  Logs:               var/demo-{gateway,relay,worker,poller,progres,primero}.log
+  Deadline scheduler: http://127.0.0.1:$CASEBRIDGE_SCHEDULER_PORT/healthz   (and /metrics);
+                      overdue alerts: $URL/v1/alerts (as a partner)
+  Logs:               var/demo-{gateway,relay,worker,poller,scheduler,progres,primero}.log
   Demo keys:          caseworker-app = demo-caseworker-key-not-for-production
                       operator API   = $CASEBRIDGE_OPERATOR_KEY
   Dead letters:       .venv/bin/casebridge dead-letters   (CASEBRIDGE_DATABASE_URL as above)

@@ -85,6 +85,32 @@ def main(gateway: str, progres: str) -> None:
         show(app.post("/v1/referrals", json=broken,
                       headers={"Idempotency-Key": str(uuid.uuid4())}).json())
 
+        say("The service directory: who traces families for a girl of 11 in Nguenyyiel camp?")
+        found = app.get("/v1/directory/services", params={
+            "service_type": "family_tracing_reunification", "area": "Nguenyyiel", "age": 11,
+            "sex": "female"}).json()
+        for rank, service in enumerate(found["items"], 1):
+            where = {"same": "serves the camp", "wider": "serves an area including the camp",
+                     "part": "serves part of it"}[service["area_match"]]
+            print(f"  {rank}. [{service['availability']['status']}] {service['name']} - "
+                  f"{service['organization']['name']} (partner "
+                  f"{service['organization']['partner']}; {where})")
+
+        say("The same child referred to proGres for a safe shelter, which neither UNHCR nor "
+            "its partners offer in Gambella: refused, with the alternatives the directory "
+            "lists")
+        shelter = {**REFERRAL, "services": [{"type": "safe_shelter", "urgency": "emergency"}],
+                   "subject": {**REFERRAL["subject"], "contact": {"location": {
+                       "admin1": "Gambella", "settlement": "Nguenyyiel"}}}}
+        refused = app.post("/v1/referrals", json=shelter,
+                           headers={"Idempotency-Key": str(uuid.uuid4())}).json()
+        print(f"{refused['status']} {refused['type'].rsplit('/', 1)[1]}: "
+              f"{refused['errors'][0]['detail']}")
+        for alternative in refused["alternatives"]:
+            contact = ", ".join(v for v in (alternative["contact"] or {}).values())
+            print(f"  alternative: {alternative['name']} - {alternative['organization_name']} "
+                  f"[{alternative['availability']}] {contact}")
+
         say("Relay → RabbitMQ → worker → proGres mapping → proGres adapter")
         wait("delivery", lambda: app.get(f"/v1/referrals/{referral_id}").json()["status"]
              == "delivered")

@@ -26,6 +26,7 @@ from gateway.contracts import Contracts
 from gateway.delivery.consumer import run_worker
 from gateway.delivery.poller import Poller, run_poller
 from gateway.delivery.relay import run_relay
+from gateway.directory.registry import DirectoryRegistry
 from gateway.mapping.translator import MappingTranslator
 from gateway.partners import register_partner
 from gateway.protection.agreements import AgreementRegistry
@@ -101,7 +102,10 @@ class Stack:
         self.poller = Poller(sessions=self.sessions, contracts=self.contracts,
                              agreements=AgreementRegistry(self.settings.agreements_dir,
                                                           self.contracts),
-                             translator=self.translator)
+                             translator=self.translator,
+                             directory=DirectoryRegistry(
+                                 self.settings.directory_dir, self.contracts,
+                                 calendars_dir=self.settings.calendars_dir))
         self._thread(run_relay, settings=self.settings, sessions=self.sessions)
         self._thread(run_poller, poller=self.poller, interval=self.settings.poll_interval)
         for _ in range(worker_threads):

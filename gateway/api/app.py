@@ -8,9 +8,24 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from gateway.api import disclosures, health, metrics, oauth, operations, problems, referrals
+from gateway.api import (
+    alerts,
+    directory,
+    disclosures,
+    health,
+    metrics,
+    oauth,
+    openapi,
+    operations,
+    problems,
+    referrals,
+    reports,
+)
+from gateway.api.headers import add_security_headers
+from gateway.api.ratelimit import RateLimiter
 from gateway.console import install_console
 from gateway.contracts import Contracts
+from gateway.directory.registry import DirectoryRegistry
 from gateway.fhir import router as fhir
 from gateway.logs import (
     CORRELATION_HEADER,
@@ -51,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.contracts = Contracts(settings.contracts_dir)
     app.state.mappings = MappingRegistry(settings.mappings_dir, app.state.contracts)
     app.state.agreements = AgreementRegistry(settings.agreements_dir, app.state.contracts)
+    app.state.directory = DirectoryRegistry(settings.directory_dir, app.state.contracts,
+                                            calendars_dir=settings.calendars_dir)
+    app.state.rate_limiter = RateLimiter()
 
     @app.middleware("http")
     async def correlate(
@@ -66,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as error:  # the one place unplanned errors become a 500
             response = problems.unexpected(request, error)
         response.headers.setdefault(CORRELATION_HEADER, correlation_id)
+        add_security_headers(request, response)
         route = request.scope.get("route")
         log.info("request_handled", method=request.method,
                  route=getattr(route, "path", "unmatched"), status=response.status_code,
@@ -74,13 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
     app.include_router(referrals.router)
+    app.include_router(alerts.router)
+    app.include_router(directory.router)
     app.include_router(oauth.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(operations.router)
     app.include_router(disclosures.router)
+    app.include_router(reports.router)
     fhir.install(app)  # /fhir: the FHIR R4 face, its errors as OperationOutcome
     install_console(app, settings)
+    openapi.install(app)
 
     @app.get("/v1/noop", include_in_schema=False)
     def noop() -> dict[str, str]:

@@ -3,15 +3,21 @@
 from collections.abc import Iterator
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.api.openapi import declare
+from gateway.api.ratelimit import RateLimited, RateLimiter
 from gateway.contracts import Contracts
+from gateway.directory.registry import DirectoryRegistry
 from gateway.partners import authenticate
 from gateway.protection.agreements import AgreementRegistry
 from gateway.settings import Settings
 from gateway.store.models import Partner
+
+log = structlog.get_logger()
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -47,11 +53,17 @@ async def get_agreements(request: Request) -> AgreementRegistry:
     return agreements
 
 
+async def get_directory(request: Request) -> DirectoryRegistry:
+    directory: DirectoryRegistry = request.app.state.directory
+    return directory
+
+
 # scope="function": the session commits before the answer is sent (FastAPI's default runs
 # the teardown after it), so a 2xx means the change and its audit entry are stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 AgreementsDep = Annotated[AgreementRegistry, Depends(get_agreements)]
+DirectoryDep = Annotated[DirectoryRegistry, Depends(get_directory)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ContractsDep = Annotated[Contracts, Depends(get_contracts)]
 
@@ -65,13 +77,29 @@ partner_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="
 
 
 def get_partner(
-    session: SessionDep,
+    request: Request, session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(partner_bearer)],
     api_key: Annotated[str | None, Depends(partner_api_key)],
 ) -> Partner:
     """The partner system calling, from `Authorization: Bearer <API key or access token>`
-    or `X-API-Key`."""
-    return authenticate(session=session, api_key=bearer.credentials if bearer else api_key)
+    or `X-API-Key`, within its rate limit."""
+    partner = authenticate(session=session, api_key=bearer.credentials if bearer else api_key)
+    within_rate_limit(request, partner)
+    return partner
 
 
+def within_rate_limit(request: Request, partner: Partner) -> None:
+    """Take one of the partner's tokens, or refuse with 429 (gateway.api.ratelimit)."""
+    settings: Settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.rate_limiter
+    try:
+        limiter.take(partner.id, rate=partner.rate_per_second or settings.partner_rate_per_second,
+                     burst=partner.rate_burst or settings.partner_rate_burst)
+    except RateLimited as refused:
+        log.info("partner_rate_limited", partner=partner.id,
+                 retry_after=refused.extensions["retry_after"])
+        raise
+
+
+declare(get_partner, 401, 429)
 PartnerDep = Annotated[Partner, Depends(get_partner)]

@@ -1,14 +1,15 @@
 """Liveness, readiness and the published contracts."""
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import pika
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
 from gateway.api.deps import ContractsDep
+from gateway.api.openapi import problems
 from gateway.api.schemas import Health
 from gateway.errors import NotFound, ServiceUnavailable
 
@@ -20,7 +21,8 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, summary="The database and the broker answer")
+@router.get("/readyz", response_model=Health, summary="The database and the broker answer",
+            responses=problems(503))
 async def readyz(request: Request) -> Health:
     settings = request.app.state.settings
     checks = dict(zip(("database", "broker"), await asyncio.gather(
@@ -57,7 +59,11 @@ def _ping_broker(url: str, timeout: float) -> None:
 
 
 @router.get("/v1/contracts/{name:path}", summary="A canonical JSON Schema, e.g. referral")
-def get_contract(name: str, contracts: ContractsDep) -> dict[str, Any]:
+def get_contract(
+    name: Annotated[str, Path(description="`referral`, `status-event`, `codes/service-type`…, "
+                                          "with or without `.json`")],
+    contracts: ContractsDep,
+) -> dict[str, Any]:
     schema = contracts.schemas.get(name.removesuffix(".json"))
     if schema is None:
         raise NotFound("contract")

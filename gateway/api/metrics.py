@@ -1,12 +1,14 @@
 """Prometheus metrics read from the store when scraped: each partner's poll health, the
-dead letters waiting, whichever process polled or recorded them, and agreement health.
-Partner and agreement ids, codes and counts only."""
+dead letters waiting and the overdue deadlines, whichever process polled, recorded or
+raised them, and agreement health. Partner and agreement ids, codes and counts only. (The
+scheduler process serves its own figures, the scan's duration and the last tick, on its
+port: `casebridge scheduler`.)"""
 
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,7 +16,14 @@ from sqlalchemy.orm import Session
 from gateway.api.deps import AgreementsDep, SessionDep
 from gateway.protection import agreement_health
 from gateway.protection.agreements import AgreementRegistry
-from gateway.store.models import DeadLetter, PartnerCursor, utcnow
+from gateway.store.models import (
+    DeadLetter,
+    DeadlineEvent,
+    PartnerCursor,
+    Referral,
+    TrackedDeadline,
+    utcnow,
+)
 
 router = APIRouter(tags=["operations"])
 
@@ -54,7 +63,34 @@ class _StoreSnapshot(Collector):
                 .group_by(DeadLetter.partner_id, DeadLetter.direction, DeadLetter.reason)):
             letters.add_metric([partner or "", direction, reason], count)
         yield from (last, failures, error, letters)
+        yield from _deadlines(self.session)
         yield from _agreement_health(self.session, self.agreements)
+
+
+def _deadlines(session: Session) -> Iterator[Metric]:
+    """Overdue deadlines open now, and the flags raised and escalated so far, by the
+    receiving partner (the one whose answer is late)."""
+    open_ = GaugeMetricFamily(
+        "casebridge_deadlines_overdue_open",
+        "Deadlines flagged overdue and not yet met or ended, by receiving partner",
+        labels=["partner"])
+    for partner, count in session.execute(
+            select(Referral.receiver_id, func.count()).join(
+                TrackedDeadline, TrackedDeadline.referral_id == Referral.id)
+            .where(TrackedDeadline.raised_at.is_not(None), TrackedDeadline.met_at.is_(None),
+                   TrackedDeadline.cleared_at.is_(None))
+            .group_by(Referral.receiver_id)):
+        open_.add_metric([partner], count)
+    flags = {event: CounterMetricFamily(
+        f"casebridge_deadlines_{event}", f"Overdue flags {event} so far (deadline events), "
+        "by receiving partner", labels=["partner"]) for event in ("raised", "escalated")}
+    for partner, event, count in session.execute(
+            select(Referral.receiver_id, DeadlineEvent.event, func.count()).join(
+                DeadlineEvent, DeadlineEvent.referral_id == Referral.id)
+            .where(DeadlineEvent.event.in_(flags))
+            .group_by(Referral.receiver_id, DeadlineEvent.event)):
+        flags[event].add_metric([partner], count)
+    yield from (open_, *flags.values())
 
 
 def _agreement_health(session: Session, agreements: AgreementRegistry) -> Iterator[Metric]:

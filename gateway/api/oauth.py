@@ -13,7 +13,8 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel
 
 from gateway.api.body import FORM, read_body
-from gateway.api.deps import SessionDep, SettingsDep
+from gateway.api.deps import SessionDep, SettingsDep, within_rate_limit
+from gateway.api.openapi import declare, problems, schema_body
 from gateway.errors import (
     CaseBridgeError,
     FieldError,
@@ -56,6 +57,7 @@ class _ClientBasic(HTTPBasic):
 
 client_basic = _ClientBasic(auto_error=False, scheme_name="ClientBasic",
                             description="client_id:client_secret, instead of the form fields.")
+declare(client_basic, 400)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -67,14 +69,22 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body.decode("latin-1")).items()}
 
 
+declare(_form, 400, 413, 415, body=schema_body({
+    "type": "object", "required": ["grant_type", "client_id", "client_secret"],
+    "description": "client_id and client_secret may come in HTTP Basic instead (ClientBasic).",
+    "properties": {"grant_type": {"const": "client_credentials"},
+                   "client_id": {"type": "string", "minLength": 1},
+                   "client_secret": {"type": "string", "minLength": 1}}},
+    media_type=FORM))
+
+
 @router.post("/oauth/token", response_model=TokenOut, summary="Get an access token",
-             openapi_extra={"requestBody": {"required": True, "content": {FORM: {"schema": {
-                 "type": "object", "required": ["grant_type"],
-                 "properties": {"grant_type": {"const": "client_credentials"},
-                                "client_id": {"type": "string"},
-                                "client_secret": {"type": "string"}}}}}}})
+             responses=problems(401, 429, s401="The client credentials are not valid."),
+             # The credentials may come in the form instead of HTTP Basic.
+             openapi_extra={"security": [{"ClientBasic": []}, {}]})
 def token(
-    form: Annotated[dict[str, str], Depends(_form)], session: SessionDep, settings: SettingsDep,
+    request: Request, form: Annotated[dict[str, str], Depends(_form)], session: SessionDep,
+    settings: SettingsDep,
     basic: Annotated[HTTPBasicCredentials | None, Depends(client_basic)],
 ) -> TokenOut:
     """Client credentials in the form body, or in HTTP Basic (`client_id:client_secret`)."""
@@ -99,6 +109,7 @@ def token(
     except NotAuthenticated:
         raise OAuthProblem("invalid_client", "The client credentials are not valid.",
                            401) from None
+    within_rate_limit(request, partner)  # a refusal rolls the new token back
     audit.record(session, actor=f"partner:{partner.id}", action="token.issue",
                  partner_id=partner.id, detail={"expires_in": lifetime})
     return TokenOut(access_token=access_token, expires_in=lifetime)

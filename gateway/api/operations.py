@@ -1,17 +1,23 @@
-"""The operations API: see dead letters and re-drive them (operators, not partners)."""
+"""The operations API: see dead letters and re-drive them, read any referral's timeline
+(operators, not partners)."""
 
 import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api.body import json_model
 from gateway.api.deps import ContractsDep, SessionDep, SettingsDep
+from gateway.api.openapi import declare, problems
+from gateway.api.params import CODE_PATTERN, PARTNER_ID_PATTERN
+from gateway.deadlines.timeline import Timeline, referral_timeline
 from gateway.delivery import dead_letters
-from gateway.errors import FieldError, Forbidden, NotAuthenticated, ValidationProblem
+from gateway.errors import Forbidden, NotAuthenticated
 from gateway.mapping.registry import MappingRegistry
+from gateway.protection import audit
 from gateway.store.models import DeadLetter
 
 router = APIRouter(prefix="/v1/ops", tags=["operations"])
@@ -35,6 +41,7 @@ def require_operator(
     return "operator-api"
 
 
+declare(require_operator, 401, 403)
 OperatorDep = Annotated[str, Depends(require_operator)]
 
 
@@ -57,32 +64,49 @@ class DeadLetterOut(BaseModel):
 
 
 class RedriveRequest(BaseModel):
-    ids: list[int] = Field(default_factory=list, description="Dead letter ids")
-    reason: str | None = Field(default=None, description="Every dead letter with this reason")
-    partner: str | None = Field(default=None, description="Every dead letter of this partner")
+    """Which dead letters: by id, or every one with a reason, of a partner (or both)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["ids"], "properties": {"ids": {"minItems": 1}}},
+        {"required": ["reason"], "properties": {"reason": {"type": "string"}}},
+        {"required": ["partner"], "properties": {"partner": {"type": "string"}}}]})
+    ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        default_factory=list, description="Dead letter ids")
+    reason: str | None = Field(default=None, pattern=CODE_PATTERN,
+                               description="Every dead letter with this reason")
+    partner: str | None = Field(default=None, pattern=PARTNER_ID_PATTERN,
+                                description="Every dead letter of this partner")
+
+
+class Redriven(BaseModel):
+    redriven: list[int] = Field(description="Ids of the dead letters sent through again")
+
+
+Reason = Annotated[str | None, Query(pattern=CODE_PATTERN, description="a reason code")]
+PartnerId = Annotated[str | None, Query(pattern=PARTNER_ID_PATTERN, description="a partner id")]
 
 
 @router.get("/dead-letters", response_model=list[DeadLetterOut])
-def list_dead_letters(session: SessionDep, _: OperatorDep, reason: str | None = None,
-                      partner: str | None = None,
+def list_dead_letters(session: SessionDep, _: OperatorDep, reason: Reason = None,
+                      partner: PartnerId = None,
                       include_redriven: bool = False) -> list[DeadLetterOut]:
     """Dead letters with why they died, oldest first."""
     return [DeadLetterOut.of(letter) for letter in dead_letters.find(
         session=session, reason=reason, partner=partner, include_redriven=include_redriven)]
 
 
-@router.post("/dead-letters/redrive")
-def redrive_dead_letters(request: RedriveRequest, session: SessionDep, actor: OperatorDep,
-                         contracts: ContractsDep) -> dict[str, Any]:
+@router.post("/dead-letters/redrive", response_model=Redriven, responses=problems(422))
+def redrive_dead_letters(
+    actor: OperatorDep,  # first: nothing is read for a caller without the key
+    request: Annotated[RedriveRequest, Depends(json_model(RedriveRequest))],
+    session: SessionDep, contracts: ContractsDep,
+) -> Redriven:
     """Send dead letters through delivery again, by id or in bulk by filter."""
-    if not (request.ids or request.reason or request.partner):
-        raise ValidationProblem("Say which dead letters to re-drive.", [
-            FieldError("/ids", "required", "give ids, or a reason or partner filter")])
     letters = dead_letters.find(session=session, ids=request.ids, reason=request.reason,
                                 partner=request.partner)
     done = dead_letters.redrive(session=session, contracts=contracts, letters=letters,
                                 actor=actor)
-    return {"redriven": done}
+    return Redriven(redriven=done)
 
 
 @router.get("/mappings")
@@ -101,3 +125,15 @@ def mappings_in_force(request: Request, _: OperatorDep) -> dict[str, Any]:
                      "content_hash": r.content_hash, "problems": list(r.problems),
                      "at": r.at.isoformat()} for r in registry.refusals],
     }
+
+
+@router.get("/referrals/{referral_id}/timeline", response_model=Timeline)
+def referral_timeline_for_operations(referral_id: str, session: SessionDep,
+                                     actor: OperatorDep) -> Timeline:
+    """Any referral's timeline, as its partners see it (codes and instants, no content);
+    each read is audited."""
+    timeline = referral_timeline(session=session, referral_id=referral_id)
+    audit.record(session, actor=actor, action="referral.timeline", referral_id=referral_id,
+                 correlation_id=timeline.correlation_id,
+                 detail={"role": "operations"})
+    return timeline

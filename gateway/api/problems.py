@@ -8,7 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from gateway.api.routing import flat_routes
 from gateway.errors import PROBLEM_BASE, CaseBridgeError
 from gateway.json_pointer import pointer
 
@@ -33,7 +35,7 @@ def install(app: FastAPI) -> None:
         log.info("request_refused", status=error.status, problem=error.slug)
         return problem_response(status=error.status, slug=error.slug, title=error.title,
                                 detail=error.detail, instance=request.url.path,
-                                extensions=error.extensions)
+                                extensions=error.extensions, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def parameter_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -49,10 +51,23 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(status=error.status_code, slug=slug, title=str(error.detail),
                                 detail=f"{request.method} {request.url.path}: {error.detail}",
-                                instance=request.url.path,
-                                headers=getattr(error, "headers", None))
+                                instance=request.url.path, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this path (Starlette's 405 names only
+    those of the first route matching the path, where several routes share it)."""
+    methods: set[str] = set()
+    for route in flat_routes(request.app):
+        match, _ = route.matches({**request.scope, "method": "\0"})
+        if match is Match.PARTIAL:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 

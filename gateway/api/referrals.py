@@ -1,25 +1,30 @@
 """Routes of /v1/referrals: submit, read, list, post status events."""
 
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from structlog.contextvars import bind_contextvars
 
-from gateway.api.body import json_body
+from gateway.api.body import json_document
 from gateway.api.deps import (
     AgreementsDep,
     ContractsDep,
+    DirectoryDep,
     PartnerDep,
     SessionDep,
     SessionsDep,
     SettingsDep,
 )
+from gateway.api.openapi import problems
+from gateway.api.params import PARTNER_ID_PATTERN, DateTime
 from gateway.api.schemas import ReferralOut, ReferralPage, ReferralSummary
 from gateway.casework import (
+    CURSOR_PATTERN,
+    is_referral_id,
     list_referrals,
     record_status_event,
     role_of,
@@ -27,11 +32,12 @@ from gateway.casework import (
     visible_referral,
     withdraw_consent,
 )
+from gateway.deadlines.timeline import Timeline, referral_timeline
 from gateway.errors import (
     ConsentProblem,
     FieldError,
-    MalformedRequest,
     NotFound,
+    ServiceNotOffered,
     ValidationProblem,
 )
 from gateway.lifecycle import Kind, State
@@ -42,40 +48,60 @@ from gateway.protection.disclosures import refusal_facts
 from gateway.store.models import Partner, Referral
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-JsonBody = Annotated[Any, Depends(json_body)]
+ReferralBody = Annotated[Any, Depends(json_document("referral"))]
+StatusEventBody = Annotated[Any, Depends(json_document("status-event"))]
+WithdrawalBody = Annotated[Any, Depends(json_document(schema={
+    "type": "object", "required": ["withdrawn_date"], "properties": {"withdrawn_date": {
+        "type": "string", "format": "date", "description": "The day the person withdrew "
+        "consent: today or earlier (a later day is refused with 422, rule not-future)"}}}))]
+ReferralId = Annotated[str, Path(description="A referral id (a UUID, as `id` and `Location` "
+                                             "give it); any other is answered 404")]
 log = structlog.get_logger()
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+_BY_ID = {"referral_id": "$response.body#/id"}
+LINKS = {
+    "GetReferral": {"operationId": "get_referral", "parameters": _BY_ID},
+    "PostEvent": {"operationId": "post_event", "parameters": _BY_ID},
+    "PostConsentWithdrawal": {"operationId": "post_consent_withdrawal", "parameters": _BY_ID},
+}
+CHANGED = {"description": "The state changed: the referral with its new event",
+           "model": ReferralOut, "links": LINKS}
 
 
-def _body_doc(contract: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object",
-        "description": f"A canonical {contract} document: GET /v1/contracts/{contract}",
-    }}}}}
-
-
-@router.post("", status_code=201, response_model=ReferralOut, openapi_extra=_body_doc("referral"),
-             summary="Submit a referral or transfer")
+@router.post(
+    "", status_code=201, response_model=ReferralOut, summary="Submit a referral or transfer",
+    operation_id="post_referral",
+    responses={201: {"description": "Stored (or, for a repeated Idempotency-Key with the same "
+                     "body, stored before)", "links": LINKS, "headers": {
+        "Location": {"description": "/v1/referrals/{id}", "schema": {"type": "string"}},
+        "Idempotent-Replayed": {"description": "`true` when this answers a repeat of an earlier "
+                                "request with the same Idempotency-Key and body",
+                                "schema": {"type": "string", "enum": ["true"]}}}},
+        **problems(403, 409, 422, s403="The sender named is not the caller.",
+                   s409="This Idempotency-Key was used with another body.")})
 def post_referral(
     request: Request, response: Response, session: SessionDep, sessions: SessionsDep,
-    partner: PartnerDep, contracts: ContractsDep, agreements: AgreementsDep, document: JsonBody,
-    idempotency_key: Annotated[str | None, Header(
-        max_length=200, description="Unique per referral; a retry reuses it")] = None,
+    partner: PartnerDep, contracts: ContractsDep, agreements: AgreementsDep,
+    directory: DirectoryDep, document: ReferralBody,
+    idempotency_key: Annotated[str, Header(
+        min_length=1, max_length=200,
+        description="Unique per referral; a retry of the same submission reuses it")],
 ) -> ReferralOut:
     """Submit a canonical referral (`kind: referral`) or transfer (`kind: transfer`).
 
     The same Idempotency-Key with the same body returns the first result; with another body it
-    is refused with 409.
+    is refused with 409. A service the receiver does not offer in the person's area, or has
+    suspended, is refused with 422 `service-not-offered` and the alternatives the service
+    directory lists; a waiting list is accepted, with a warning in `warnings`.
     """
-    if not idempotency_key:
-        raise MalformedRequest("The Idempotency-Key header is required.", errors=[
-            FieldError("", "idempotency-key", "send a unique Idempotency-Key header")])
     try:
         result = submit_referral(session=session, contracts=contracts, agreements=agreements,
                                  sender=partner, document=document,
                                  idempotency_key=idempotency_key,
-                                 correlation_id=request.state.correlation_id)
-    except ConsentProblem as refusal:
+                                 correlation_id=request.state.correlation_id,
+                                 directory=directory)
+    except (ConsentProblem, ServiceNotOffered) as refusal:
         session.rollback()
         audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.refuse",
                            partner_id=partner.id, correlation_id=request.state.correlation_id,
@@ -87,21 +113,27 @@ def post_referral(
     response.headers[CORRELATION_HEADER] = referral.correlation_id
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return ReferralOut.of(referral)
+    return ReferralOut.of(referral, warnings=result.warnings)
 
 
-@router.get("", response_model=ReferralPage, summary="List referrals you sent or received")
+@router.get("", response_model=ReferralPage, summary="List referrals you sent or received",
+            operation_id="get_referrals")
 def get_referrals(
     session: SessionDep, partner: PartnerDep, settings: SettingsDep,
     status: State | None = None, kind: Kind | None = None,
-    partner_id: Annotated[str | None, Query(alias="partner",
-                                            description="the other side's partner id")] = None,
-    updated_since: datetime | None = None,
+    partner_id: Annotated[str | None, Query(
+        alias="partner", pattern=PARTNER_ID_PATTERN,
+        description="the other side's partner id")] = None,
+    updated_since: Annotated[DateTime | None, Query(
+        description="only referrals changed at or after this instant")] = None,
     identifier: Annotated[str | None, Query(
         max_length=300, description="a subject identifier `<system>:<value>` (e.g. "
         "primero_case:CP-123) or `external_reference:<value>`; matched by keyed hash")] = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(
+        pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page, unchanged")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="largest page wanted (the gateway "
+                                "may give fewer: CASEBRIDGE_PAGE_SIZE_MAX)")] = 50,
 ) -> ReferralPage:
     """Oldest change first, so a poller can follow `next_cursor` to the end."""
     page = list_referrals(session=session, partner=partner, status=status, kind=kind,
@@ -115,8 +147,9 @@ def get_referrals(
                         next_cursor=page.next_cursor)
 
 
-@router.get("/{referral_id}", response_model=ReferralOut, summary="Read one referral")
-def get_referral(referral_id: str, session: SessionDep, sessions: SessionsDep,
+@router.get("/{referral_id}", response_model=ReferralOut, summary="Read one referral",
+            operation_id="get_referral")
+def get_referral(referral_id: ReferralId, session: SessionDep, sessions: SessionsDep,
                  partner: PartnerDep) -> ReferralOut:
     """Sender and receiver both see the receiver's copy: all that was ever stored."""
     referral = _visible(session, sessions, partner, referral_id)
@@ -129,6 +162,22 @@ def get_referral(referral_id: str, session: SessionDep, sessions: SessionsDep,
     return ReferralOut.of(referral)
 
 
+@router.get("/{referral_id}/timeline", response_model=Timeline,
+            summary="A referral's timeline: status changes, deadlines, deliveries")
+def get_timeline(referral_id: str, session: SessionDep, sessions: SessionsDep,
+                 partner: PartnerDep) -> Timeline:
+    """Every status change, deadline (started, paused, met, missed, ended), overdue flag
+    (raised, escalated, cleared) and delivery attempt, oldest first: to its sender and its
+    receiver, as the referral itself. Codes and instants only, never the content."""
+    referral = _visible(session, sessions, partner, referral_id)
+    bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
+    audit.record(session, actor=f"partner:{partner.id}", action="referral.timeline",
+                 partner_id=partner.id, referral_id=referral.id,
+                 correlation_id=referral.correlation_id,
+                 detail={"role": str(role_of(partner, referral))})
+    return referral_timeline(session=session, referral_id=referral.id)
+
+
 def _visible(session: Session, sessions: sessionmaker[Session], partner: Partner,
              referral_id: str, *, for_update: bool = False) -> Referral:
     """The referral if `partner` sent or received it; otherwise 404, and the attempt audited."""
@@ -138,7 +187,7 @@ def _visible(session: Session, sessions: sessionmaker[Session], partner: Partner
     except NotFound:
         session.rollback()
         # Only a well-formed id goes on the record: the path is the caller's free text.
-        well_formed = _UUID.fullmatch(referral_id) is not None
+        well_formed = is_referral_id(referral_id)
         audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.deny",
                            partner_id=partner.id,
                            referral_id=referral_id if well_formed else None,
@@ -148,11 +197,14 @@ def _visible(session: Session, sessions: sessionmaker[Session], partner: Partner
 
 
 @router.post("/{referral_id}/events", response_model=ReferralOut,
-             openapi_extra=_body_doc("status-event"), summary="Change a referral's status")
+             summary="Change a referral's status", operation_id="post_event",
+             responses={200: {"description": "The event repeats the current state: nothing "
+                              "changed"}, 201: CHANGED,
+                        **problems(409, 422, s409="The lifecycle does not allow this change "
+                                   "from the current state, or not by the caller.")})
 def post_event(
-    referral_id: str, response: Response, session: SessionDep, sessions: SessionsDep,
-    partner: PartnerDep,
-    contracts: ContractsDep, document: JsonBody,
+    referral_id: ReferralId, response: Response, session: SessionDep, sessions: SessionsDep,
+    partner: PartnerDep, contracts: ContractsDep, document: StatusEventBody,
 ) -> ReferralOut:
     """Post a status event; it is checked against the canonical lifecycle.
 
@@ -171,12 +223,11 @@ def post_event(
 
 @router.post("/{referral_id}/consent-withdrawal", response_model=ReferralOut,
              summary="Record that the person withdrew consent",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": {"type": "object", "required": ["withdrawn_date"], "properties": {
-                     "withdrawn_date": {"type": "string", "format": "date"}}}}}}})
+             operation_id="post_consent_withdrawal",
+             responses=problems(403, 422, s403="Only the sender records a withdrawal."))
 def post_consent_withdrawal(
-    referral_id: str, session: SessionDep, sessions: SessionsDep, partner: PartnerDep,
-    contracts: ContractsDep, document: JsonBody,
+    referral_id: ReferralId, session: SessionDep, sessions: SessionsDep, partner: PartnerDep,
+    contracts: ContractsDep, document: WithdrawalBody,
 ) -> ReferralOut:
     """The sender records that the person withdrew consent.
 
@@ -196,10 +247,11 @@ def post_consent_withdrawal(
 def _withdrawn_date(document: Any) -> date:
     value = document.get("withdrawn_date") if isinstance(document, dict) else None
     try:
-        withdrawn_on = date.fromisoformat(value) if isinstance(value, str) else None
+        withdrawn_on = (date.fromisoformat(value) if isinstance(value, str)
+                        and _DATE.fullmatch(value) else None)
     except ValueError:
         withdrawn_on = None
-    if withdrawn_on is None or len(value or "") != 10:
+    if withdrawn_on is None:
         raise ValidationProblem("withdrawn_date is required, as YYYY-MM-DD.", [
             FieldError("/withdrawn_date", "format", "a date, YYYY-MM-DD")])
     if withdrawn_on > latest_today():

@@ -1,10 +1,12 @@
 """Response shapes of the API (requests are validated against contracts/ instead)."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from gateway.errors import FieldError
 from gateway.lifecycle import Actor, Kind, State, allowed_next
 from gateway.store.models import Referral, StatusEvent
 
@@ -60,6 +62,14 @@ class ReferralSummary(BaseModel):
         return cls(**cls.fields_of(referral))
 
 
+class Note(BaseModel):
+    """A warning about a field, named by JSON Pointer (never repeating its value)."""
+
+    pointer: str
+    rule: str
+    detail: str
+
+
 class ReferralOut(ReferralSummary):
     content: dict[str, Any] = Field(
         description="The receiver's copy of the canonical document (contracts/): what the "
@@ -74,9 +84,12 @@ class ReferralOut(ReferralSummary):
     erased_at: datetime | None = Field(
         description="When a data-subject request erased it: nothing personal is kept")
     events: list[StatusEventOut]
+    warnings: list[Note] = Field(
+        default=[], description="On a new submission only: what the service directory "
+        "noted (a waiting list, an area or eligibility it could not confirm)")
 
     @classmethod
-    def of(cls, referral: Referral) -> "ReferralOut":
+    def of(cls, referral: Referral, warnings: Sequence[FieldError] = ()) -> "ReferralOut":
         frozen = referral.restricted_at is not None
         events = [StatusEventOut.of(e) for e in referral.events]
         if frozen:
@@ -85,7 +98,7 @@ class ReferralOut(ReferralSummary):
                    withheld=referral.withheld, agreement_id=referral.agreement_id,
                    consent_withdrawn_at=referral.consent_withdrawn_at,
                    restricted_at=referral.restricted_at, erased_at=referral.erased_at,
-                   events=events)
+                   events=events, warnings=[Note(**w.as_dict()) for w in warnings])
 
 
 class ReferralPage(BaseModel):

@@ -2,7 +2,8 @@
 
 Operators watch delivery and re-drive dead letters, IM officers also keep the mappings
 and may open a referral's content (audited), auditors read and verify the audit trail,
-read the disclosure register and answer data-subject requests.
+read the disclosure register and answer data-subject requests; everyone reads the
+turnaround report.
 See docs/console.md.
 """
 
@@ -19,7 +20,9 @@ from gateway.console import (
     disclosures,
     login,
     mappings,
+    pathways,
     referrals,
+    reports,
     subject_requests,
     trail,
 )
@@ -36,8 +39,8 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     app.state.console_cookies = SessionCookies(
         lifetime=timedelta(hours=settings.console_session_hours),
         secure=settings.console_secure_cookie)
-    for module in (login, deliveries, referrals, mappings, trail, disclosures,
-                   subject_requests):
+    for module in (login, deliveries, referrals, mappings, pathways, trail, disclosures,
+                   subject_requests, reports):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

@@ -25,24 +25,27 @@ class Page(StrEnum):
     REFERRALS = "referrals"
     REFERRAL_CONTENT = "referral_content"
     MAPPINGS = "mappings"
+    PATHWAYS = "pathways"
     AUDIT = "audit"
     DISCLOSURES = "disclosures"
     AGREEMENTS = "agreements"
     SUBJECT_REQUESTS = "subject_requests"
+    TURNAROUND = "turnaround"
 
 
-_OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS})
+_OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS, Page.PATHWAYS})
 
 # Need to know: operators run delivery and never see a person; IM officers also keep the
 # mappings and agreements and may open a referral's content (each opening audited);
 # auditors (the data-protection officer) read the audit trail, the disclosure register
 # and agreement health, and answer a person's requests about their data (each audited,
-# with its reason).
+# with its reason). Every role reads the turnaround report: aggregates, never a person.
 PAGES: dict[Role, frozenset[Page]] = {
-    Role.OPERATOR: _OPERATIONS,
-    Role.IM_OFFICER: _OPERATIONS | {Page.MAPPINGS, Page.REFERRAL_CONTENT, Page.AGREEMENTS},
+    Role.OPERATOR: _OPERATIONS | {Page.TURNAROUND},
+    Role.IM_OFFICER: _OPERATIONS | {Page.MAPPINGS, Page.REFERRAL_CONTENT, Page.AGREEMENTS,
+                                    Page.TURNAROUND},
     Role.AUDITOR: frozenset({Page.AUDIT, Page.DISCLOSURES, Page.AGREEMENTS,
-                             Page.SUBJECT_REQUESTS}),
+                             Page.SUBJECT_REQUESTS, Page.TURNAROUND}),
 }
 
 ROLE_LABELS = {Role.OPERATOR: "operator", Role.IM_OFFICER: "IM officer",
@@ -61,10 +64,12 @@ NAV = (
     NavItem(Page.DEAD_LETTERS, "Dead letters", "/console/dead-letters"),
     NavItem(Page.REFERRALS, "Referrals", "/console/referrals"),
     NavItem(Page.MAPPINGS, "Mappings", "/console/mappings"),
+    NavItem(Page.PATHWAYS, "Pathways", "/console/pathways"),
     NavItem(Page.AUDIT, "Audit trail", "/console/audit"),
     NavItem(Page.DISCLOSURES, "Disclosures", "/console/disclosures"),
     NavItem(Page.AGREEMENTS, "Agreements", "/console/agreements"),
     NavItem(Page.SUBJECT_REQUESTS, "Data-subject requests", "/console/subject-requests"),
+    NavItem(Page.TURNAROUND, "Turnaround", "/console/turnaround"),
 )
 
 

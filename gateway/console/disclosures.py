@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from gateway.api.deps import SessionDep
 from gateway.console.access import Page, Viewer, require
-from gateway.console.render import PRINT_HEADERS, SECURITY_HEADERS, page, printable
+from gateway.console.render import PRINT_HEADERS, page, printable
 from gateway.contracts import Contracts
 from gateway.errors import MalformedRequest
 from gateway.protection import agreement_health, audit, disclosures
@@ -71,7 +71,7 @@ def register_export(request: Request, session: SessionDep, viewer: DisclosuresVi
         return page(request, "error.html", viewer=viewer, status=400,
                     title="Period not understood", message=error or "")
     name = f"casebridge-disclosures-{_stamp(found.since)}-{_stamp(found.until)}.{format}"
-    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
         return Response(found.as_csv(), media_type="text/csv; charset=utf-8", headers=headers)
     return Response(json.dumps(found.as_dict(), indent=2), media_type="application/json",

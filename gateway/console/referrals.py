@@ -9,15 +9,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import defer
 from starlette.responses import Response
 
 from gateway.api.deps import SessionDep
 from gateway.console.access import Page, Viewer, require
 from gateway.console.render import Pager, page
+from gateway.deadlines.timeline import FLAG_EVENTS, referral_timeline
 from gateway.lifecycle import Kind, State
 from gateway.protection import audit
-from gateway.store.models import DeadLetter, Delivery, OutboxMessage, Referral, StatusEvent
+from gateway.store.models import DeadLetter, OutboxMessage, Referral
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 50
@@ -62,24 +62,21 @@ def referral_list(
 @router.get("/referrals/{referral_id}")
 def referral_envelope(request: Request, referral_id: str, session: SessionDep,
                       viewer: ReferralsViewer) -> Response:
-    """One referral's envelope: states, deliveries, outbox messages, dead letters."""
+    """One referral's envelope and timeline (states, deadlines and their overdue flags,
+    deliveries), its outbox messages and dead letters."""
     referral = session.execute(select(*ENVELOPE, Referral.agreement_id, Referral.mapping_hash,
                                       Referral.consent_withdrawn_at, Referral.restricted_at,
                                       Referral.erased_at)
                                .where(Referral.id == referral_id)).one_or_none()
     if referral is None:
         return _not_found(request, viewer)
-    events = session.scalars(select(StatusEvent).options(defer(StatusEvent.content))
-                             .where(StatusEvent.referral_id == referral_id)
-                             .order_by(StatusEvent.seq)).all()
-    deliveries = session.scalars(select(Delivery).where(Delivery.referral_id == referral_id)
-                                 .order_by(Delivery.id)).all()
+    timeline = referral_timeline(session=session, referral_id=referral_id)
     outbox = session.scalars(select(OutboxMessage).where(OutboxMessage.referral_id == referral_id)
                              .order_by(OutboxMessage.id)).all()
     letters = session.scalars(select(DeadLetter).where(DeadLetter.referral_id == referral_id)
                               .order_by(DeadLetter.id)).all()
     return page(request, "referral.html", viewer=viewer, active=Page.REFERRALS,
-                referral=referral, events=events, deliveries=deliveries, outbox=outbox,
+                referral=referral, timeline=timeline, flag_events=FLAG_EVENTS, outbox=outbox,
                 letters=letters)
 
 

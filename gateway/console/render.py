@@ -1,4 +1,7 @@
-"""Pages and forms: Jinja2 templates (autoescaped), safe headers, form bodies, redirects."""
+"""Pages and forms: Jinja2 templates (autoescaped), form bodies, redirects.
+
+Their security headers (no script, no framing, no caching) are set for every console
+answer by the request middleware (gateway.api.headers)."""
 
 import hmac
 import json
@@ -17,19 +20,12 @@ from gateway.errors import MalformedRequest
 
 FORM_LIMIT = 64 * 1024
 
-# No script runs in the console: the policy forbids any, and framing by other sites.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
-
 def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _hours(value: float | None, unit: bool = True) -> str:
+    return "—" if value is None else f"{value:.1f}{' h' if unit else ''}"
 
 
 def _as_json(value: Any) -> str:
@@ -40,19 +36,20 @@ templates = Environment(loader=PackageLoader("gateway.console", "templates"), au
                         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 templates.filters["when"] = _when
 templates.filters["as_json"] = _as_json
+templates.filters["hours"] = _hours
 
 
 def page(request: Request, template: str, *, viewer: Viewer | None, status: int = 200,
          **context: Any) -> HTMLResponse:
     """A rendered console page."""
     html = templates.get_template(template).render(viewer=viewer, **context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(html, status_code=status)  # headers: gateway.api.headers
 
 
 # A printable document (a register summary, a person's export) is one self-contained
-# file, to save or print: its styles are inline, and still no script may run.
-PRINT_HEADERS = {**SECURITY_HEADERS,
-                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+# file, to save or print: its styles are inline, and still no script may run. (The other
+# security headers are the middleware's, as on every answer.)
+PRINT_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                             "frame-ancestors 'none'; base-uri 'none'; "
                                             "form-action 'none'"}
 
@@ -64,7 +61,7 @@ def printable(template: str, **context: Any) -> str:
 
 def redirect(location: str) -> RedirectResponse:
     """See other: after a form, or to the login page."""
-    return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
+    return RedirectResponse(location, status_code=303)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from gateway.api.deps import SessionDep
 from gateway.console.access import Page, Viewer, require
 from gateway.console.render import (
     PRINT_HEADERS,
-    SECURITY_HEADERS,
     Form,
     FormDep,
     check_csrf,
@@ -109,7 +108,7 @@ def _download(disclosures: list[requests.Disclosure], why: requests.Request,
         body = json.dumps(requests.as_json(disclosures, why=why, at=at), indent=2,
                           ensure_ascii=False, default=str)
         return Response(body, media_type="application/json",
-                        headers={**SECURITY_HEADERS, **disposition})
+                        headers=disposition)
     html = printable("subject_export.html", disclosures=disclosures, why=why, at=at,
                      reason_text=requests.REASONS[why.reason])
     return Response(html, media_type="text/html; charset=utf-8",

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response, StreamingResponse
 
 from gateway.api.deps import SessionDep
+from gateway.console import throttle
 from gateway.console.access import Page, Viewer, require
-from gateway.console.render import SECURITY_HEADERS, Pager, page
+from gateway.console.render import Pager, page
 from gateway.protection import audit
 from gateway.store.db import unit_of_work
 from gateway.store.models import AuditEntry
@@ -52,6 +53,7 @@ def trail(
     entries = session.scalars(query.order_by(AuditEntry.seq.desc()).limit(pager.size)
                               .offset(pager.offset)).all()
     return page(request, "audit.html", viewer=viewer, active=Page.AUDIT,
+                lockouts=throttle.in_force(session, now=datetime.now(UTC)),
                 entries=[audit.as_record(e) for e in entries], pager=pager,
                 actions=sorted(audit.ACTIONS), filters=filters,
                 export=_with_query("/console/audit/export", filters))
@@ -102,5 +104,4 @@ def export(request: Request, viewer: AuditViewer, action: str = "", referral: st
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(lines(), media_type="application/x-ndjson", headers={
-        **SECURITY_HEADERS,
         "Content-Disposition": f'attachment; filename="casebridge-audit-{stamp}.jsonl"'})

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from gateway.console import users
+from gateway.console import throttle, users
 from gateway.protection import audit
 from gateway.settings import get_settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import utcnow
 
 users_app = typer.Typer(help="Console users: who may log in to /console, with which role.",
                         no_args_is_help=True)
@@ -99,3 +100,30 @@ def set_password(
     with _store("set-password", username) as session:
         users.set_password(session=session, username=username, password=password)
     typer.echo(f"{username}: password changed")
+
+
+@users_app.command("lockouts")
+def lockouts() -> None:
+    """List the console login lockouts in force: scope, user, address, failures, until."""
+    with _store() as session:
+        found = throttle.in_force(session, now=utcnow())
+        for row in found:
+            typer.echo(f"{row.scope}\t{row.username or '?'}\t{row.address}\t{row.failures}\t"
+                       f"{row.locked_until:%Y-%m-%d %H:%M:%S} UTC")
+    if not found:
+        typer.echo("no lockouts in force", err=True)
+
+
+@users_app.command("unlock")
+def unlock(
+    username: Annotated[str | None, typer.Argument(help="Login name: its failed logins from "
+                                                        "every address are forgotten")] = None,
+    address: Annotated[str | None, typer.Option(help="A client address: its failed logins "
+                                                     "are forgotten")] = None,
+) -> None:
+    """Lift a login lockout (or the growing wait) before it ends by itself."""
+    if not username and not address:
+        raise typer.BadParameter("give a username, or --address", param_hint="USERNAME")
+    with _store("unlock", username or "") as session:
+        lifted = throttle.unlock(session, username=username, address=address)
+    typer.echo(f"{lifted} record{'s' if lifted != 1 else ''} of failed logins forgotten")

@@ -9,6 +9,7 @@ function here is pure: the instant to count from is passed in, never read from a
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -71,6 +72,7 @@ class Calendar:
     closed: frozenset[date] = frozenset()  # local closures added to the public holidays
     open: frozenset[date] = frozenset()  # public holidays this office works
     file: str | None = None
+    content_hash: str = ""  # of the file it was read from ("" for a built-in calendar)
     _public: Any = field(default=None, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -171,7 +173,7 @@ def check_calendar_file(path: Path) -> tuple[Calendar | None, list[Problem]]:
     """The calendar in the file at `path`, or None and every problem found in it."""
     file = display_path(path)
     problems = Problems(file)
-    _, node = read_top_mapping(path, problems, "a calendar", "id, based_on, …")
+    raw, node = read_top_mapping(path, problems, "a calendar", "id, based_on, …")
     if node is None:
         return None, list(problems)
     node.check_keys(CALENDAR_KEYS, required=("id", "based_on"))
@@ -203,7 +205,8 @@ def check_calendar_file(path: Path) -> tuple[Calendar | None, list[Problem]]:
     return Calendar(id=calendar_id, title=node.text("title") or known.title,
                     country=known.country, subdivision=known.subdivision, zone=zone,
                     weekend=frozenset(default_weekend if weekend is None else weekend),
-                    closed=closed, open=opened, file=file), []
+                    closed=closed, open=opened, file=file,
+                    content_hash="sha256:" + hashlib.sha256(raw).hexdigest()), []
 
 
 def _zone(node: Node, base: str | None) -> ZoneInfo | None:

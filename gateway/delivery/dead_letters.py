@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.casework import record_status_event
 from gateway.contracts import Contracts
-from gateway.delivery.outbox import enqueue
+from gateway.delivery.outbox import ALERT_FIELDS, enqueue
 from gateway.fhir.subscription import NOTIFY_FIELDS
 from gateway.lifecycle import Actor, State
 from gateway.protection import audit
@@ -158,6 +158,14 @@ def redrive(*, session: Session, contracts: Contracts, letters: Sequence[DeadLet
         if referral.stopped is not None and letter.message_type == "deliver":
             log.info("redrive_refused_stopped", dead_letter_id=letter.id,
                      referral_id=referral.id, why=referral.stopped)
+            continue
+        if letter.message_type == "alert":
+            # A deadline alert announces no status event: the same alert goes again.
+            enqueue(session, referral, None, message_type="alert",
+                    target=str(letter.envelope["target"]),
+                    **{key: letter.envelope[key] for key in ALERT_FIELDS})
+            _mark_redriven(session, letter, actor, correlation_id=referral.correlation_id)
+            done.append(letter.id)
             continue
         if letter.message_type == "deliver":
             if referral.status == State.FAILED:

@@ -7,12 +7,16 @@ from sqlalchemy.orm import Session
 
 from gateway.store.models import OutboxMessage, Referral, StatusEvent, new_id
 
+# What the envelope of a deadline alert says besides the referral's ids: which deadline
+# event, which flag (overdue, escalated, cleared), which deadline, and the target's role.
+ALERT_FIELDS = ("deadline_event_id", "flag", "deadline", "role")
+
 
 def enqueue(session: Session, referral: Referral, event: StatusEvent | None, *,
             message_type: str, target: str, **metadata: str | int) -> OutboxMessage:
     """Write the outbox row announcing a change of `referral` to `target`: ids and metadata
-    only. `event` is the status event it announces, if any; `metadata` adds ids the
-    message's handler needs (a FHIR notification names its subscription)."""
+    only. `event` is the status event it announces, if any (a deadline alert has none: its
+    `metadata` names the deadline event; a FHIR notification's names its subscription)."""
     envelope: dict[str, str | int] = {
         "message_id": new_id(), "type": message_type, "referral_id": referral.id,
         "kind": referral.kind, "sender": referral.sender_id, "receiver": referral.receiver_id,

@@ -34,6 +34,7 @@ from adapters.registry import AdapterPool
 from gateway.casework import record_status_event, role_of, submit_referral
 from gateway.contracts import Contracts
 from gateway.delivery.translate import Translator
+from gateway.directory.registry import DirectoryRegistry
 from gateway.errors import (
     CaseBridgeError,
     ConsentProblem,
@@ -113,11 +114,15 @@ class Poller:
     """Polls partner systems; holds adapter connections only."""
 
     def __init__(self, *, sessions: sessionmaker[Session], contracts: Contracts,
-                 agreements: AgreementRegistry, translator: Translator) -> None:
+                 agreements: AgreementRegistry, translator: Translator,
+                 directory: DirectoryRegistry | None = None) -> None:
         self.sessions = sessions
         self.contracts = contracts
         self.agreements = agreements
         self.translator = translator
+        # A referral a partner raised is checked against the service directory as one
+        # posted to the API is; a refusal is an inbound dead letter, re-drivable.
+        self.directory = directory
         self.adapters = AdapterPool()
 
     def poll(self, partner_id: str) -> PollResult:
@@ -198,7 +203,7 @@ class Poller:
                 session=session, contracts=self.contracts, agreements=self.agreements,
                 sender=partner, document=canonical,
                 idempotency_key=f"native:{change.native_id}",
-                correlation_id=new_correlation_id())
+                correlation_id=new_correlation_id(), directory=self.directory)
             referral = submitted.referral
             if not submitted.replayed:
                 referral.mapping_hash = mapping_hash

@@ -24,6 +24,7 @@ from adapters.base import PartnerAdapter
 from adapters.registry import AdapterPool
 from gateway.casework import record_status_event
 from gateway.contracts import Contracts
+from gateway.deadlines.alerts import alert_document
 from gateway.delivery import broker, topology
 from gateway.delivery.broker import CONNECTION_ERRORS
 from gateway.delivery.outbox import enqueue
@@ -38,7 +39,15 @@ from gateway.lifecycle import Actor, State
 from gateway.protection import audit
 from gateway.settings import get_settings
 from gateway.store.db import unit_of_work
-from gateway.store.models import Delivery, Partner, PartnerRecord, Referral, StatusEvent, utcnow
+from gateway.store.models import (
+    DeadlineEvent,
+    Delivery,
+    Partner,
+    PartnerRecord,
+    Referral,
+    StatusEvent,
+    utcnow,
+)
 
 log = structlog.get_logger()
 
@@ -84,6 +93,8 @@ class Deliverer:
                 return self._deliver(envelope, attempt)
             if envelope.get("type") == "status":
                 return self._send_status(envelope, attempt)
+            if envelope.get("type") == "alert":
+                return self._send_alert(envelope, attempt)
             if envelope.get("type") == NOTIFY:
                 return Done(self.notifier.notify(envelope, attempt))
             return Dead("poison", "the envelope has no known type")
@@ -189,6 +200,40 @@ class Deliverer:
                                  "attempt": attempt})
         return Done("status delivered")
 
+    def _send_alert(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+        """A deadline alert: shown on the partner's own record when its system can take it;
+        otherwise (an API partner, an observer) it waits at GET /v1/alerts."""
+        with self.sessions() as session:
+            event = session.get(DeadlineEvent, envelope.get("deadline_event_id", 0))
+            target = session.get(Partner, envelope["target"])
+            if event is None or target is None:
+                return Dead("unknown_referral", "no deadline event or partner with these ids")
+            alert = alert_document(event, kind=envelope["kind"], role=envelope["role"])
+            # An observer holds no record of the referral: it reads its alerts from the API.
+            adapter = None if envelope["role"] == "observer" else self.adapter_for(target)
+            native_id = None if adapter is None else session.scalar(
+                select(PartnerRecord.native_id).where(
+                    PartnerRecord.referral_id == event.referral_id,
+                    PartnerRecord.partner_id == target.id))
+        errors = self.contracts.validate("alert", alert)
+        if errors:
+            return Dead("invalid_alert", "the alert breaks contracts/alert.json: " + "; ".join(
+                f"{e.pointer} {e.rule}" for e in errors))
+        if adapter is None or native_id is None:
+            note = "alert readable through GET /v1/alerts"
+        else:
+            adapter.alert(native_id=native_id, referral_id=envelope["referral_id"], alert=alert)
+            note = f"alert {alert['flag']} shown at the partner"
+        with unit_of_work(self.sessions) as session:
+            session.add(_delivery(envelope, attempt, "delivered", note))
+            audit.record(session, actor="system:worker", action="delivery.deliver",
+                         partner_id=envelope["target"], referral_id=envelope["referral_id"],
+                         correlation_id=envelope.get("correlation_id"),
+                         detail={"type": "alert", "flag": alert["flag"],
+                                 "deadline": alert["deadline"], "role": alert["role"],
+                                 "attempt": attempt})
+        return Done(note)
+
     def _record(self, envelope: dict[str, Any], attempt: int, outcome: str, detail: str, *,
                 partner_error: dict[str, Any] | None = None) -> None:
         """Note a failed attempt; the partner's answer goes only to the encrypted column."""
@@ -203,8 +248,8 @@ def _delivery(envelope: dict[str, Any], attempt: int, outcome: str, detail: str)
     return Delivery(referral_id=envelope["referral_id"],
                     status_event_id=envelope.get("status_event_id")
                     if envelope.get("type") == "status" else None,
-                    partner_id=envelope["target"], attempt=attempt, outcome=outcome,
-                    detail=detail, finished_at=utcnow())
+                    partner_id=envelope["target"], message_type=envelope.get("type"),
+                    attempt=attempt, outcome=outcome, detail=detail, finished_at=utcnow())
 
 
 def settle(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
@@ -247,7 +292,7 @@ def parse(body: bytes) -> dict[str, Any] | None:
 
 def on_message(deliverer: Deliverer, steps: list[topology.RetryStep], channel: BlockingChannel,
                method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
-    """Consumer callback for deliver.* and status.* queues."""
+    """Consumer callback for the deliver.*, status.* and alert.* queues."""
     clear_contextvars()
     attempt = int((props.headers or {}).get("x-attempt", 1))
     envelope = parse(body)

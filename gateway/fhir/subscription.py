@@ -216,7 +216,7 @@ class Notifier:
                 subscription.error_count, subscription.updated_at = 0, utcnow()
             session.add(Delivery(
                 referral_id=envelope["referral_id"], partner_id=envelope["target"],
-                attempt=attempt, outcome="delivered", finished_at=utcnow(),
+                message_type=NOTIFY, attempt=attempt, outcome="delivered", finished_at=utcnow(),
                 detail=f"notification {envelope['event_number']} of subscription "
                        f"{envelope['subscription']} sent"))
             audit.record(session, actor="system:worker", action="delivery.deliver",

@@ -62,8 +62,9 @@ class Agreement:
     valid_to: date | None
     file: str
     content_hash: str
-    due: dict[str, int] = field(default_factory=dict, hash=False)
     on_erasure_request: OnErasure = "erase"
+    # Partners told of the overdue deadlines of referrals under it (ids and times only).
+    observers: frozenset[str] = frozenset()
 
     def valid_on(self, day: date) -> bool:
         """Whether the agreement applies on `day` (both ends included)."""
@@ -97,7 +98,8 @@ def check_agreement_file(path: Path, contracts: Contracts) -> tuple[Agreement | 
 
 def _check_meaning(path: Path, tree: CommentedMap, document: dict[str, Any],
                    problems: Problems) -> None:
-    """The rules a JSON Schema cannot say: the file's name, and dates in order."""
+    """The rules a JSON Schema cannot say: the file's name, dates in order, observers that
+    are not parties."""
     agreement_id = document.get("id")
     if isinstance(agreement_id, str) and path.name != f"{agreement_id}.yaml":
         problems.add(value_pos(tree, "id"), "file-name",
@@ -107,6 +109,13 @@ def _check_meaning(path: Path, tree: CommentedMap, document: dict[str, Any],
     if valid_from is not None and valid_to is not None and valid_to < valid_from:
         problems.add(value_pos(tree, "valid_to"), "validity",
                      "valid_to must not be before valid_from")
+    parties, observers = document.get("parties"), document.get("observers")
+    if isinstance(parties, list) and isinstance(observers, list):
+        for index, observer in enumerate(observers):
+            if observer in parties:
+                problems.add(pointer_pos(tree, ["observers", str(index)]), "observer-is-party",
+                             f"'{observer}' is a party: parties hear of their own "
+                             "referrals' deadlines already")
 
 
 def _date_or_none(document: dict[str, Any], key: str) -> date | None:
@@ -134,8 +143,8 @@ def _agreement(document: dict[str, Any], file: str, content_hash: str) -> Agreem
         valid_to=_date(document.get("valid_to")),
         file=file,
         content_hash=content_hash,
-        due=dict(document.get("due", {})),
         on_erasure_request=cast(OnErasure, document.get("on_erasure_request", "erase")),
+        observers=frozenset(document.get("observers", ())),
     )
 
 
@@ -210,6 +219,12 @@ class AgreementRegistry:
     def refresh(self) -> list[str]:
         """Look for new, changed and removed files; return the files put in force just now."""
         return self._files.refresh()
+
+    def observers(self, agreement_id: str | None) -> frozenset[str]:
+        """The observers the agreement in force under this id names (none if it is gone)."""
+        self.refresh()
+        found = next((a for a in self._files.in_force().values() if a.id == agreement_id), None)
+        return found.observers if found is not None else frozenset()
 
     def covering(self, *, sender: str, receiver: str, purpose: str,
                  service_types: Sequence[str], on: date) -> Agreement:

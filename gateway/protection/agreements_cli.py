@@ -82,6 +82,9 @@ def describe(agreement: Agreement) -> list[str]:
         f"  outside consent: {agreement.outside_consent}",
         f"  on erasure request: {agreement.on_erasure_request}",
     ]
+    if agreement.observers:
+        lines.append(f"  observers:   {', '.join(sorted(agreement.observers))} "
+                     "(told of overdue deadlines, ids and times only)")
     return lines
 
 

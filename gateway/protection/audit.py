@@ -30,11 +30,12 @@ GENESIS = "0" * 64
 
 ACTIONS = frozenset({
     "referral.create", "referral.refuse", "referral.read", "referral.list", "referral.deny",
+    "referral.timeline",
     "referral.purge", "status.change", "delivery.deliver", "delivery.dead_letter",
     "delivery.withhold", "redrive", "consent.withdraw", "keys.rotate", "console.login",
-    "console.view", "console.user", "audit.export", "token.issue",
+    "console.lockout", "console.view", "console.user", "audit.export", "token.issue",
     "report.disclosures", "subject.lookup", "subject.export", "subject.erase",
-    "subject.restrict",
+    "subject.restrict", "deadline.alert", "directory.availability",
     "fhir.subscription",
 })
 

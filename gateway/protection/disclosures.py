@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.errors import ConsentProblem, FieldError, MalformedRequest
+from gateway.errors import ConsentProblem, FieldError, MalformedRequest, ServiceNotOffered
 from gateway.store.models import AuditEntry, AuditHead
 
 # Why a referral was refused, from its problem and rules (see `refusal_reason`).
@@ -56,14 +56,14 @@ BATCH = 1000
 DEFAULT_DAYS = 365
 
 
-def refusal_facts(refusal: ConsentProblem) -> dict[str, Any]:
+def refusal_facts(refusal: ConsentProblem | ServiceNotOffered) -> dict[str, Any]:
     """What the audit entry of a refusal keeps: its problem, its rules and, where the
     gateway established them, the receiver and the agreement (ids and codes only)."""
     facts: dict[str, Any] = {"problem": refusal.slug,
                              "rules": sorted({e.rule for e in refusal.errors})}
-    if refusal.receiver is not None:
+    if isinstance(refusal, ConsentProblem) and refusal.receiver is not None:
         facts["receiver"] = refusal.receiver
-    if refusal.agreement is not None:
+    if isinstance(refusal, ConsentProblem) and refusal.agreement is not None:
         facts["agreement"] = refusal.agreement
     return facts
 

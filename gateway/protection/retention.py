@@ -3,9 +3,9 @@
 The period (`retention_days`) is taken from the agreement when the referral is
 submitted and runs from its last change after it closed (completed, rejected or
 withdrawn). Purging removes the referral, its status events, deliveries, outbox rows,
-partner records, dead letters and identifier digests; the audit trail keeps one
-`referral.purge` entry for it (ids and codes only, as every entry). A referral that has
-not closed is never purged: a failed one waits for an operator.
+partner records, dead letters, identifier digests, deadlines and their events; the audit
+trail keeps one `referral.purge` entry for it (ids and codes only, as every entry). A
+referral that has not closed is never purged: a failed one waits for an operator.
 """
 
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from gateway.store.models import (
 )
 
 log = structlog.get_logger()
+# In deleting order: a deadline's events before the deadline.
 DEPENDENTS = (IdentifierDigest, Delivery, OutboxMessage, PartnerRecord, DeadLetter,
               DeadlineEvent, TrackedDeadline)
 

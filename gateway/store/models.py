@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -112,6 +113,9 @@ class Partner(Base):
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     system: Mapped[str] = mapped_column(String(30))
+    # Country of operation, ISO 3166-1 alpha-3 (ETH, GBR): deadline policies narrowed by
+    # `countries` match the receiver's. None when not given.
+    country: Mapped[str | None] = mapped_column(String(3))
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # OAuth2 client credentials: client_id is the partner id, the secret is stored hashed.
     client_secret_hash: Mapped[str | None] = mapped_column(String(64))
@@ -122,6 +126,9 @@ class Partner(Base):
     # only calls the API and polls for status.
     connection: Mapped[dict[str, Any] | None] = mapped_column(
         EncryptedJSON("partners.connection"))
+    # The partner's own rate limit on the API (requests a second, burst); None: the default.
+    rate_per_second: Mapped[float | None]
+    rate_burst: Mapped[int | None]
 
 
 class Referral(Base):
@@ -131,6 +138,7 @@ class Referral(Base):
     __table_args__ = (
         UniqueConstraint("sender_id", "idempotency_key", name="uq_referrals_idempotency"),
         Index("ix_referrals_updated", "updated_at", "id"),
+        Index("ix_referrals_created", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -166,6 +174,12 @@ class Referral(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None]
+    # What the turnaround report groups by, copied from `content` when it is submitted: the
+    # receiving unit (`receiver.unit`, e.g. a probation delivery unit) and the service types
+    # asked (`services[].type`, sorted). Codes of the organisations' own, not about the
+    # person; None for a referral stored before the report existed.
+    receiver_unit: Mapped[str | None] = mapped_column(String(100))
+    service_types: Mapped[list[str] | None] = mapped_column(JSON)
 
     events: Mapped[list["StatusEvent"]] = relationship(
         back_populates="referral", order_by="StatusEvent.seq", cascade="all, delete-orphan"
@@ -207,6 +221,9 @@ class StatusEvent(Base):
     actor: Mapped[str] = mapped_column(String(20))
     actor_partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     reason_code: Mapped[str | None] = mapped_column(String(50))
+    # A step the gateway filled in between two polls of a partner's system (the partner
+    # reported a later state): its time is when the gateway learned of it.
+    inferred: Mapped[bool] = mapped_column(default=False, server_default=false())
     content: Mapped[dict[str, Any]] = mapped_column(
         EncryptedJSON("status_events.content"), default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -225,6 +242,9 @@ class Delivery(Base):
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
     status_event_id: Mapped[str | None] = mapped_column(ForeignKey("status_events.id"))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    # What was delivered: the referral itself (deliver), a status change (status) or a
+    # deadline alert (alert); None for attempts recorded before the column existed.
+    message_type: Mapped[str | None] = mapped_column(String(30))
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
@@ -262,6 +282,10 @@ class OutboxMessage(Base):
     status_event: Mapped[StatusEvent | None] = relationship()
 
 
+# A deadline whose overdue flag is up: raised, and neither met nor ended since.
+FLAG_UP = "raised_at IS NOT NULL AND met_at IS NULL AND cleared_at IS NULL"
+
+
 class TrackedDeadline(Base):
     """One deadline of one referral: from which state, due and escalating when, and how it
     ended. No personal data: ids, states, policy and calendar ids, instants.
@@ -278,6 +302,9 @@ class TrackedDeadline(Base):
         Index("ix_deadlines_next_alert", "next_alert_at", "id",
               postgresql_where=text("next_alert_at IS NOT NULL"),
               sqlite_where=text("next_alert_at IS NOT NULL")),
+        # The overdue flags up now (metrics, console): few rows, found without a table scan.
+        Index("ix_deadlines_flag_up", "referral_id", postgresql_where=text(FLAG_UP),
+              sqlite_where=text(FLAG_UP)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -308,6 +335,8 @@ class DeadlineEvent(Base):
     """
 
     __tablename__ = "deadline_events"
+    # Counting flags raised and escalated (metrics) reads only those events.
+    __table_args__ = (Index("ix_deadline_events_event", "event"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
@@ -315,6 +344,20 @@ class DeadlineEvent(Base):
     event: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ServiceAvailability(Base):
+    """An organisation's own word on the availability of one of its directory services,
+    given through the API. No personal data: a service id, a status, the organisation's
+    note on its service, when, and which partner said it."""
+
+    __tablename__ = "service_availability"
+
+    service_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(63))
 
 
 class PartnerRecord(Base):
@@ -452,6 +495,23 @@ class ConsoleUser(Base):
     role: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Failed console logins, by username and client address or by address alone
+    (gateway.console.throttle). `key` is a keyed hash of them: a username nobody has, which
+    may be a password typed in the wrong field, is never kept in the clear."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(20))  # "user_address" or "address"
+    username: Mapped[str | None] = mapped_column(String(100))  # only a user that exists
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int]
+    first_failure_at: Mapped[datetime]
+    last_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
 
 
 class FhirSubscription(Base):

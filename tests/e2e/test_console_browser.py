@@ -1,5 +1,6 @@
 """The console in a real browser (Debian's Chromium driven by Playwright): an operator
-re-drives a dead letter with the button, an auditor finds the re-drive in the trail."""
+re-drives a dead letter with the button, an auditor finds the re-drive in the trail and
+opens the turnaround chart."""
 
 import subprocess
 import uuid
@@ -120,7 +121,8 @@ def test_an_operator_redrives_with_the_button_and_the_auditor_sees_it(
             page.get_by_role("button", name="Log in").click()
             expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
             expect(page.get_by_role("navigation", name="Console pages").get_by_role("link")
-                   ).to_have_text(["Audit trail"])
+                   ).to_have_text(["Audit trail", "Disclosures", "Agreements",
+                                   "Data-subject requests", "Turnaround"])
             page.get_by_label("Action").select_option("redrive")
             page.get_by_role("button", name="Show").click()
             entry = page.locator("table.trail tbody tr").first
@@ -128,5 +130,10 @@ def test_an_operator_redrives_with_the_button_and_the_auditor_sees_it(
             expect(entry).to_contain_text("user:olga")
             expect(entry).to_contain_text(referral_id)
             expect(entry).to_contain_text(f'"dead_letter": {letter_id}')
+
+            page.get_by_role("link", name="Turnaround").click()
+            expect(page.get_by_role("heading", name="Turnaround")).to_be_visible()
+            expect(page.get_by_role("img", name="Time to acknowledge per group")).to_be_visible()
+            expect(page.locator("table.turnaround tfoot")).to_contain_text("all, each counted once")
         finally:
             browser.close()

@@ -35,9 +35,9 @@ def test_polled_change_records_the_states_skipped_between_polls(delivered_referr
     assert apply(sessions, contracts, referral_id, receiver_id, "in_progress", polled=True)
     with sessions() as session:
         events = session.get(Referral, referral_id).events
-        steps = [(e.to_state, e.content.get("inferred", False)) for e in events]
-    assert steps == [("submitted", False), ("delivered", False), ("accepted", True),
-                     ("in_progress", False)]
+        steps = [(e.to_state, e.content.get("inferred", False), e.inferred) for e in events]
+    assert steps == [("submitted", False, False), ("delivered", False, False),
+                     ("accepted", True, True), ("in_progress", False, False)]
 
 
 def test_an_old_polled_report_changes_nothing(delivered_referral) -> None:

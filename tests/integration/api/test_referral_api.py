@@ -88,7 +88,9 @@ def test_concurrent_retries_with_one_key_store_one_referral(
 def test_missing_idempotency_key_is_refused(new_partner, client_for, make_referral) -> None:
     (sender, sender_key), (receiver, _) = new_partner(), new_partner()
     response = client_for(sender_key).post("/v1/referrals", json=make_referral(sender, receiver))
-    assert pointers(assert_problem(response, 400, "malformed-request")) == {("", "idempotency-key")}
+    body = assert_problem(response, 400, "invalid-parameter")
+    assert [(e["in"], e["pointer"], e["rule"]) for e in body["errors"]] == [
+        ("header", "/idempotency-key", "missing")]
 
 
 def test_malformed_json_names_line_and_column(new_partner, client_for) -> None:
@@ -352,8 +354,9 @@ def test_bad_filters_and_cursors_are_problems(new_partner, client_for) -> None:
     body = assert_problem(client.get("/v1/referrals", params={"status": "lost"}), 400,
                           "invalid-parameter")
     assert body["errors"][0]["pointer"] == "/status" and body["errors"][0]["in"] == "query"
-    assert_problem(client.get("/v1/referrals", params={"cursor": "not-a-cursor"}), 400,
-                   "malformed-request")
+    body = assert_problem(client.get("/v1/referrals", params={"cursor": "not-a-cursor"}), 400,
+                          "invalid-parameter")
+    assert body["errors"][0]["pointer"] == "/cursor" and body["errors"][0]["in"] == "query"
 
 
 def test_unknown_route_and_method_are_problems(gateway) -> None:

@@ -73,9 +73,9 @@ def test_a_right_password_opens_a_session_and_wrong_ones_are_refused_and_audited
     logins = audit_entries(sessions, action="console.login")
     mine = [e for e in logins if e.actor == f"user:{users.operator}"]
     assert [e.detail["ok"] for e in mine[-2:]] == [False, True]
-    assert mine[-2].detail == {"ok": False, "reason": "wrong_password"}
-    assert any(e.actor == "user:?" and e.detail == {"ok": False, "reason": "unknown_user"}
-               for e in logins)
+    assert mine[-2].detail == {"ok": False, "reason": "wrong_password", "failures": 1}
+    assert any(e.actor == "user:?" and e.detail == {"ok": False, "reason": "unknown_user",
+                                                    "failures": 1} for e in logins)
     kept = json.dumps([[e.actor, e.detail] for e in logins])
     assert "not-the-password" not in kept and PASSWORD not in kept and "nobody-here" not in kept
 
@@ -108,18 +108,22 @@ def test_each_role_opens_exactly_its_pages(console, login, users, failed_referra
         f"/console/referrals/{rid}": {"operator", "im_officer"},
         f"/console/referrals/{rid}/content": {"im_officer"},
         "/console/mappings": {"im_officer"},
+        "/console/pathways": {"operator", "im_officer"},
         "/console/audit": {"auditor"},
         "/console/audit/verify": {"auditor"},
         "/console/audit/export": {"auditor"},
         "/console/disclosures": {"auditor"},
         "/console/agreements": {"im_officer", "auditor"},
         "/console/subject-requests": {"auditor"},
+        "/console/turnaround": {"operator", "im_officer", "auditor"},
     }
-    nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals"},
-           "im_officer": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
-                          "/console/mappings", "/console/agreements"},
-           "auditor": {"/console/audit", "/console/disclosures", "/console/agreements",
-                       "/console/subject-requests"}}
+    nav = {"operator": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
+                        "/console/turnaround", "/console/pathways"},
+            "im_officer": {"/console/deliveries", "/console/dead-letters", "/console/referrals",
+                           "/console/mappings", "/console/agreements", "/console/turnaround",
+                           "/console/pathways"},
+            "auditor": {"/console/audit", "/console/disclosures", "/console/agreements",
+                        "/console/subject-requests", "/console/turnaround"}}
     for role in ("operator", "im_officer", "auditor"):
         client = login(getattr(users, role))
         for path, roles in pages.items():

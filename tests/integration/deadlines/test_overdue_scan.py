@@ -14,7 +14,7 @@ from gateway.deadlines.compute import Deadline
 from gateway.partners import register_partner
 from gateway.protection.retention import purge
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
-from gateway.store.models import Referral, TrackedDeadline
+from gateway.store.models import DeadlineEvent, Referral, TrackedDeadline
 
 NOW = datetime(2027, 4, 22, 9, 0, tzinfo=UTC)
 
@@ -107,14 +107,17 @@ def test_the_scan_query_reads_the_partial_index(sessions: sessionmaker[Session])
     assert any("ix_deadlines_next_alert" in line for line in plan), plan
 
 
-def test_purging_a_closed_referral_removes_its_deadlines(
+def test_purging_a_closed_referral_removes_its_deadlines_and_their_events(
         sessions: sessionmaker[Session]) -> None:
     with unit_of_work(sessions) as session:
         referral_id = new_referral(session, status="completed", retention_days=1,
                                    updated_at=NOW - timedelta(days=30))
-        service.track(session, referral_id=referral_id,
-                      deadlines=[deadline("done", NOW - timedelta(days=40), None)])
+        [row] = service.track(session, referral_id=referral_id,
+                              deadlines=[deadline("done", NOW - timedelta(days=40), None)])
+        session.add(DeadlineEvent(referral_id=referral_id, deadline_id=row.id, event="started",
+                                  at=row.started_at))
     assert referral_id in purge(sessions, now=NOW).purged
     with sessions() as session:
-        assert session.scalars(select(TrackedDeadline).where(
-            TrackedDeadline.referral_id == referral_id)).all() == []
+        for model in (TrackedDeadline, DeadlineEvent):
+            assert session.scalars(select(model).where(
+                model.referral_id == referral_id)).all() == []

@@ -53,12 +53,13 @@ def test_help_lists_the_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for command in ("serve", "db", "partners", "agreements", "keys", "audit", "users",
-                    "purge"):
+                    "purge", "scheduler"):
         assert command in result.output
 
 
 def test_gateway_processes_refuse_to_start_without_an_encryption_key(cli) -> None:
-    for command in (["serve"], ["relay"], ["worker"], ["poll", "--once"], ["purge"]):
+    for command in (["serve"], ["relay"], ["worker"], ["poll", "--once"], ["purge"],
+                    ["scheduler", "--once"]):
         result = cli(*command, keys="", key_file="")
         assert result.exit_code == 2, (command, result.output)
         assert result.output.startswith("error: no encryption key: set CASEBRIDGE_KEY_FILE")

@@ -75,7 +75,7 @@ TOP_LEVEL_PROPERTIES = {
     "agreement": words(
         "id title parties purposes service_types data_categories retention_days "
         "requires_bia_for_children requires_child_assent outside_consent on_erasure_request "
-        "due valid_from valid_to"
+        "observers valid_from valid_to"
     ),
 }
 

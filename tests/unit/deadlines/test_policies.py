@@ -30,7 +30,7 @@ def example(name: str) -> dict[str, Any]:
 def test_the_repositorys_policies_and_calendars_check_clean() -> None:
     result = runner.invoke(app, ["deadlines", "check"])
     assert result.exit_code == 0, result.output
-    assert "3 policies" in result.output and "no problems" in result.output
+    assert "5 policies" in result.output and "no problems" in result.output
 
 
 def test_a_case_transfer_delivered_on_22_march_2027_is_due_for_decision_on_21_april() -> None:
@@ -38,13 +38,14 @@ def test_a_case_transfer_delivered_on_22_march_2027_is_due_for_decision_on_21_ap
     received = datetime(2027, 3, 22, 10, 0, tzinfo=UTC)
     found = {d.name: d for d in deadlines_for(transfer, "delivered", received, POLICIES,
                                               CALENDARS)}
-    assert set(found) == {"address_assessment", "transfer_decision"}
+    assert set(found) == {"acknowledge", "address_assessment", "transfer_decision"}
     decision = found["transfer_decision"]
     assert decision.policy_id == "probation-case-transfer-england"
     assert due_day(decision.due_at, ENGLAND) == date(2027, 4, 21)
     assert decision.escalate_at is not None
     assert due_day(decision.escalate_at, ENGLAND) == date(2027, 4, 28)  # 5 working days on
     assert due_day(found["address_assessment"].due_at, ENGLAND) == date(2027, 4, 7)
+    assert due_day(found["acknowledge"].due_at, ENGLAND) == date(2027, 3, 24)
     # Nothing starts from a state the policy does not name.
     assert deadlines_for(transfer, "acknowledged", received, POLICIES, CALENDARS) == []
 
@@ -70,9 +71,10 @@ def test_a_referral_to_progres_ethiopia_is_acknowledged_within_two_gambella_work
     gambella = CALENDARS["et-gambella"]
     # Monday 8 March 2027; Eid al-Fitr (9th, national) and the office closure (10th).
     delivered = datetime(2027, 3, 8, 7, 0, tzinfo=UTC)
-    [acknowledge] = deadlines_for(referral, "delivered", delivered, POLICIES, CALENDARS)
+    acknowledge, decide = deadlines_for(referral, "delivered", delivered, POLICIES, CALENDARS)
     assert due_day(acknowledge.due_at, gambella) == date(2027, 3, 12)
     assert acknowledge.due_at == datetime(2027, 3, 12, 21, 0, tzinfo=UTC)  # midnight, UTC+3
+    assert (decide.name, due_day(decide.due_at, gambella)) == ("decide", date(2027, 3, 17))
 
 
 def test_the_most_specific_policy_wins_for_the_same_deadline(tmp_path: Path) -> None:

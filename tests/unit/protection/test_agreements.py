@@ -141,6 +141,27 @@ def test_every_problem_is_reported_at_its_line_and_column(tmp_path: Path) -> Non
     ]
 
 
+def test_observers_are_partners_told_of_deadlines_and_never_a_party(tmp_path: Path) -> None:
+    path = write(tmp_path, text=agreement_text() + "observers: [cp-focal, agency-b]\n")
+    agreement, problems = check_agreement_file(path, CONTRACTS)
+    assert agreement is None
+    assert [p.split(":", 1)[1] for p in problems] == [
+        "13:23: observer-is-party: 'agency-b' is a party: parties hear of their own "
+        "referrals' deadlines already"]
+    write(tmp_path, text=agreement_text() + "observers: [cp-focal]\n")
+    registry = AgreementRegistry(tmp_path, CONTRACTS)
+    assert registry.observers("isp-a-b") == {"cp-focal"}
+    assert registry.observers("no-such-agreement") == frozenset()
+
+
+def test_time_limits_are_not_written_in_an_agreement(tmp_path: Path) -> None:
+    path = write(tmp_path, text=agreement_text() + "due:\n  acknowledge_within_working_days: 2\n")
+    agreement, problems = check_agreement_file(path, CONTRACTS)
+    assert agreement is None
+    assert [p.split(":", 1)[1] for p in problems] == [
+        "13:1: additionalProperties: 'due' is not a field of this contract"]
+
+
 def test_a_yaml_syntax_error_is_reported_with_its_position(tmp_path: Path) -> None:
     path = write(tmp_path, text="id: isp-a-b\nparties: [agency-a, agency-b\npurposes: [x]\n")
     agreement, problems = check_agreement_file(path, CONTRACTS)

@@ -1,7 +1,7 @@
 """FHIR subscriptions: which Task changes a FHIR partner is told of, and where
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-10 09:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import gateway.store.models
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

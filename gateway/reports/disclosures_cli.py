@@ -1,4 +1,4 @@
-"""`casebridge report …`: reports for data-protection officers, from the store."""
+"""`casebridge report disclosures`: the disclosure register for data-protection officers."""
 
 from __future__ import annotations
 
@@ -16,9 +16,7 @@ from gateway.protection.keys_cli import cli_errors, open_store
 from gateway.store.db import unit_of_work
 from gateway.store.models import utcnow
 
-report_app = typer.Typer(help="Reports: the disclosure register.", no_args_is_help=True)
 
-@report_app.command("disclosures")
 def disclosures_report(
     since: Annotated[str | None, typer.Option(
         metavar="ISO", help="First day or instant (UTC unless a zone is given); default: "
