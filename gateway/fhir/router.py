@@ -36,7 +36,7 @@ from gateway.api.deps import (
     SessionsDep,
     SettingsDep,
 )
-from gateway.api.referrals import _visible
+from gateway.api.referrals import visible_or_denied
 from gateway.casework import list_referrals, role_of
 from gateway.errors import (
     CaseBridgeError,
@@ -258,7 +258,7 @@ def _submit(request: Request, session: Session, sessions: sessionmaker[Session],
 def read_task(task_id: str, session: SessionDep, sessions: SessionsDep, partner: PartnerDep,
               translator: TranslatorDep) -> Response:
     """A referral as a Task, at its latest version."""
-    referral = _visible(session, sessions, partner, task_id)
+    referral = visible_or_denied(session, sessions, partner, task_id)
     _audit_read(session, partner, referral, "Task")
     task = resources.task(referral, translator, due=resources.due_of(session, referral))
     return respond(task, headers={"ETag": changes.version_tag(referral),
@@ -270,7 +270,7 @@ def read_task(task_id: str, session: SessionDep, sessions: SessionsDep, partner:
 def task_history(request: Request, task_id: str, session: SessionDep, sessions: SessionsDep,
                  partner: PartnerDep, translator: TranslatorDep) -> Response:
     """Every version of a Task, one for each status event, newest first."""
-    referral = _visible(session, sessions, partner, task_id)
+    referral = visible_or_denied(session, sessions, partner, task_id)
     _audit_read(session, partner, referral, "Task", history=True)
     base, due = base_url(request), resources.due_of(session, referral)
     entries = []
@@ -293,7 +293,7 @@ def read_task_version(task_id: str, version_id: str, session: SessionDep,
                       sessions: SessionsDep, partner: PartnerDep,
                       translator: TranslatorDep) -> Response:
     """One version of a Task: the referral after that status event."""
-    referral = _visible(session, sessions, partner, task_id)
+    referral = visible_or_denied(session, sessions, partner, task_id)
     if not version_id.isdigit() or not 1 <= int(version_id) <= len(referral.events):
         raise NotFound("version of this Task")
     _audit_read(session, partner, referral, "Task", version=int(version_id))
@@ -305,7 +305,7 @@ def read_task_version(task_id: str, version_id: str, session: SessionDep,
 @router.get("/ServiceRequest/{request_id}", dependencies=[Formatted])
 def read_service_request(request_id: str, session: SessionDep, sessions: SessionsDep,
                          partner: PartnerDep, translator: TranslatorDep) -> Response:
-    referral = _visible(session, sessions, partner, request_id)
+    referral = visible_or_denied(session, sessions, partner, request_id)
     _audit_read(session, partner, referral, "ServiceRequest")
     return respond(resources.service_request(referral, translator))
 
@@ -313,7 +313,7 @@ def read_service_request(request_id: str, session: SessionDep, sessions: Session
 @router.get("/Patient/{patient_id}", dependencies=[Formatted])
 def read_patient(patient_id: str, session: SessionDep, sessions: SessionsDep,
                  partner: PartnerDep, translator: TranslatorDep) -> Response:
-    referral = _visible(session, sessions, partner, patient_id)
+    referral = visible_or_denied(session, sessions, partner, patient_id)
     _audit_read(session, partner, referral, "Patient")
     return respond(resources.patient(referral, translator))
 
@@ -321,7 +321,7 @@ def read_patient(patient_id: str, session: SessionDep, sessions: SessionsDep,
 @router.get("/Consent/{consent_id}", dependencies=[Formatted])
 def read_consent(consent_id: str, session: SessionDep, sessions: SessionsDep,
                  partner: PartnerDep, translator: TranslatorDep) -> Response:
-    referral = _visible(session, sessions, partner, consent_id)
+    referral = visible_or_denied(session, sessions, partner, consent_id)
     _audit_read(session, partner, referral, "Consent")
     return respond(resources.consent(referral, translator))
 
@@ -405,7 +405,7 @@ def update_task(request: Request, task_id: str, session: SessionDep, sessions: S
                 body: JsonBody, if_match: Annotated[str | None, Header()] = None) -> Response:
     """The Task sent whole, its status changed: the owner moves the referral on, the
     requester cancels it."""
-    referral = _visible(session, sessions, partner, task_id, for_update=True)
+    referral = visible_or_denied(session, sessions, partner, task_id, for_update=True)
     request.state.fhir_root = "Task"
     changes.check_version(referral, if_match)
     current = changes.current_task(session, translator, referral)
@@ -420,7 +420,7 @@ def patch_task(request: Request, task_id: str, session: SessionDep, sessions: Se
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != JSON_PATCH:
         raise UnsupportedMediaType(media, JSON_PATCH)
-    referral = _visible(session, sessions, partner, task_id, for_update=True)
+    referral = visible_or_denied(session, sessions, partner, task_id, for_update=True)
     changes.check_version(referral, if_match)
     current = changes.current_task(session, translator, referral)
     patched = apply_patch(current, body)  # its errors point into the patch document
