@@ -55,6 +55,9 @@ class PartnerAdapter(Protocol):
     channel: str | None
     """Which of the system's channels the adapter speaks (None: its main one): the gateway
     translates its records with the mapping files of that channel."""
+    shows_alerts: bool
+    """Whether `alert` shows deadline alerts in the partner's system; when False the worker
+    does not call it and the alerts wait at GET /v1/alerts."""
 
     def discover(self, *, cursor: str | None) -> Discovery:
         """New outgoing referrals/transfers and status changes since `cursor` (None: from now)."""

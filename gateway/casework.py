@@ -33,6 +33,7 @@ from gateway.errors import (
     NotFound,
     ValidationProblem,
 )
+from gateway.fhir.subscription import announce
 from gateway.lifecycle import (
     INITIAL,
     Actor,
@@ -190,6 +191,7 @@ def submit_referral(
         if winner.request_hash != digest:
             raise IdempotencyConflict() from None
         return Submitted(winner, replayed=True)
+    announce(session, referral, event)
     store_digests(session, referral, new=True)
     audit.record(session, actor=f"partner:{sender.id}", action="referral.create",
                  partner_id=sender.id, referral_id=referral.id, correlation_id=correlation_id,
@@ -324,6 +326,7 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     session.add(event)
     target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
     enqueue(session, referral, event, message_type="status", target=target)
+    announce(session, referral, event)
     session.flush()
     audit.record(session, actor=f"partner:{actor_partner.id}" if actor_partner
                  else audit_actor or f"system:{actor}", action="status.change",
@@ -417,14 +420,17 @@ def list_referrals(
     *, session: Session, partner: Partner, status: str | None = None, kind: str | None = None,
     other_partner: str | None = None, updated_since: datetime | None = None,
     identifier: str | None = None, cursor: str | None = None, limit: int = 50,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> Page:
     """Referrals visible to `partner`, oldest change first, paged by an opaque cursor.
 
     `identifier` (`<system>:<value>`, or `external_reference:<value>`) is matched through
-    the keyed digests, never against plain text.
+    the keyed digests, never against plain text. `where` adds conditions on referrals
+    (the FHIR face's Task search).
     """
     # Summaries need no content: it is not even decrypted.
-    query = select(Referral).options(defer(Referral.content)).where(_visible_to(partner))
+    query = (select(Referral).options(defer(Referral.content))
+             .where(_visible_to(partner), *where))
     if identifier:
         query = query.where(Referral.id.in_(
             select(IdentifierDigest.referral_id)

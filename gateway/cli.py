@@ -343,7 +343,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 def partners_add(
     partner_id: Annotated[str, typer.Argument(help="Short id, e.g. primero-ssd")],
     name: Annotated[str, typer.Option(help="Display name")],
-    system: Annotated[str, typer.Option(help="progres, primero, ndelius or other")],
+    system: Annotated[str, typer.Option(help="progres, primero, ndelius, fhir or other")],
     api_key: Annotated[str | None, typer.Option(
         help="Use this key instead of a generated one (at least 24 characters)")] = None,
     country: Annotated[str | None, typer.Option(

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         "usernames, that lock that address out.")
     console_login_lockout_minutes: float = Field(
         default=15.0, gt=0, description="Minutes a console login lockout lasts.")
+    fhir_base_url: str | None = Field(
+        default=None,
+        description="The address partners reach the FHIR endpoint at (e.g. "
+        "https://casebridge.example.org/fhir): the fullUrl in responses and in subscription "
+        "notifications. Unset: the API answers with the address each request came to, and "
+        "notifications name the Task without it.",
+    )
     worker_prefetch: int = Field(
         default=10, description="Unacknowledged messages a worker holds at most."
     )

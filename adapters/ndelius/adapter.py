@@ -103,6 +103,7 @@ class NdeliusAdapter:
 
     system = "ndelius"
     channel = None
+    shows_alerts = True
 
     def __init__(self, base_url: str, *, client_id: str, client_secret: str,
                  timeout: float = 10.0, transport: httpx.BaseTransport | None = None,

@@ -106,6 +106,7 @@ class PrimeroAdapter:
 
     system = "primero"
     channel = None
+    shows_alerts = True
 
     def __init__(self, base_url: str, *, user: str, password: str, timeout: float = 10.0,
                  per: int = 100, transport: httpx.BaseTransport | None = None,

@@ -234,6 +234,7 @@ class ProgresAdapter:
 
     system = "progres"
     channel = None
+    shows_alerts = True
 
     def __init__(self, base_url: str, *, client_id: str, client_secret: str,
                  timeout: float = 10.0, page_size: int = 500,

@@ -185,6 +185,7 @@ class ProgresDtpAdapter:
 
     system = "progres"
     channel = CHANNEL
+    shows_alerts = False  # DTP has no message that shows a deadline alert
 
     def __init__(self, base_url: str, *, subscription_key: str, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:

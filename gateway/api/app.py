@@ -27,6 +27,7 @@ from gateway.api.ratelimit import RateLimiter
 from gateway.console import install_console
 from gateway.contracts import Contracts
 from gateway.directory.registry import DirectoryRegistry
+from gateway.fhir import router as fhir
 from gateway.logs import (
     CORRELATION_HEADER,
     bind_correlation_id,
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(disclosures.router)
     app.include_router(reports.router)
     app.include_router(progres_dtp.router)
+    fhir.install(app)  # /fhir: the FHIR R4 face, its errors as OperationOutcome
     install_console(app, settings)
     openapi.install(app)
 

@@ -152,7 +152,7 @@ def get_referrals(
 def get_referral(referral_id: ReferralId, session: SessionDep, sessions: SessionsDep,
                  partner: PartnerDep) -> ReferralOut:
     """Sender and receiver both see the receiver's copy: all that was ever stored."""
-    referral = _visible(session, sessions, partner, referral_id)
+    referral = visible_or_denied(session, sessions, partner, referral_id)
     bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
     log.info("referral_read", partner=partner.id)
     audit.record(session, actor=f"partner:{partner.id}", action="referral.read",
@@ -169,7 +169,7 @@ def get_timeline(referral_id: str, session: SessionDep, sessions: SessionsDep,
     """Every status change, deadline (started, paused, met, missed, ended), overdue flag
     (raised, escalated, cleared) and delivery attempt, oldest first: to its sender and its
     receiver, as the referral itself. Codes and instants only, never the content."""
-    referral = _visible(session, sessions, partner, referral_id)
+    referral = visible_or_denied(session, sessions, partner, referral_id)
     bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
     audit.record(session, actor=f"partner:{partner.id}", action="referral.timeline",
                  partner_id=partner.id, referral_id=referral.id,
@@ -178,8 +178,8 @@ def get_timeline(referral_id: str, session: SessionDep, sessions: SessionsDep,
     return referral_timeline(session=session, referral_id=referral.id)
 
 
-def _visible(session: Session, sessions: sessionmaker[Session], partner: Partner,
-             referral_id: str, *, for_update: bool = False) -> Referral:
+def visible_or_denied(session: Session, sessions: sessionmaker[Session], partner: Partner,
+                      referral_id: str, *, for_update: bool = False) -> Referral:
     """The referral if `partner` sent or received it; otherwise 404, and the attempt audited."""
     try:
         return visible_referral(session=session, partner=partner, referral_id=referral_id,
@@ -210,7 +210,7 @@ def post_event(
 
     201 when the state changed, 200 when the event repeats the current state.
     """
-    referral = _visible(session, sessions, partner, referral_id, for_update=True)
+    referral = visible_or_denied(session, sessions, partner, referral_id, for_update=True)
     bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
     event = record_status_event(session=session, contracts=contracts, referral=referral,
                                 actor=role_of(partner, referral), actor_partner=partner,
@@ -236,7 +236,7 @@ def post_consent_withdrawal(
     audited. Repeating it changes nothing.
     """
     withdrawn_on = _withdrawn_date(document)
-    referral = _visible(session, sessions, partner, referral_id, for_update=True)
+    referral = visible_or_denied(session, sessions, partner, referral_id, for_update=True)
     bind_contextvars(correlation_id=referral.correlation_id, referral_id=referral.id)
     withdraw_consent(session=session, contracts=contracts, referral=referral, partner=partner,
                      withdrawn_on=withdrawn_on)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.casework import record_status_event
 from gateway.contracts import Contracts
 from gateway.delivery.outbox import ALERT_FIELDS, enqueue
+from gateway.fhir.subscription import NOTIFY_FIELDS
 from gateway.lifecycle import Actor, State
 from gateway.protection import audit
 from gateway.store.db import unit_of_work
@@ -178,7 +179,10 @@ def redrive(*, session: Session, contracts: Contracts, letters: Sequence[DeadLet
         if event is None:
             continue
         enqueue(session, referral, event, message_type=str(letter.message_type),
-                target=str(letter.envelope["target"]))
+                target=str(letter.envelope["target"]),
+                # A FHIR notification goes again for the same subscription, same number.
+                **{key: letter.envelope[key] for key in NOTIFY_FIELDS
+                   if key in letter.envelope})
         _mark_redriven(session, letter, actor, correlation_id=referral.correlation_id)
         done.append(letter.id)
     session.flush()

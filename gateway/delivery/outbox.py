@@ -16,7 +16,7 @@ def enqueue(session: Session, referral: Referral, event: StatusEvent | None, *,
             message_type: str, target: str, **metadata: str | int) -> OutboxMessage:
     """Write the outbox row announcing a change of `referral` to `target`: ids and metadata
     only. `event` is the status event it announces, if any (a deadline alert has none: its
-    `metadata` names the deadline event)."""
+    `metadata` names the deadline event; a FHIR notification's names its subscription)."""
     envelope: dict[str, str | int] = {
         "message_id": new_id(), "type": message_type, "referral_id": referral.id,
         "kind": referral.kind, "sender": referral.sender_id, "receiver": referral.receiver_id,

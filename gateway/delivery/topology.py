@@ -1,7 +1,7 @@
 """The RabbitMQ topology, declared idempotently by every process that uses it.
 
     casebridge (topic)            deliver.<partner>, status.<partner>,  quorum queues
-                                  alert.<partner>
+                                  alert.<partner>, fhir-notify.<partner>
     casebridge.retry.<delay> (fanout) -> casebridge.retry.<delay>        classic, TTL = delay,
                                          dead-letters back to `casebridge` with the
                                          message's own routing key
@@ -26,7 +26,7 @@ PRECONDITION_FAILED = 406
 EXCHANGE = "casebridge"
 DEAD_EXCHANGE = "casebridge.dead"
 DEAD_QUEUE = "casebridge.dead"
-MESSAGE_TYPES = ("deliver", "status", "alert")
+MESSAGE_TYPES = ("deliver", "status", "alert", "fhir-notify")
 
 
 @dataclass(frozen=True)

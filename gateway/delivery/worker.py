@@ -34,8 +34,10 @@ from gateway.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from gateway.fhir.subscription import NOTIFY, Notifier
 from gateway.lifecycle import Actor, State
 from gateway.protection import audit
+from gateway.settings import get_settings
 from gateway.store.db import unit_of_work
 from gateway.store.models import (
     DeadlineEvent,
@@ -79,6 +81,8 @@ class Deliverer:
         self.contracts = contracts
         self.translator = translator
         self.adapters = adapters or AdapterPool()
+        self.notifier = Notifier(sessions=sessions, translator=translator,
+                                 base_url=get_settings().fhir_base_url)
 
     def adapter_for(self, partner: Partner) -> PartnerAdapter | None:
         return self.adapters.for_partner(partner.id, partner.system, partner.connection)
@@ -91,6 +95,8 @@ class Deliverer:
                 return self._send_status(envelope, attempt)
             if envelope.get("type") == "alert":
                 return self._send_alert(envelope, attempt)
+            if envelope.get("type") == NOTIFY:
+                return Done(self.notifier.notify(envelope, attempt))
             return Dead("poison", "the envelope has no known type")
         except TransientDeliveryError as error:
             self._record(envelope, attempt, "transient_failure", error.detail,
@@ -215,7 +221,7 @@ class Deliverer:
         if errors:
             return Dead("invalid_alert", "the alert breaks contracts/alert.json: " + "; ".join(
                 f"{e.pointer} {e.rule}" for e in errors))
-        if adapter is None or native_id is None:
+        if adapter is None or native_id is None or not adapter.shows_alerts:
             note = "alert readable through GET /v1/alerts"
         else:
             adapter.alert(native_id=native_id, referral_id=envelope["referral_id"], alert=alert)

@@ -34,15 +34,17 @@ class Refusal:
 
 
 class MappingRegistry:
-    """Every mapping under `root` (`<system>/<name>.yaml`), compiled, by (system, name)."""
+    """Every mapping under `root` (`<system>/<name>.yaml`), compiled, by (system, name);
+    with `system`, only that system's."""
 
-    def __init__(self, root: Path, contracts: Contracts, *, max_refusals: int = 200) -> None:
+    def __init__(self, root: Path, contracts: Contracts, *, max_refusals: int = 200,
+                 system: str | None = None) -> None:
         self.root = root
         self.contracts = contracts
         self._view = SchemaView(contracts)
         # Code lists read once per refresh and shared by the mappings of one system.
         self._folders: dict[Path, CodeListFolder] = {}
-        self._files = CheckedFiles(root, "*/*.yaml", self._check, kind="mapping",
+        self._files = CheckedFiles(root, f"{system or '*'}/*.yaml", self._check, kind="mapping",
                                    name=_identity, companions=_code_lists,
                                    max_refusals=max_refusals)
 

@@ -282,6 +282,28 @@ def _to_number(value: Any, scope: Any, root: Any) -> Any:
     return int(number) if number.is_integer() else number
 
 
+def _parse_pluck(arg: Any) -> dict[str, Any]:
+    if not isinstance(arg, str):
+        raise ArgError("takes the field path to read in each item, e.g. pluck: code")
+    try:
+        parse_path(arg)
+    except PathSyntaxError as error:
+        raise ArgError(f"takes a field path: {error}") from None
+    return {"path": arg}
+
+
+def _build_pluck(args: dict[str, Any]) -> Apply:
+    read = compile_getter(parse_path(args["path"]))
+
+    def pluck(value: Any, scope: Any, root: Any) -> Any:
+        if not isinstance(value, list):
+            raise TransformFailed("pluck: the value is not a list")
+        found = [read(item, root) for item in value if isinstance(item, dict)]
+        return [v for v in found if v is not None and v != ""] or None
+
+    return pluck
+
+
 def _fixed(function: Apply) -> Callable[[dict[str, Any]], Apply]:
     return lambda args: function
 
@@ -305,6 +327,8 @@ SPECS: dict[str, Spec] = {spec.name: spec for spec in [
          _no_args, _fixed(_first)),
     Spec("as_list", "puts a single value in a list", None, ARRAY, False, False,
          _no_args, _fixed(_as_list)),
+    Spec("pluck", "the value of one field in each item of a list of objects",
+         frozenset({ARRAY}), ARRAY, False, False, _parse_pluck, _build_pluck),
     Spec("to_text", "writes a number or true/false as text", None, STRING, True, False,
          _no_args, _fixed(_to_text)),
     Spec("to_number", "reads a number written as text", frozenset({STRING, NUMBER, INTEGER}),

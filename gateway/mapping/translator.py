@@ -23,11 +23,13 @@ STATUS_CONTRACT = "status-event"
 
 
 class MappingTranslator:
-    """Translate records and statuses with the mappings of each partner system."""
+    """Translate records and statuses with the mappings of each partner system (or of one
+    `system`, for a process that speaks only that one: the FHIR face)."""
 
     def __init__(self, mappings_dir: Path, *, contracts: Contracts, refresh_seconds: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.registry = MappingRegistry(mappings_dir, contracts)
+                 clock: Callable[[], float] = time.monotonic, system: str | None = None
+                 ) -> None:
+        self.registry = MappingRegistry(mappings_dir, contracts, system=system)
         self.refresh_seconds = refresh_seconds
         self._clock = clock
         self.registry.refresh()

@@ -36,6 +36,7 @@ ACTIONS = frozenset({
     "console.lockout", "console.view", "console.user", "audit.export", "token.issue",
     "report.disclosures", "subject.lookup", "subject.export", "subject.erase",
     "subject.restrict", "deadline.alert", "directory.availability",
+    "fhir.subscription",
 })
 
 

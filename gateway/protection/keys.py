@@ -3,7 +3,8 @@
 Personal data is stored in `referrals.content` and `status_events.content`, what partners
 said or sent that could not be taken in `deliveries.partner_error`, `dead_letters.change`
 and `dead_letters.partner_error`, and the credentials the gateway uses at partner systems
-in `partners.connection`; each value is `cb1:<key id>:…` or, for rows written before
+in `partners.connection` (and sends to FHIR partners' notification endpoints, in
+`fhir_subscriptions.channel`); each value is `cb1:<key id>:…` or, for rows written before
 encryption existed, plain JSON.
 `rotate` re-encrypts every value that is not under the active key, a batch per
 transaction, and rewrites each re-encrypted referral's identifier digests with it; a
@@ -26,19 +27,28 @@ from gateway.protection import audit
 from gateway.protection.crypto import PREFIX, DecryptionError, Keyring, keyring
 from gateway.protection.identifiers import store_digests
 from gateway.store.db import take_write_turn
-from gateway.store.models import DeadLetter, Delivery, Partner, Referral, StatusEvent
+from gateway.store.models import (
+    DeadLetter,
+    Delivery,
+    FhirSubscription,
+    Partner,
+    Referral,
+    StatusEvent,
+)
 
 ACTOR = "system:keys-rotate"
 
 # The encrypted columns, the model that holds each, and the same table seen raw (the stored
 # text, not the decrypted document).
-MODELS: dict[str, type[Referral | StatusEvent | Partner | Delivery | DeadLetter]] = {
+MODELS: dict[str, type[Referral | StatusEvent | Partner | Delivery | DeadLetter
+                       | FhirSubscription]] = {
     "referrals.content": Referral,
     "status_events.content": StatusEvent,
     "partners.connection": Partner,
     "deliveries.partner_error": Delivery,
     "dead_letters.change": DeadLetter,
     "dead_letters.partner_error": DeadLetter,
+    "fhir_subscriptions.channel": FhirSubscription,
 }
 COLUMNS = tuple(MODELS)
 

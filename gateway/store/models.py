@@ -512,3 +512,27 @@ class LoginThrottle(Base):
     first_failure_at: Mapped[datetime]
     last_failure_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]
+
+
+class FhirSubscription(Base):
+    """A FHIR partner's R4 Subscription (rest-hook): which Task changes it is told of, where.
+
+    `channel` (reason, endpoint, payload, headers) is encrypted: the headers may carry the
+    partner's credentials. `criteria` holds only Task search parameters the gateway checked
+    (partner ids, status codes, referral ids), never a personal value. `events_since_start`
+    numbers the notifications, as the R4 Backport notification status counts them.
+    """
+
+    __tablename__ = "fhir_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    criteria: Mapped[str] = mapped_column(String(500))
+    channel: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("fhir_subscriptions.channel"))
+    end_at: Mapped[datetime | None]
+    events_since_start: Mapped[int] = mapped_column(Integer, default=0)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

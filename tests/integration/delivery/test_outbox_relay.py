@@ -86,7 +86,7 @@ def test_topology_declaration_is_idempotent(settings, partners) -> None:
         again = topology.declare(channel, partner_ids=list(partners), delays=[10, 60],
                                  delivery_limit=5)
         assert names == again == [f"{t}.{p}" for p in partners
-                                  for t in ("deliver", "status", "alert")]
+                                  for t in ("deliver", "status", "alert", "fhir-notify")]
         state = channel.queue_declare(names[0], passive=True)
         assert state.method.message_count == 0
 

@@ -45,7 +45,7 @@ def adapter_for() -> Iterator[Callable[..., NdeliusAdapter]]:
     made: list[NdeliusAdapter] = []
 
     def make(server: LiveServer, **options: Any) -> NdeliusAdapter:
-        adapter = NdeliusAdapter(server.url, **GATEWAY, timeout=5.0, **options)
+        adapter = NdeliusAdapter(server.url, **GATEWAY, timeout=15.0, **options)
         made.append(adapter)
         return adapter
 
@@ -60,7 +60,7 @@ class Officer:
     def __init__(self, server: LiveServer, staff: str) -> None:
         token = httpx.post(f"{server.url}/auth/oauth/token", auth=UI,
                            params={"grant_type": "client_credentials", "username": staff})
-        self.http = httpx.Client(base_url=server.url, timeout=5.0, headers={
+        self.http = httpx.Client(base_url=server.url, timeout=15.0, headers={
             "Authorization": f"Bearer {token.json()['access_token']}"})
 
     def get(self, path: str, **params: Any) -> Any:

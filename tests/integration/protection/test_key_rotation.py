@@ -34,6 +34,7 @@ from gateway.store.models import (
     AuditEntry,
     DeadLetter,
     Delivery,
+    FhirSubscription,
     IdentifierDigest,
     Partner,
     Referral,
@@ -125,10 +126,11 @@ def raw_store(engine: Engine) -> str:
             text(f'SELECT CAST(t AS text) FROM "{table}" AS t')).scalars())
 
 
-# The columns holding what partners answered or sent that could not be taken: empty unless
-# a test puts something there.
+# The columns holding what partners answered or sent that could not be taken, and where
+# FHIR partners' notifications go: empty unless a test puts something there.
 NO_ANSWERS = {name: {"keys": {}, "unencrypted": 0} for name in (
-    "deliveries.partner_error", "dead_letters.change", "dead_letters.partner_error")}
+    "deliveries.partner_error", "dead_letters.change", "dead_letters.partner_error",
+    "fhir_subscriptions.channel")}
 
 
 def rotations(sessions: sessionmaker[Session]) -> list[AuditEntry]:
@@ -188,6 +190,8 @@ def test_partner_answers_and_changes_kept_for_redrive_are_rotated_too(
     [referral_id] = add_referrals(1)
     answer = {"status": 400, "code": "0x0", "message": "Zawadi Fictionalson exists already"}
     change = {"kind": "status", "native_id": "42", "record": {"notes": "Zawadi seen"}}
+    hook = {"reason": "desk", "endpoint": "https://clinic.example/hook", "payload": None,
+            "header": ["Authorization: Bearer hook-secret"]}
     with unit_of_work(sessions) as session:
         referral = session.get(Referral, referral_id)
         session.add(Delivery(referral_id=referral_id, partner_id=referral.receiver_id,
@@ -195,6 +199,9 @@ def test_partner_answers_and_changes_kept_for_redrive_are_rotated_too(
         session.add(DeadLetter(message_id=f"inbound:{uuid.uuid4().hex}", direction="inbound",
                                partner_id=referral.sender_id, reason="take-failed",
                                change=change, partner_error=answer))
+        session.add(FhirSubscription(
+            partner_id=referral.sender_id, status="active", criteria="Task", channel=hook,
+            events_since_start=0, error_count=0))
     use_keys(KEY_A, KEY_B)
 
     report = rotate(sessions)
@@ -208,6 +215,7 @@ def test_partner_answers_and_changes_kept_for_redrive_are_rotated_too(
         assert session.scalar(select(Delivery.partner_error)) == answer
         letter = session.scalar(select(DeadLetter))
         assert letter.change == change and letter.partner_error == answer
+        assert session.scalar(select(FhirSubscription.channel)) == hook
 
 
 def test_a_second_rotation_changes_nothing(sessions, use_keys, add_referrals) -> None:
@@ -452,6 +460,7 @@ def test_keys_status_and_rotate_say_which_keys_are_needed(
         "deliveries.partner_error: no values\n"
         "dead_letters.change: no values\n"
         "dead_letters.partner_error: no values\n"
+        "fhir_subscriptions.channel: no values\n"
         "keys still needed: kA, kB\n"
         "9 values are not under kB: run `casebridge keys rotate`\n")
     assert rotated.exit_code == 0, rotated.output
@@ -474,6 +483,7 @@ def test_keys_status_and_rotate_say_which_keys_are_needed(
         "deliveries.partner_error: no values\n"
         "dead_letters.change: no values\n"
         "dead_letters.partner_error: no values\n"
+        "fhir_subscriptions.channel: no values\n"
         "keys still needed: kB\n"
         "key kA no stored value needs: it can be removed from the key file\n")
 

@@ -178,3 +178,5 @@ def test_dtp_has_nothing_to_discover_read_or_alert(adapter: ProgresDtpAdapter,
     adapter.alert(native_id="intervention/N-1", referral_id=REFERRAL_ID,
                   alert={"flag": "overdue"})
     assert anything.call_count == 0  # no DTP message shows an alert: nothing is sent
+    # ... and the worker knows it: it records the alert as waiting at GET /v1/alerts
+    assert adapter.shows_alerts is False

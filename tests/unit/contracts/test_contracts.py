@@ -119,7 +119,7 @@ REQUIRED_CODES = {
     "identifier-system": words(
         "progres_individual progres_group primero_case ndelius_crn national_id other"
     ),
-    "partner-system": words("progres primero ndelius other"),
+    "partner-system": words("progres primero ndelius fhir other"),
 }
 
 # Keywords under which a subschema describes the same instance conditionally; walking the

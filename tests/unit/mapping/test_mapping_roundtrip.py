@@ -100,10 +100,32 @@ def _target(path: FieldPath, scope: Field | None) -> Field | None:
 
 
 def _set(record: dict[str, Any], path: FieldPath, value: Any) -> None:
-    keys = [step.key for step in path.steps]
-    for key in keys[:-1]:
-        record = record.setdefault(key, {})
-    record[keys[-1]] = value
+    """Write `value` at `path`, making the objects and list items on the way (an item by
+    position, or the item whose key has the value the path names)."""
+    *steps, last = path.steps
+    for step in steps:
+        if not step.in_list:
+            record = record.setdefault(step.key, {})
+            continue
+        items = record.setdefault(step.key, [])
+        if step.index is not None:
+            items.extend({} for _ in range(step.index + 1 - len(items)))
+            record = items[step.index]
+        else:
+            assert step.match is not None
+            key, wanted = step.match
+            found = next((i for i in items if isinstance(i, dict) and i.get(key) == wanted),
+                         None)
+            if found is None:
+                found = {key: wanted}
+                items.append(found)
+            record = found
+    if last.index is not None:
+        items = record.setdefault(last.key, [])
+        items.extend(None for _ in range(last.index + 1 - len(items)))
+        items[last.index] = value
+    else:
+        record[last.key] = value
 
 
 @st.composite
@@ -184,8 +206,10 @@ STATUS_FILES = [p for p in sorted(MAPPINGS.glob("*/*.yaml"))
 def _status_rules(mapping: CompiledMapping) -> tuple[Rule, Rule]:
     """The inbound rule writing `status` and the outbound rule reading it."""
     blocks = mapping.mapping.blocks
+    # The rule writing the native status through a code list (FHIR also copies the
+    # canonical status into businessStatus, by another rule reading `status`).
     [outbound] = [r for r in blocks["outbound"].rules if r.sources
-                  and r.sources[0].text == "status"]
+                  and r.sources[0].text == "status" and r.code is not None]
     # Several inbound rules may write the status (nDelius reads a closed NSI's outcome):
     # the one that goes through the same code list as the outbound rule is the pair.
     [inbound] = [r for r in blocks["inbound"].rules if r.to.text == "status"

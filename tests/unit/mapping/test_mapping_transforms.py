@@ -78,6 +78,16 @@ def test_less_than_case_trim_and_type_changes() -> None:
     assert run("as_list", None, "x") == ["x"] and run("as_list", None, ["x"]) == ["x"]
 
 
+def test_pluck_reads_one_field_of_each_item_and_skips_items_without_it() -> None:
+    actors = [{"reference": {"reference": "Organization/a"}}, {"role": {"text": "x"}},
+              {"reference": {"reference": "Organization/b"}}, "not an object"]
+    assert run("pluck", "reference.reference", actors) == ["Organization/a", "Organization/b"]
+    assert run("pluck", "coding[0].code", [{"coding": [{"code": "c"}]}]) == ["c"]
+    assert run("pluck", "code", [{"system": "s"}]) is None
+    with pytest.raises(TransformFailed, match="not a list"):
+        run("pluck", "code", {"code": "c"})
+
+
 def test_to_number_failure_does_not_repeat_the_value() -> None:
     with pytest.raises(TransformFailed) as caught:
         run("to_number", None, "twelve-secret")
@@ -87,6 +97,7 @@ def test_to_number_failure_does_not_repeat_the_value() -> None:
 @pytest.mark.parametrize(("name", "arg"), [
     ("trim", "both"), ("case", "shout"), ("date", "DD/MM/YYYY"), ("date", {"from": "Q"}),
     ("split", {"part": "second"}), ("less_than", True), ("join", 3), ("age", {"at": "a..b"}),
+    ("pluck", None), ("pluck", "a..b"),
 ])
 def test_bad_arguments_are_refused_when_the_file_is_loaded(name: str, arg: Any) -> None:
     with pytest.raises(ArgError):
