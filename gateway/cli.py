@@ -195,8 +195,8 @@ def demo(
     story: Annotated[list[int] | None, typer.Option(help="Only this story (repeatable)")
                      ] = None,
     keep_data: Annotated[bool, typer.Option(help="Keep the stores of the last demo")] = False,
-    port_base: Annotated[int, typer.Option(help="Ports from this one upward (7 in all)")
-                         ] = 8000,
+    port_base: Annotated[int, typer.Option(help="Ports from this one upward (7 in all)",
+                                           min=1, max=65529)] = 8000,
     quiet: Annotated[bool, typer.Option(help="Only one line a story and the summary")] = False,
     database_url: Annotated[str | None, typer.Option(
         help="A store of your own (PostgreSQL) instead of var/demo.db; never emptied")] = None,
@@ -205,7 +205,12 @@ def demo(
 ) -> None:
     """The gateway with five sandbox partner systems, and the stories between them."""
     from gateway.demo.run import run_demo
+    from gateway.demo.stories import STORIES
 
+    unknown = sorted(set(story or []) - {s.number for s in STORIES})
+    if unknown:
+        raise typer.BadParameter(f"no story {unknown[0]}: choose 1 to {len(STORIES)}",
+                                 param_hint="--story")
     raise typer.Exit(run_demo(check=check, only=story or [], keep_data=keep_data,
                               port_base=port_base, quiet=quiet, database_url=database_url,
                               gateways=gateways, workers=workers))

@@ -64,3 +64,9 @@ def test_gateway_processes_refuse_to_start_without_an_encryption_key(cli) -> Non
         assert result.exit_code == 2, (command, result.output)
         assert result.output.startswith("error: no encryption key: set CASEBRIDGE_KEY_FILE")
         assert "Traceback" not in result.output
+
+
+def test_the_demo_refuses_a_story_it_does_not_have_before_starting_anything() -> None:
+    answer = runner.invoke(app, ["demo", "--story", "2", "--story", "9"])
+    assert answer.exit_code == 2
+    assert "no story 9: choose 1 to 6" in answer.output
