@@ -21,8 +21,8 @@ What is measured
     store exactly one ``delivered`` event per referral and no dead letter: else exit 1.
 
 Why the baseline is what it is
-    The gateway's delivery path is built on RabbitMQ: one relay publishing one message at
-    a time with publisher confirms to a durable quorum queue, and workers consuming with a
+    The gateway's delivery path is built on RabbitMQ: one relay publishing outbox rows in batches
+    with publisher confirms to a durable quorum queue, and workers consuming with a
     prefetch and acknowledging each message. On a small machine the broker and the
     processes share the same cores, so absolute numbers mostly describe the machine. The
     baseline is the bare messaging ceiling of that design on the same broker in the same
