@@ -37,6 +37,8 @@ def relay_once(*, sessions: sessionmaker[Session], publisher: broker.BatchPublis
         # The rows stay locked until the one commit, so another relay skips them. Should
         # the publish fail, rows the broker took are published again next time: at least
         # once, and workers are idempotent.
+        if not rows:
+            return 0
         _publish(publisher, rows, settings)
         now = utcnow()
         for row in rows:
