@@ -10,8 +10,8 @@ What is measured
     connected to the sandbox. After a warm-up, a thread pool submits canonical referrals
     (``POST /v1/referrals``, 201 each) from ``sender-api`` to ``primero-ssd``, while the relay
     and the workers carry them on: outbox row -> publish with confirm -> quorum queue ->
-    worker -> mapping -> Primero adapter (about four HTTP calls to the sandbox) -> the
-    worker records the ``delivered`` status event (and, through the outbox, a status
+    worker -> mapping -> Primero adapter (three HTTP calls to the sandbox for a new case)
+    -> the worker records the ``delivered`` status event (and, through the outbox, a status
     message back to the sender, which a worker settles without an HTTP call).
 
     For each referral, latency = its ``delivered`` status event's ``recorded_at`` (written
@@ -21,8 +21,8 @@ What is measured
     store exactly one ``delivered`` event per referral and no dead letter: else exit 1.
 
 Why the baseline is what it is
-    The gateway's delivery path is built on RabbitMQ: one relay publishing one message at
-    a time with publisher confirms to a durable quorum queue, and workers consuming with a
+    The gateway's delivery path is built on RabbitMQ: one relay publishing outbox rows in
+    batches with publisher confirms to a durable quorum queue, and workers consuming with a
     prefetch and acknowledging each message. On a small machine the broker and the
     processes share the same cores, so absolute numbers mostly describe the machine. The
     baseline is the bare messaging ceiling of that design on the same broker in the same

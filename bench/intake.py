@@ -184,8 +184,9 @@ def count_stored(url: str) -> tuple[int, int]:
 
 
 @contextmanager
-def gateway_server(url: str, log_path: Path) -> Iterator[str]:
-    """uvicorn serving the gateway on `url` in a child process; yields its base URL."""
+def gateway_server(url: str, log_path: Path) -> Iterator[tuple[str, int]]:
+    """uvicorn serving the gateway on `url` in a child process; yields its base URL and
+    process id."""
     port = common.free_port()
     env = {**os.environ, "CASEBRIDGE_DATABASE_URL": url, "CASEBRIDGE_LOG_LEVEL": "warning"}
     with log_path.open("wb") as log:
@@ -197,7 +198,7 @@ def gateway_server(url: str, log_path: Path) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(process, base_url, log_path)
-        yield base_url
+        yield base_url, process.pid
     finally:
         stop(process)
 
@@ -259,7 +260,7 @@ def bench_database(database: str, args: argparse.Namespace, log_folder: Path) ->
     with common.store_database(database, log_folder) as url:
         api_key = prepare_store(url)
         log_path = log_folder / f"gateway-{database}.log"
-        with gateway_server(url, log_path) as base_url:
+        with gateway_server(url, log_path) as (base_url, _):
             # Warm-up, not counted: connection pools, validators, code paths.
             load(base_url, api_key, noop_calls(args.warmup), args.concurrency, "warm-up noop")
             load(base_url, api_key, referral_calls(args.warmup), args.concurrency,

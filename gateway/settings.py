@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     )
     relay_batch: int = Field(default=200, description="Outbox rows the relay publishes at once.")
     relay_interval: float = Field(
-        default=0.5, description="Seconds the relay waits when the outbox is empty."
+        default=0.1, description="Seconds the relay waits when the outbox is empty."
     )
     poll_interval: float = Field(
         default=30.0, description="Seconds between two polls of each partner system."

@@ -135,10 +135,11 @@ class PrimeroAdapter:
         if path is None:
             raise PermanentDeliveryError(f"Primero has no transition for kind {kind!r}",
                                          partner_code="unsupported_kind")
-        case = self._case_for(referral_id)
+        case, new = self._case_for(referral_id), False
         if case is None:
-            case = self._make_case(referral_id, dict(record.get("case") or {}))
-        made = self._transition_by_adapter(case["id"], _TYPES[path])
+            case, new = self._make_case(referral_id, dict(record.get("case") or {}))
+        # A case this call made has no referral or transfer yet: nothing to look for.
+        made = None if new else self._transition_by_adapter(case["id"], _TYPES[path])
         if made is not None:
             log.info("primero_record_found", referral_id=referral_id, case_id=case["id"],
                      transition_id=made["id"])
@@ -321,7 +322,9 @@ class PrimeroAdapter:
                  for case in page if case.get(EXTERNAL_REFERENCE) == referral_id]
         return found[0] if found else None
 
-    def _make_case(self, referral_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _make_case(self, referral_id: str, fields: dict[str, Any]
+                   ) -> tuple[dict[str, Any], bool]:
+        """The case's fields, and whether this call made it (not an earlier attempt)."""
         case_id = str(uuid.uuid5(CASE_NAMESPACE, referral_id))
         fields.update(id=case_id, **{EXTERNAL_REFERENCE: referral_id})
         rows = fields.get("services_section")
@@ -331,9 +334,9 @@ class PrimeroAdapter:
                  or str(uuid.uuid5(CASE_NAMESPACE, f"{referral_id}/service/{n}"))}
                 for n, row in enumerate(rows) if isinstance(row, dict)]
         # 409: the case was made by an earlier attempt whose answer never came back.
-        self._client.request("POST", "/cases", body={"data": fields},
-                             accept=frozenset({409}))
-        return fields
+        response = self._client.request("POST", "/cases", body={"data": fields},
+                                        accept=frozenset({409}))
+        return fields, response.status_code != 409
 
     def _transition_by_adapter(self, case_id: str, kind: str) -> dict[str, Any] | None:
         where = f"/cases/{case_id}/transitions"

@@ -5,9 +5,9 @@ idempotent, so that costs a little work and never a second record.
 """
 
 import threading
+from collections.abc import Sequence
 
 import structlog
-from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import UnroutableError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -26,48 +26,59 @@ def partner_ids(sessions: sessionmaker[Session]) -> list[str]:
         return list(session.scalars(select(Partner.id).order_by(Partner.id)))
 
 
-def relay_once(*, sessions: sessionmaker[Session], channel: BlockingChannel, batch: int,
-               settings: Settings) -> int:
+def relay_once(*, sessions: sessionmaker[Session], publisher: broker.BatchPublisher,
+               batch: int, settings: Settings) -> int:
     """Publish up to `batch` pending outbox rows; returns how many were published."""
     with unit_of_work(sessions) as session:
         rows = session.scalars(
             select(OutboxMessage).where(OutboxMessage.published_at.is_(None))
             .order_by(OutboxMessage.id).limit(batch).with_for_update(skip_locked=True)
         ).all()
-        # The rows stay locked until the one commit, so another relay skips them. Should a
-        # later publish fail, the rows already confirmed are published again next time:
-        # at least once, and workers are idempotent.
+        # The rows stay locked until the one commit, so another relay skips them. Should
+        # the publish fail, rows the broker took are published again next time: at least
+        # once, and workers are idempotent.
+        if not rows:
+            return 0
+        _publish(publisher, rows, settings)
+        now = utcnow()
         for row in rows:
             row.publish_attempts += 1
-            _publish(channel, row, settings)
-            row.published_at = utcnow()
+            row.published_at = now
             log.info("outbox_published", referral_id=row.referral_id, routing_key=row.routing_key,
                      correlation_id=row.envelope.get("correlation_id"))
         return len(rows)
 
 
-def _publish(channel: BlockingChannel, row: OutboxMessage, settings: Settings) -> None:
-    body, props = broker.encode(row.envelope), broker.properties(row.envelope, attempt=1)
-    try:
-        # mandatory: a message no queue takes is returned to us instead of vanishing.
-        channel.basic_publish(topology.EXCHANGE, row.routing_key, body, props, mandatory=True)
-    except UnroutableError:
+def _publish(publisher: broker.BatchPublisher, rows: Sequence[OutboxMessage],
+             settings: Settings) -> None:
+    """Publish `rows` and wait for the broker's confirms of them all."""
+    returned = publisher.publish([_message(row) for row in rows])
+    if returned:
         # A partner registered after this relay started: declare its queues, publish again.
-        target = row.envelope["target"]
-        topology.declare(channel, partner_ids=[target], delays=settings.retry_delays,
+        again = [row for row in rows if row.envelope["message_id"] in returned]
+        topology.declare(publisher.channel, delays=settings.retry_delays,
+                         partner_ids=sorted({row.envelope["target"] for row in again}),
                          delivery_limit=settings.delivery_limit)
-        channel.basic_publish(topology.EXCHANGE, row.routing_key, body, props, mandatory=True)
+        if publisher.publish([_message(row) for row in again]):
+            raise UnroutableError([])
+
+
+def _message(row: OutboxMessage) -> broker.Message:
+    return (topology.EXCHANGE, row.routing_key, broker.encode(row.envelope),
+            broker.properties(row.envelope, attempt=1))
 
 
 def run_relay(*, settings: Settings, sessions: sessionmaker[Session],
               stop: threading.Event) -> None:
     """Relay until `stop` is set, reconnecting to the broker and riding out database outages."""
     for attempt in broker.reconnecting("relay", stop):
-        with attempt, broker.open_channel(settings, partner_ids=partner_ids(sessions)) as channel:
+        with attempt, broker.open_channel(settings, partner_ids=partner_ids(sessions),
+                                          confirms=False) as channel:
+            publisher = broker.BatchPublisher(channel)
             log.info("relay_started")
             while not stop.is_set():
                 try:
-                    published = relay_once(sessions=sessions, channel=channel,
+                    published = relay_once(sessions=sessions, publisher=publisher,
                                            batch=settings.relay_batch, settings=settings)
                 except OperationalError as error:
                     log.warning("database_unavailable", process="relay",

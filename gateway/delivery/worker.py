@@ -17,7 +17,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 from sqlalchemy import select
 from sqlalchemy.exc import DataError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from adapters.base import PartnerAdapter
@@ -130,7 +130,9 @@ class Deliverer:
             native_id = adapter.create(referral_id=envelope["referral_id"], kind=kind,
                                        record=native)
         with unit_of_work(self.sessions) as session:
-            referral = session.get(Referral, envelope["referral_id"], with_for_update=True)
+            # Recording the outcome needs no content: it is not decrypted a second time.
+            referral = session.get(Referral, envelope["referral_id"], with_for_update=True,
+                                   options=[defer(Referral.content)])
             assert referral is not None
             if native_id is not None and session.scalar(select(PartnerRecord.id).where(
                     PartnerRecord.referral_id == referral.id,

@@ -58,11 +58,12 @@ def test_relay_publishes_each_outbox_row_once_confirmed_and_marks_it(
 
     # The receiver's queue does not exist yet: the relay declares it when the broker
     # returns the message as unroutable.
-    with broker.open_channel(settings, partner_ids=[]) as channel:
-        published = relay.relay_once(sessions=sessions, channel=channel, batch=50,
+    with broker.open_channel(settings, partner_ids=[], confirms=False) as channel:
+        publisher = broker.BatchPublisher(channel)
+        published = relay.relay_once(sessions=sessions, publisher=publisher, batch=50,
                                      settings=settings)
         assert published >= 3
-        assert relay.relay_once(sessions=sessions, channel=channel, batch=50,
+        assert relay.relay_once(sessions=sessions, publisher=publisher, batch=50,
                                 settings=settings) == 0
         bodies = []
         while True:

@@ -335,6 +335,21 @@ def test_create_after_a_lost_answer_makes_no_second_case_or_referral(
     assert sent["casebridge_referral_id"] == "cbr-1" and sent["id"] == native_id.split("/")[0]
 
 
+@pytest.mark.parametrize(("case_answer", "looked"), [(201, False), (409, True)])
+def test_create_looks_for_an_earlier_referral_only_on_a_case_it_did_not_make(
+        primero: respx.MockRouter, adapter: PrimeroAdapter, case_answer: int,
+        looked: bool) -> None:
+    primero.get("/cases").respond(json={"data": [], "metadata": {"total": 0}})
+    primero.post("/cases").respond(case_answer, json={"data": {}})
+    earlier = primero.get(path__regex=r"/cases/[^/]+/transitions").respond(
+        json={"data": []})
+    refer = primero.post(path__regex=r"/cases/[^/]+/referrals").respond(
+        json={"data": transition()})
+    assert adapter.create(referral_id="cbr-1", kind="referral",
+                          record=native()).endswith(f"/referrals/{REFERRAL_ID}")
+    assert (earlier.called, refer.call_count) == (looked, 1)
+
+
 def test_a_referral_is_revoked_by_delete_and_a_transfer_by_patch(
         primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
     delete = primero.delete(f"/cases/{CASE_ID}/referrals/{REFERRAL_ID}").respond(
