@@ -35,7 +35,8 @@ ACTIONS = frozenset({
     "delivery.withhold", "redrive", "consent.withdraw", "keys.rotate", "console.login",
     "console.view", "console.user", "audit.export", "token.issue",
     "report.disclosures", "subject.lookup", "subject.export", "subject.erase",
-    "subject.restrict", "deadline.alert",
+    "subject.restrict", "deadline.alert", "partner.rotate_key", "partner.suspend",
+    "partner.resume",
 })
 
 

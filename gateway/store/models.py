@@ -123,6 +123,14 @@ class Partner(Base):
     # only calls the API and polls for status.
     connection: Mapped[dict[str, Any] | None] = mapped_column(
         EncryptedJSON("partners.connection"))
+    # Delivery to the partner suspended by an operator (messages wait in its queues), and by
+    # whom; None while delivery runs.
+    suspended_at: Mapped[datetime | None]
+    suspended_by: Mapped[str | None] = mapped_column(String(120))
+    # The delivery circuit: transient failures of deliveries to the partner in a row, and
+    # until when workers leave it alone after too many (see gateway/delivery/circuit.py).
+    delivery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    circuit_open_until: Mapped[datetime | None]
 
 
 class Referral(Base):
@@ -132,15 +140,21 @@ class Referral(Base):
     __table_args__ = (
         UniqueConstraint("sender_id", "idempotency_key", name="uq_referrals_idempotency"),
         Index("ix_referrals_updated", "updated_at", "id"),
-        Index("ix_referrals_created", "created_at"),
+        # The console's list: latest submitted first, paged by (created_at, id), one index
+        # per filter so that a page stays one short index read over millions of rows.
+        Index("ix_referrals_created", "created_at", "id"),
+        Index("ix_referrals_status_created", "status", "created_at", "id"),
+        Index("ix_referrals_kind_created", "kind", "created_at", "id"),
+        Index("ix_referrals_sender_created", "sender_id", "created_at", "id"),
+        Index("ix_referrals_receiver_created", "receiver_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    kind: Mapped[str] = mapped_column(String(20), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
     subtype: Mapped[str | None] = mapped_column(String(30))
-    sender_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
-    receiver_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    sender_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    receiver_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    status: Mapped[str] = mapped_column(String(20))
     correlation_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
@@ -192,6 +206,22 @@ class Referral(Base):
         return None
 
 
+class ReferralService(Base):
+    """One service type a referral asks for (`Referral.service_types`, one row each), with
+    the referral's submission time: what the console filters and pages its list by."""
+
+    __tablename__ = "referral_services"
+    __table_args__ = (
+        Index("ix_referral_services_type_created", "service_type", "created_at", "referral_id"),
+    )
+
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), primary_key=True)
+    service_type: Mapped[str] = mapped_column(String(50), primary_key=True)
+    created_at: Mapped[datetime]
+
+    referral: Mapped[Referral] = relationship()
+
+
 class StatusEvent(Base):
     """One change of a referral's state: who, when, from, to, why.
 
@@ -231,11 +261,13 @@ class Delivery(Base):
     """One attempt to hand a referral or a status event to a partner system, and its outcome."""
 
     __tablename__ = "deliveries"
+    # The console's overview counts each partner's attempts of the last hour and day.
+    __table_args__ = (Index("ix_deliveries_partner_finished", "partner_id", "finished_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
     status_event_id: Mapped[str | None] = mapped_column(ForeignKey("status_events.id"))
-    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(30), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
@@ -257,7 +289,9 @@ class OutboxMessage(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "published_at", "id"),)
+    __table_args__ = (Index("ix_outbox_pending", "published_at", "id"),
+                      # The console's overview: the messages published to each queue.
+                      Index("ix_outbox_routing_published", "routing_key", "published_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
@@ -271,6 +305,10 @@ class OutboxMessage(Base):
 
     referral: Mapped[Referral] = relationship()
     status_event: Mapped[StatusEvent | None] = relationship()
+
+
+# A deadline whose overdue flag is up: raised, and neither met nor cleared since.
+OVERDUE_OPEN = "raised_at IS NOT NULL AND met_at IS NULL AND cleared_at IS NULL"
 
 
 class TrackedDeadline(Base):
@@ -289,6 +327,9 @@ class TrackedDeadline(Base):
         Index("ix_deadlines_next_alert", "next_alert_at", "id",
               postgresql_where=text("next_alert_at IS NOT NULL"),
               sqlite_where=text("next_alert_at IS NOT NULL")),
+        # Partial: the few deadlines overdue now (the console's overdue page and filter).
+        Index("ix_deadlines_overdue_open", "referral_id",
+              postgresql_where=text(OVERDUE_OPEN), sqlite_where=text(OVERDUE_OPEN)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
