@@ -17,10 +17,12 @@ from gateway.errors import MalformedRequest
 
 FORM_LIMIT = 64 * 1024
 
-# No script runs in the console: the policy forbids any, and framing by other sites.
+# The one script of the console is its own file (refreshing the overview): the policy
+# allows no other, inline or from elsewhere, and no framing by other sites.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; "
+                               "style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -30,6 +32,18 @@ SECURITY_HEADERS = {
 
 def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _ago(value: datetime | None, now: datetime) -> str:
+    """How long ago (or, negative, from now) in the largest whole unit: 40 s, 12 min, 5 h, 3 d."""
+    if value is None:
+        return ""
+    seconds = int((now - value).total_seconds())
+    sign, seconds = ("in " if seconds < 0 else ""), abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{sign}{seconds // size} {unit}"
+    return f"{sign}{seconds} s"
 
 
 def _hours(value: float | None, unit: bool = True) -> str:
@@ -45,6 +59,7 @@ templates = Environment(loader=PackageLoader("gateway.console", "templates"), au
 templates.filters["when"] = _when
 templates.filters["as_json"] = _as_json
 templates.filters["hours"] = _hours
+templates.filters["ago"] = _ago
 
 
 def page(request: Request, template: str, *, viewer: Viewer | None, status: int = 200,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     false,
     text,
 )
@@ -348,6 +350,12 @@ class TrackedDeadline(Base):
     cleared_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]  # since when the clock stands still, if it does
     paused_seconds: Mapped[int] = mapped_column(Integer, default=0)  # all pauses so far
+
+
+def overdue_open() -> ColumnElement[bool]:
+    """OVERDUE_OPEN as an expression on TrackedDeadline (what the partial index covers)."""
+    return and_(TrackedDeadline.raised_at.is_not(None), TrackedDeadline.met_at.is_(None),
+                TrackedDeadline.cleared_at.is_(None))
 
 
 class DeadlineEvent(Base):
