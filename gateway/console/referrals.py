@@ -125,7 +125,7 @@ def referral_list(
                                "partners": partners, "services": contracts.codes("service-type")}
     try:
         query = filtered(filters)
-        rows, links = _page(session, query, filters, after=after, before=before)
+        rows, links = list_page(session, query, filters, after=after, before=before)
     except ListProblem as problem:
         return page(request, "referrals.html", viewer=viewer, active=Page.REFERRALS,
                     status=400, rows=[], links={}, filters=filters, problem=str(problem),
@@ -134,9 +134,10 @@ def referral_list(
                 links=links, filters=filters, problem=None, **choices)
 
 
-def _page(session: Session, query: Select[*tuple[Any, ...]], filters: dict[str, str], *,
-          after: str, before: str) -> tuple[list[Row[Any]], dict[str, str]]:
-    """One page of rows, newest first, and the links to the pages around it."""
+def list_page(session: Session, query: Select[*tuple[Any, ...]], filters: dict[str, str], *,
+              after: str = "", before: str = "") -> tuple[list[Row[Any]], dict[str, str]]:
+    """One page of rows, newest first (after or before a cursor), and the links to the
+    pages around it: one read of at most PAGE_SIZE + 1 rows on the filter's index."""
     key = tuple_(Referral.created_at, Referral.id)
     if before:
         rows = list(session.execute(query.where(key > tuple_(*read_cursor(before)))
