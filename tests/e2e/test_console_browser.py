@@ -7,8 +7,10 @@ in the trail and reads the reports.
 
 Every page is photographed at 1280 and 375 pixels wide (artifacts/console/, git-ignored),
 checked for a page wider than a phone, and checked by axe-core (run in the page) for
-serious or critical accessibility violations. One browser for the whole module."""
+serious or critical accessibility violations. One browser for the whole module. With
+CASEBRIDGE_DOCS_IMG=1 the pictures of docs/console.md (docs/img/) are taken again too."""
 
+import os
 import re
 import subprocess
 import uuid
@@ -34,6 +36,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "a long fictional passphrase"
 ARTIFACTS = ROOT / "artifacts" / "console"
 WIDTHS = ((1280, 800), (375, 740))
+DOCS_IMG = ROOT / "docs" / "img"
+# The pictures docs/console.md shows: the window (not the whole page) at 1280 px, and the
+# overview on a phone.
+DOCS_PAGES = {"overview-partner-down", "overview-broker-down", "partners", "partner-new-key",
+              "referrals", "referral", "overdue", "mappings", "reports", "deliveries",
+              "dead-letters-one", "audit", "disclosures", "agreements", "subject-requests"}
 RECEIVER, SENDER = "primero-cbx", "caseworker-app"
 SECONDS = 1000  # Playwright counts milliseconds
 
@@ -77,6 +85,11 @@ class Look:
         for width, height in WIDTHS:
             page.set_viewport_size({"width": width, "height": height})
             page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+            if os.environ.get("CASEBRIDGE_DOCS_IMG") and (
+                    (name in DOCS_PAGES and width == 1280)
+                    or (name == "overview-partner-down" and width == 375)):
+                suffix = "" if width == 1280 else "-phone"
+                page.screenshot(path=str(DOCS_IMG / f"console-{name}{suffix}.png"))
             found = self.axe.run(page, options={"resultTypes": ["violations"]})
             for violation in found.response["violations"]:
                 if violation["impact"] in ("serious", "critical"):
