@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         default=10, description="Unacknowledged messages a worker holds at most."
     )
     circuit_failures: int = Field(
-        default=5, ge=1,
+        default=10, ge=1,
         description="Transient delivery failures to one partner in a row that open its "
                     "circuit: workers then leave the partner alone and its messages wait.",
     )

@@ -138,7 +138,7 @@ def glance(*, session: Session, settings: Settings, now: datetime) -> Glance:
     return Glance(now, list(partners.values()), broker)
 
 
-def _queue(session: Session, name: str, depth: "QueueDepth | None") -> Queue:
+def _queue(session: Session, name: str, depth: QueueDepth | None) -> Queue:
     kind = name.split(".", 1)[0]
     if depth is None:
         return Queue(name, kind, None, None, True, None)

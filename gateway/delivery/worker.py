@@ -87,7 +87,7 @@ class Deliverer:
         self.contracts = contracts
         self.translator = translator
         self.adapters = adapters or AdapterPool()
-        self.breaker = breaker or circuit.Breaker(failures=5, seconds=60.0)
+        self.breaker = breaker or circuit.Breaker(failures=10, seconds=60.0)
 
     def adapter_for(self, partner: Partner) -> PartnerAdapter | None:
         return self.adapters.for_partner(partner.id, partner.system, partner.connection)
@@ -282,9 +282,12 @@ def settle(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperti
         # Back through the first rung of the ladder with the same attempt: by the time it
         # returns, workers have stopped taking the partner's queue and it waits there.
         assert envelope is not None
+        log.info("delivery_waits", why=outcome.why, attempt=attempt)
+        if not steps:  # no ladder: straight back to its queue
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
         channel.basic_publish(steps[0].name, method.routing_key, broker.encode(envelope),
                               broker.properties(envelope, attempt=attempt))
-        log.info("delivery_waits", why=outcome.why, attempt=attempt)
     if isinstance(outcome, Retry):
         step = topology.retry_step_for(attempt, outcome.retry_after, steps)
         if step is None:
