@@ -161,6 +161,12 @@ def test_operators_see_queues_partners_and_outages_and_im_officers_preview_mappi
 
         page = log_in(browser, base, "olga")
         expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        # The keyboard: the first Tab offers to skip the navigation, the next ones walk it.
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to the page")).to_be_focused()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Overview")).to_be_focused()
         card = page.locator(f"#glance-{RECEIVER}")
         waiting = page.locator(f'[id="queue-deliver.{RECEIVER}"] .waiting')
         first = submit()
