@@ -23,14 +23,15 @@ from gateway.store.db import unit_of_work
 from gateway.store.models import AuditEntry, ConsoleUser, Partner
 from servers import LiveServer
 
-JUNE_2031 = datetime(2031, 6, 1, tzinfo=UTC)  # a month of this module alone in the store
+SEPTEMBER_2033 = datetime(2033, 9, 1, tzinfo=UTC)  # a month (and its neighbours) of this
+# module alone in the shared store: a history reaches a second into the month before
 ROW = re.compile(r'<a class="id" href="/console/referrals/([0-9a-f-]{36})">')
 
 
 @pytest.fixture(scope="module")
 def history(sessions) -> History:
     with unit_of_work(sessions) as session:
-        return seed_history(session, JUNE_2031)
+        return seed_history(session, SEPTEMBER_2033)
 
 
 def listed(client: httpx.Client, **params: str) -> tuple[list[str], httpx.Response]:
@@ -45,7 +46,7 @@ def test_the_referral_list_filters_and_pages_by_cursor_newest_first(
     monkeypatch.setattr(referral_pages, "PAGE_SIZE", 3)
     client = login(users.operator)
     ids = history.ids
-    month = {"from": "2031-06-01", "to": "2031-06-30"}
+    month = {"from": "2033-09-01", "to": "2033-09-30"}
     # receiver B: r1..r6 in June, newest first, three a page
     first, page = listed(client, receiver=history.b, **month)
     assert first == [ids["r6"], ids["r5"], ids["r4"]]
@@ -61,7 +62,7 @@ def test_the_referral_list_filters_and_pages_by_cursor_newest_first(
     assert listed(client, receiver=history.b, service="legal_aid")[0] == [ids["r3"], ids["r2"]]
     assert listed(client, receiver=history.b, state="rejected")[0] == [ids["r4"]]
     assert listed(client, sender=history.a, overdue="yes")[0] == [ids["r5"], ids["before"]]
-    assert listed(client, sender=history.a, **{"from": "2031-06-09", "to": "2031-06-09"}
+    assert listed(client, sender=history.a, **{"from": "2033-09-09", "to": "2033-09-09"}
                   )[0] == [ids["t2"]]
     assert listed(client, id=ids["t1"])[0] == [ids["t1"]]
     # what cannot be read is said, never a 500
@@ -219,7 +220,7 @@ def test_an_im_officer_previews_a_record_and_sees_file_line_for_a_broken_one(
     mapping = "primero/referral-status:inbound"
     good = client.post("/console/mappings/preview", data={
         "csrf": token, "mapping": mapping,
-        "record": '{"referral": {"status": "accepted", "responded_at": "2031-06-04T08:15:00Z"}}'})
+        "record": '{"referral": {"status": "accepted", "responded_at": "2033-09-04T08:15:00Z"}}'})
     assert good.status_code == 200
     result = good.text.split('id="preview-result"', 1)[1]
     assert "&#34;status&#34;: &#34;accepted&#34;" in result
@@ -241,15 +242,15 @@ def test_an_im_officer_previews_a_record_and_sees_file_line_for_a_broken_one(
 def test_the_reports_page_offers_its_csv_and_the_old_address_leads_there(
         login, users, history) -> None:
     client = login(users.auditor)
-    moved = client.get("/console/turnaround", params={"from": "2031-06-01"})
+    moved = client.get("/console/turnaround", params={"from": "2033-09-01"})
     assert moved.status_code == 303
-    assert moved.headers["location"] == "/console/reports?from=2031-06-01"
-    page = client.get("/console/reports", params={"from": "2031-06-01", "to": "2031-06-30"})
+    assert moved.headers["location"] == "/console/reports?from=2033-09-01"
+    page = client.get("/console/reports", params={"from": "2033-09-01", "to": "2033-09-30"})
     link = re.search(r'href="(/console/reports/turnaround\.csv\?[^"]+)" download', page.text)
     answer = client.get(link.group(1).replace("&amp;", "&"))
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
-    assert 'filename="turnaround-2031-06-01-2031-06-30.csv"' in \
+    assert 'filename="turnaround-2033-09-01-2033-09-30.csv"' in \
         answer.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(answer.text)))
     assert rows[0][:2] == ["sender", "receiver"]
