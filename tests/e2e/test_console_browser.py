@@ -129,15 +129,23 @@ def through(proxy: TcpProxy, amqp_url: str) -> str:
                                      else host))
 
 
+@pytest.fixture
+def proxy(amqp_url: str) -> Iterator[TcpProxy]:
+    """The broker behind a relay the test can cut; set up before the stack, so that it is
+    there until the stack has stopped."""
+    broker = urlsplit(amqp_url)
+    relay = TcpProxy((broker.hostname or "127.0.0.1", broker.port or 5672)).start()
+    yield relay
+    relay.stop()
+
+
 def test_operators_see_queues_partners_and_outages_and_im_officers_preview_mappings(
-    make_stack, make_referral, amqp_url, browser, look, monkeypatch
+    proxy, make_stack, make_referral, amqp_url, browser, look, monkeypatch
 ) -> None:
     from playwright.sync_api import expect
 
     monkeypatch.setattr(consumer, "PARTNER_REFRESH_SECONDS", 1.0)  # workers look each second
     monkeypatch.setattr(overview, "REFRESH_SECONDS", 2)  # the page refreshes every 2 s
-    broker = urlsplit(amqp_url)
-    proxy = TcpProxy((broker.hostname or "127.0.0.1", broker.port or 5672)).start()
     stack: Stack = make_stack(
         [SandboxSpec(RECEIVER, "primero")], [SENDER], amqp_url=through(proxy, amqp_url),
         retry_delays=[1, 5, 30], circuit_failures=2, circuit_seconds=4,
@@ -153,110 +161,107 @@ def test_operators_see_queues_partners_and_outages_and_im_officers_preview_mappi
     def states(ids: list[str]) -> dict[str, int]:
         return stack.statuses(ids)
 
-    try:
-        login = browser.new_context().new_page()
-        login.goto(f"{base}/console/login")
-        look(login, "login")
-        login.context.close()
+    login = browser.new_context().new_page()
+    login.goto(f"{base}/console/login")
+    look(login, "login")
+    login.context.close()
 
-        page = log_in(browser, base, "olga")
-        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-        # The keyboard: the first Tab offers to skip the navigation, the next ones walk it.
-        page.keyboard.press("Tab")
-        expect(page.get_by_role("link", name="Skip to the page")).to_be_focused()
-        page.keyboard.press("Tab")
-        page.keyboard.press("Tab")
-        expect(page.get_by_role("link", name="Overview")).to_be_focused()
-        card = page.locator(f"#glance-{RECEIVER}")
-        waiting = page.locator(f'[id="queue-deliver.{RECEIVER}"] .waiting')
-        first = submit()
-        wait_for(lambda: states([first]) == {"delivered": 1}, what="the first delivery")
-        expect(card.locator(".badge").first).to_have_text("running", timeout=10 * SECONDS)
+    page = log_in(browser, base, "olga")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    # The keyboard: the first Tab offers to skip the navigation, the next ones walk it.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to the page")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Overview")).to_be_focused()
+    card = page.locator(f"#glance-{RECEIVER}")
+    waiting = page.locator(f'[id="queue-deliver.{RECEIVER}"] .waiting')
+    first = submit()
+    wait_for(lambda: states([first]) == {"delivered": 1}, what="the first delivery")
+    expect(card.locator(".badge").first).to_have_text("running", timeout=10 * SECONDS)
 
-        # The partner's system goes down: the circuit opens and its queue grows.
-        stack.stop_sandbox(RECEIVER)
-        tripping = submit()
-        expect(card.locator(".badge").first).to_have_text("circuit open", timeout=30 * SECONDS)
-        queued = [submit() for _ in range(3)]
-        expect(waiting).to_have_text(re.compile(r"^[3-9]$"), timeout=20 * SECONDS)
-        assert states(queued) == {"submitted": 3}
-        look(page, "overview-partner-down")
-        # Back: the next try closes the circuit, the queue drains, everything is delivered.
-        stack.start_sandbox(RECEIVER)
-        wait_for(lambda: states([tripping, *queued]) == {"delivered": 4}, timeout=60,
-                 what="the queue drained into the sandbox")
-        expect(waiting).to_have_text("0", timeout=10 * SECONDS)
-        expect(card.locator(".badge").first).to_have_text("running", timeout=10 * SECONDS)
-        look(page, "overview")
+    # The partner's system goes down: the circuit opens and its queue grows.
+    stack.stop_sandbox(RECEIVER)
+    tripping = submit()
+    expect(card.locator(".badge").first).to_have_text("circuit open", timeout=30 * SECONDS)
+    queued = [submit() for _ in range(3)]
+    expect(waiting).to_have_text(re.compile(r"^[3-9]$"), timeout=20 * SECONDS)
+    assert states(queued) == {"submitted": 3}
+    look(page, "overview-partner-down")
+    # Back: the next try closes the circuit, the queue drains, everything is delivered.
+    stack.start_sandbox(RECEIVER)
+    wait_for(lambda: states([tripping, *queued]) == {"delivered": 4}, timeout=60,
+             what="the queue drained into the sandbox")
+    expect(waiting).to_have_text("0", timeout=10 * SECONDS)
+    expect(card.locator(".badge").first).to_have_text("running", timeout=10 * SECONDS)
+    look(page, "overview")
 
-        # Suspended by the operator: a referral waits in the queue until resumed.
-        page.get_by_role("link", name="Partners").click()
-        page.get_by_role("button", name=f"Suspend delivery to {RECEIVER}").click()
-        expect(page.get_by_role("status")).to_contain_text(f"{RECEIVER}: Delivery suspended")
-        held = submit()
-        page.get_by_role("link", name="Overview").click()
-        expect(card.locator(".badge").first).to_have_text("suspended")
-        expect(waiting).to_have_text("1", timeout=20 * SECONDS)
-        assert states([held]) == {"submitted": 1}
-        page.get_by_role("link", name="Partners").click()
-        look(page, "partners")
-        page.get_by_role("button", name=f"Resume delivery to {RECEIVER}").click()
-        expect(page.get_by_role("status")).to_contain_text(f"{RECEIVER}: Delivery resumed")
-        wait_for(lambda: states([held]) == {"delivered": 1}, what="the held referral delivered")
-        section = page.locator(f"#partner-{RECEIVER}")
-        section.get_by_label("the current key stops working").check()
-        section.get_by_role("button", name=f"New API key for {RECEIVER}").click()
-        expect(page.get_by_label("API key")).to_have_value(re.compile(r"^cbk_"))
-        look(page, "partner-new-key")
+    # Suspended by the operator: a referral waits in the queue until resumed.
+    page.get_by_role("link", name="Partners").click()
+    page.get_by_role("button", name=f"Suspend delivery to {RECEIVER}").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{RECEIVER}: Delivery suspended")
+    held = submit()
+    page.get_by_role("link", name="Overview").click()
+    expect(card.locator(".badge").first).to_have_text("suspended")
+    expect(waiting).to_have_text("1", timeout=20 * SECONDS)
+    assert states([held]) == {"submitted": 1}
+    page.get_by_role("link", name="Partners").click()
+    look(page, "partners")
+    page.get_by_role("button", name=f"Resume delivery to {RECEIVER}").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{RECEIVER}: Delivery resumed")
+    wait_for(lambda: states([held]) == {"delivered": 1}, what="the held referral delivered")
+    section = page.locator(f"#partner-{RECEIVER}")
+    section.get_by_label("the current key stops working").check()
+    section.get_by_role("button", name=f"New API key for {RECEIVER}").click()
+    expect(page.get_by_label("API key")).to_have_value(re.compile(r"^cbk_"))
+    look(page, "partner-new-key")
 
-        # The broker goes away and comes back: the overview says so each time.
-        page.get_by_role("link", name="Overview").click()
-        proxy.stop()
-        expect(page.locator("#broker-down")).to_contain_text("The broker cannot be reached",
-                                                             timeout=15 * SECONDS)
-        look(page, "overview-broker-down")
-        proxy.start()
-        expect(page.locator("#broker-up")).to_be_visible(timeout=15 * SECONDS)
+    # The broker goes away and comes back: the overview says so each time.
+    page.get_by_role("link", name="Overview").click()
+    proxy.stop()
+    expect(page.locator("#broker-down")).to_contain_text("The broker cannot be reached",
+                                                         timeout=15 * SECONDS)
+    look(page, "overview-broker-down")
+    proxy.start()
+    expect(page.locator("#broker-up")).to_be_visible(timeout=15 * SECONDS)
 
-        for link, name in (("Deliveries", "deliveries"), ("Dead letters", "dead-letters"),
-                           ("Referrals", "referrals"), ("Overdue", "overdue"),
-                           ("Reports", "reports")):
-            page.get_by_role("link", name=link, exact=True).click()
-            look(page, name)
-        page.get_by_role("link", name="Referrals", exact=True).click()
-        page.get_by_label("Receiver").select_option(RECEIVER)
-        page.get_by_role("button", name="Show").click()
-        page.locator(f'a[href="/console/referrals/{held}"]').click()
-        expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
-        look(page, "referral")
-        page.context.close()
+    for link, name in (("Deliveries", "deliveries"), ("Dead letters", "dead-letters"),
+                       ("Referrals", "referrals"), ("Overdue", "overdue"),
+                       ("Reports", "reports")):
+        page.get_by_role("link", name=link, exact=True).click()
+        look(page, name)
+    page.get_by_role("link", name="Referrals", exact=True).click()
+    page.get_by_label("Receiver").select_option(RECEIVER)
+    page.get_by_role("button", name="Show").click()
+    page.locator(f'a[href="/console/referrals/{held}"]').click()
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+    look(page, "referral")
+    page.context.close()
 
-        # An IM officer previews a mapping: a broken record names the file and the line.
-        page = log_in(browser, base, "imre")
-        page.get_by_role("link", name="Mappings").click()
-        page.get_by_label("Mapping").select_option(
-            label="primero/referral-status (native → canonical)")
-        page.get_by_role("textbox", name=re.compile(r"^Record")).fill(
-            '{"referral": {"status": "teleported"}}')
-        page.get_by_role("button", name="Preview").click()
-        expect(page.get_by_role("alert")).to_contain_text(
-            re.compile(r"primero/referral-status\.yaml:\d+: rule 'status'"))
-        look(page, "mappings")
-        page.goto(f"{base}/console/referrals/{held}/content")
-        look(page, "referral-content")
-        page.context.close()
+    # An IM officer previews a mapping: a broken record names the file and the line.
+    page = log_in(browser, base, "imre")
+    page.get_by_role("link", name="Mappings").click()
+    page.get_by_label("Mapping").select_option(
+        label="primero/referral-status (native → canonical)")
+    page.get_by_role("textbox", name=re.compile(r"^Record")).fill(
+        '{"referral": {"status": "teleported"}}')
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        re.compile(r"primero/referral-status\.yaml:\d+: rule 'status'"))
+    look(page, "mappings")
+    page.goto(f"{base}/console/referrals/{held}/content")
+    look(page, "referral-content")
+    page.context.close()
 
-        page = log_in(browser, base, "aude")
-        look(page, "audit")
-        page.get_by_role("link", name="Verify the chain").click()
-        look(page, "audit-verify")
-        for link, name in (("Disclosures", "disclosures"), ("Agreements", "agreements"),
-                           ("Data-subject requests", "subject-requests")):
-            page.get_by_role("link", name=link, exact=True).click()
-            look(page, name)
-        page.context.close()
-    finally:
-        proxy.stop()
+    page = log_in(browser, base, "aude")
+    look(page, "audit")
+    page.get_by_role("link", name="Verify the chain").click()
+    look(page, "audit-verify")
+    for link, name in (("Disclosures", "disclosures"), ("Agreements", "agreements"),
+                       ("Data-subject requests", "subject-requests")):
+        page.get_by_role("link", name=link, exact=True).click()
+        look(page, name)
+    page.context.close()
     look.check()
 
 
