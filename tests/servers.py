@@ -90,7 +90,6 @@ class TcpProxy:
             for sock in self._open:
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
             self._open.clear()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -121,6 +120,7 @@ class TcpProxy:
             for sock in (source, sink):
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+            source.close()  # each socket is the source of one pump: closed once
 
 
 def fresh_pg_database() -> str:
