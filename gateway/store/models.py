@@ -131,7 +131,7 @@ class Partner(Base):
     suspended_by: Mapped[str | None] = mapped_column(String(120))
     # The delivery circuit: transient failures of deliveries to the partner in a row, and
     # until when workers leave it alone after too many (see gateway/delivery/circuit.py).
-    delivery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    delivery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     circuit_open_until: Mapped[datetime | None]
 
 

@@ -46,8 +46,10 @@ def upgrade() -> None:
     with op.batch_alter_table("partners", schema=None) as batch_op:
         batch_op.add_column(sa.Column("suspended_at", UTC_DATETIME, nullable=True))
         batch_op.add_column(sa.Column("suspended_by", sa.String(length=120), nullable=True))
+        # A plain string default: SQLite adds the column in place (an SQL expression would
+        # make Alembic copy the table, which the partners' foreign keys forbid).
         batch_op.add_column(sa.Column("delivery_failures", sa.Integer(), nullable=False,
-                                      server_default=sa.text("0")))
+                                      server_default="0"))
         batch_op.add_column(sa.Column("circuit_open_until", UTC_DATETIME, nullable=True))
     with op.batch_alter_table("referrals", schema=None) as batch_op:
         batch_op.drop_index("ix_referrals_created")
