@@ -52,6 +52,7 @@ from gateway.store.models import (
     IdentifierDigest,
     Partner,
     Referral,
+    ReferralService,
     StatusEvent,
     new_id,
     utcnow,
@@ -178,7 +179,9 @@ def submit_referral(
     event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
                         actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
                         recorded_at=now)
-    session.add_all([referral, event])
+    session.add_all([referral, event, *(
+        ReferralService(referral=referral, service_type=service, created_at=now)
+        for service in referral.service_types or [])])
     enqueue(session, referral, event, message_type="deliver", target=receiver.id)
     try:
         session.flush()

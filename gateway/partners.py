@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import NotAuthenticated
+from gateway.protection import audit
 from gateway.protection.agreements import PARTNER_ID
 from gateway.store.models import AccessToken, Partner, utcnow
 
@@ -80,3 +81,35 @@ def issue_access_token(*, session: Session, client_id: str, client_secret: str,
     session.add(AccessToken(token_hash=hash_api_key(token), partner_id=partner.id,
                             issued_at=now, expires_at=now + lifetime))
     return partner, token
+
+
+def rotate_api_key(*, session: Session, partner: Partner, actor: str) -> str:
+    """A new API key for `partner`, returned once: the old one stops working at the commit.
+    Audited, without either key. (OAuth2 client secrets: `issue_client_secret`.)"""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    partner.api_key_hash = hash_api_key(key)
+    audit.record(session, actor=actor, action="partner.rotate_key", partner_id=partner.id)
+    return key
+
+
+def suspend_delivery(*, session: Session, partner: Partner, actor: str) -> bool:
+    """Stop delivering to `partner`: its messages wait in its queues, nothing is lost.
+    False when it was suspended already. Audited."""
+    if partner.suspended_at is not None:
+        return False
+    partner.suspended_at, partner.suspended_by = utcnow(), actor
+    audit.record(session, actor=actor, action="partner.suspend", partner_id=partner.id)
+    return True
+
+
+def resume_delivery(*, session: Session, partner: Partner, actor: str) -> bool:
+    """Deliver to `partner` again, the messages that waited first. False when it was not
+    suspended. Audited, with how long it was."""
+    if partner.suspended_at is None:
+        return False
+    seconds = int((utcnow() - partner.suspended_at).total_seconds())
+    partner.suspended_at = partner.suspended_by = None
+    audit.record(session, actor=actor, action="partner.resume", partner_id=partner.id,
+                 detail={"suspended_seconds": seconds})
+    return True
+

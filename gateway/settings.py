@@ -140,6 +140,16 @@ class Settings(BaseSettings):
     worker_prefetch: int = Field(
         default=10, description="Unacknowledged messages a worker holds at most."
     )
+    circuit_failures: int = Field(
+        default=10, ge=1,
+        description="Transient delivery failures to one partner in a row that open its "
+                    "circuit: workers then leave the partner alone and its messages wait.",
+    )
+    circuit_seconds: float = Field(
+        default=60.0, gt=0,
+        description="Seconds a partner's open circuit stays open before one delivery tries "
+                    "again (a success closes it, a failure opens it anew).",
+    )
 
 
 @lru_cache

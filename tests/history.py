@@ -24,7 +24,13 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from gateway.partners import register_partner
-from gateway.store.models import Referral, StatusEvent, TrackedDeadline, new_id
+from gateway.store.models import (
+    Referral,
+    ReferralService,
+    StatusEvent,
+    TrackedDeadline,
+    new_id,
+)
 
 HOUR = timedelta(hours=1)
 
@@ -57,6 +63,8 @@ def seed_history(session: Session, first: datetime) -> History:
                        request_hash="0" * 64, content={}, created_at=created,
                        updated_at=created, receiver_unit=unit, service_types=services)
         session.add(row)
+        session.add_all(ReferralService(referral=row, service_type=service, created_at=created)
+                        for service in services or [])
         events = [("submitted", created)]
         delivered_at = created + HOUR
         if delivered:

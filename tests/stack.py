@@ -71,6 +71,7 @@ class Stack:
     sandboxes: list[SandboxSpec]
     api_partners: list[str] = field(default_factory=list)
     servers: dict[str, LiveServer] = field(default_factory=dict)
+    apps: dict[str, Any] = field(default_factory=dict)  # the sandboxes' apps
     keys: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -84,9 +85,9 @@ class Stack:
     def start(self, *, worker_threads: int = 1) -> "Stack":
         for spec in self.sandboxes:
             module = importlib.import_module(SANDBOXES[spec.system])
-            app = module.create_app(database=self.folder / f"{spec.partner_id}.db",
-                                    **spec.options)
-            self.servers[spec.partner_id] = LiveServer(app).__enter__()
+            self.apps[spec.partner_id] = module.create_app(
+                database=self.folder / f"{spec.partner_id}.db", **spec.options)
+            self.servers[spec.partner_id] = LiveServer(self.apps[spec.partner_id]).__enter__()
         with unit_of_work(self.sessions) as session:
             for spec in self.sandboxes:
                 partner, self.keys[spec.partner_id] = register_partner(
@@ -168,6 +169,15 @@ class Stack:
 
     def sandbox_url(self, partner_id: str) -> str:
         return self.servers[partner_id].url
+
+    def stop_sandbox(self, partner_id: str) -> None:
+        """The partner's system goes down: its port refuses every connection."""
+        self.servers[partner_id].__exit__()
+
+    def start_sandbox(self, partner_id: str) -> None:
+        """The partner's system is back, on the same address, with the same store."""
+        port = self.servers[partner_id].port
+        self.servers[partner_id] = LiveServer(self.apps[partner_id], port=port).__enter__()
 
     def set_faults(self, partner_id: str, **faults: Any) -> None:
         httpx.put(f"{self.sandbox_url(partner_id)}/_sandbox/faults", json=faults).raise_for_status()

@@ -1,18 +1,17 @@
-"""Security headers on every answer, from one place (the request middleware).
-
-Every answer is `nosniff` and may not be framed. The console gets its content security
-policy (no script at all, styles from itself) and sends its address only to itself, which
-keeps the Origin header its forms are checked by; the API's JSON answers get a policy
-that allows nothing and send no referrer. Swagger UI and ReDoc (/docs, /redoc) load their
-scripts from a CDN, so they get no policy. HSTS is sent only over HTTPS (as uvicorn sees
-the request: behind a proxy, with `--proxy-headers` trusting its X-Forwarded-Proto).
+"""Security headers on every answer, from one place (the request middleware). Every answer is
+`nosniff` and may not be framed. The console gets its content security policy (its one
+script and styles from itself, nothing inline) and sends its address only to itself, which
+keeps the Origin header its forms are checked by; the API's JSON answers get a policy that
+allows nothing and send no referrer. Swagger UI and ReDoc (/docs, /redoc) load their scripts
+from a CDN, so they get no policy. HSTS is sent only over HTTPS (as uvicorn sees the
+request: behind a proxy, with `--proxy-headers` trusting its X-Forwarded-Proto).
 """
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-CONSOLE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-               "frame-ancestors 'none'; base-uri 'none'")
+CONSOLE_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+               "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 HSTS = "max-age=31536000"
 _DOCS = ("/docs", "/redoc")

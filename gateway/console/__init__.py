@@ -1,9 +1,10 @@
 """The operations web console: server-rendered pages under /console, by role.
 
-Operators watch delivery and re-drive dead letters, IM officers also keep the mappings
-and may open a referral's content (audited), auditors read and verify the audit trail,
-read the disclosure register and answer data-subject requests; everyone reads the
-turnaround report.
+Operators see every partner at a glance, watch delivery, re-drive dead letters, follow
+what is overdue, suspend and resume delivery to a partner and give it a new API key; IM
+officers also keep (and preview) the mappings and may open a referral's content
+(audited); auditors read and verify the audit trail, read the disclosure register and
+answer data-subject requests; everyone reads the reports.
 See docs/console.md.
 """
 
@@ -20,6 +21,9 @@ from gateway.console import (
     disclosures,
     login,
     mappings,
+    overdue,
+    overview,
+    partners,
     pathways,
     referrals,
     reports,
@@ -39,8 +43,8 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     app.state.console_cookies = SessionCookies(
         lifetime=timedelta(hours=settings.console_session_hours),
         secure=settings.console_secure_cookie)
-    for module in (login, deliveries, referrals, mappings, pathways, trail, disclosures,
-                   subject_requests, reports):
+    for module in (login, overview, deliveries, referrals, overdue, partners, mappings,
+                   pathways, trail, disclosures, subject_requests, reports):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 

@@ -20,6 +20,7 @@ from gateway.store.models import ConsoleUser
 
 
 class Page(StrEnum):
+    OVERVIEW = "overview"
     DELIVERIES = "deliveries"
     DEAD_LETTERS = "dead_letters"
     REFERRALS = "referrals"
@@ -30,22 +31,25 @@ class Page(StrEnum):
     DISCLOSURES = "disclosures"
     AGREEMENTS = "agreements"
     SUBJECT_REQUESTS = "subject_requests"
-    TURNAROUND = "turnaround"
+    REPORTS = "reports"
+    OVERDUE = "overdue"
+    PARTNERS = "partners"
 
 
-_OPERATIONS = frozenset({Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS, Page.PATHWAYS})
+_OPERATIONS = frozenset({Page.OVERVIEW, Page.DELIVERIES, Page.DEAD_LETTERS, Page.REFERRALS,
+                         Page.OVERDUE, Page.PARTNERS, Page.PATHWAYS})
 
 # Need to know: operators run delivery and never see a person; IM officers also keep the
 # mappings and agreements and may open a referral's content (each opening audited);
 # auditors (the data-protection officer) read the audit trail, the disclosure register
 # and agreement health, and answer a person's requests about their data (each audited,
-# with its reason). Every role reads the turnaround report: aggregates, never a person.
+# with its reason). Every role reads the reports: aggregates, never a person.
 PAGES: dict[Role, frozenset[Page]] = {
-    Role.OPERATOR: _OPERATIONS | {Page.TURNAROUND},
+    Role.OPERATOR: _OPERATIONS | {Page.REPORTS},
     Role.IM_OFFICER: _OPERATIONS | {Page.MAPPINGS, Page.REFERRAL_CONTENT, Page.AGREEMENTS,
-                                    Page.TURNAROUND},
+                                    Page.REPORTS},
     Role.AUDITOR: frozenset({Page.AUDIT, Page.DISCLOSURES, Page.AGREEMENTS,
-                             Page.SUBJECT_REQUESTS, Page.TURNAROUND}),
+                             Page.SUBJECT_REQUESTS, Page.REPORTS}),
 }
 
 ROLE_LABELS = {Role.OPERATOR: "operator", Role.IM_OFFICER: "IM officer",
@@ -60,16 +64,19 @@ class NavItem:
 
 
 NAV = (
+    NavItem(Page.OVERVIEW, "Overview", "/console/overview"),
     NavItem(Page.DELIVERIES, "Deliveries", "/console/deliveries"),
     NavItem(Page.DEAD_LETTERS, "Dead letters", "/console/dead-letters"),
     NavItem(Page.REFERRALS, "Referrals", "/console/referrals"),
+    NavItem(Page.OVERDUE, "Overdue", "/console/overdue"),
+    NavItem(Page.PARTNERS, "Partners", "/console/partners"),
     NavItem(Page.MAPPINGS, "Mappings", "/console/mappings"),
     NavItem(Page.PATHWAYS, "Pathways", "/console/pathways"),
     NavItem(Page.AUDIT, "Audit trail", "/console/audit"),
     NavItem(Page.DISCLOSURES, "Disclosures", "/console/disclosures"),
     NavItem(Page.AGREEMENTS, "Agreements", "/console/agreements"),
     NavItem(Page.SUBJECT_REQUESTS, "Data-subject requests", "/console/subject-requests"),
-    NavItem(Page.TURNAROUND, "Turnaround", "/console/turnaround"),
+    NavItem(Page.REPORTS, "Reports", "/console/reports"),
 )
 
 

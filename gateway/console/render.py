@@ -24,6 +24,18 @@ def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _ago(value: datetime | None, now: datetime) -> str:
+    """How long ago (or, negative, from now) in the largest whole unit: 40 s, 12 min, 5 h, 3 d."""
+    if value is None:
+        return ""
+    seconds = int((now - value).total_seconds())
+    sign, seconds = ("in " if seconds < 0 else ""), abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{sign}{seconds // size} {unit}"
+    return f"{sign}{seconds} s"
+
+
 def _hours(value: float | None, unit: bool = True) -> str:
     return "—" if value is None else f"{value:.1f}{' h' if unit else ''}"
 
@@ -37,6 +49,7 @@ templates = Environment(loader=PackageLoader("gateway.console", "templates"), au
 templates.filters["when"] = _when
 templates.filters["as_json"] = _as_json
 templates.filters["hours"] = _hours
+templates.filters["ago"] = _ago
 
 
 def page(request: Request, template: str, *, viewer: Viewer | None, status: int = 200,

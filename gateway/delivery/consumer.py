@@ -3,30 +3,37 @@
 import functools
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contracts import Contracts
-from gateway.delivery import broker, dead_letters, topology, worker
+from gateway.delivery import broker, circuit, dead_letters, topology, worker
 from gateway.delivery.relay import partner_ids
 from gateway.delivery.translate import Translator
 from gateway.settings import Settings
 
 log = structlog.get_logger()
-PARTNER_REFRESH_SECONDS = 5.0  # a new partner waits at most this long for consumers
+PARTNER_REFRESH_SECONDS = 5.0  # a new, suspended or resumed partner: noticed this soon
+Callback = Callable[[BlockingChannel, Basic.Deliver, BasicProperties, bytes], None]
 
 
 def run_worker(*, settings: Settings, sessions: sessionmaker[Session], contracts: Contracts,
                translator: Translator, stop: threading.Event) -> None:
     """Deliver until `stop` is set; reconnect by itself after broker or database failures."""
-    deliverer = worker.Deliverer(sessions=sessions, contracts=contracts, translator=translator)
+    deliverer = worker.Deliverer(
+        sessions=sessions, contracts=contracts, translator=translator,
+        breaker=circuit.Breaker(settings.circuit_failures, settings.circuit_seconds))
     steps = topology.ladder(settings.retry_delays)
     on_message = functools.partial(worker.on_message, deliverer, steps)
     on_dead = functools.partial(dead_letters.on_dead, sessions, contracts)
     for attempt in broker.reconnecting("worker", stop):
         with attempt:
-            consumed: set[str] = set()
+            declared: set[str] = set()
+            consuming: dict[str, list[str]] = {}  # partner id → its consumer tags
             with broker.open_channel(settings, partner_ids=[]) as channel:
                 channel.basic_qos(prefetch_count=settings.worker_prefetch)
                 channel.basic_consume(topology.DEAD_QUEUE, on_dead)
@@ -34,13 +41,32 @@ def run_worker(*, settings: Settings, sessions: sessionmaker[Session], contracts
                 refreshed = 0.0
                 while not stop.is_set():
                     if time.monotonic() - refreshed > PARTNER_REFRESH_SECONDS:
-                        # Partners registered since the last look get consumers too.
-                        new = [p for p in partner_ids(sessions) if p not in consumed]
-                        for name in topology.declare(
-                                channel, partner_ids=new, delays=settings.retry_delays,
-                                delivery_limit=settings.delivery_limit):
-                            channel.basic_consume(name, on_message)
-                        consumed.update(new)
+                        _follow_partners(channel, settings, sessions, on_message, declared,
+                                         consuming)
                         refreshed = time.monotonic()
                     channel.connection.process_data_events(time_limit=0.5)
             return
+
+
+def _follow_partners(channel: BlockingChannel, settings: Settings,
+                     sessions: sessionmaker[Session], on_message: Callback,
+                     declared: set[str], consuming: dict[str, list[str]]) -> None:
+    """Consume the queues of every partner but those to leave alone now (suspended, or
+    circuit open): their messages wait in their queues until the partner is back."""
+    ids = partner_ids(sessions)
+    with sessions() as session:
+        paused = circuit.paused_partners(session)
+    # Partners registered since the last look get their queues declared.
+    new = [p for p in ids if p not in declared]
+    topology.declare(channel, partner_ids=new, delays=settings.retry_delays,
+                     delivery_limit=settings.delivery_limit)
+    declared.update(new)
+    for partner_id in ids:
+        if partner_id in paused and partner_id in consuming:
+            for tag in consuming.pop(partner_id):
+                channel.basic_cancel(tag)
+            log.info("partner_left_alone", partner=partner_id, why=paused[partner_id])
+        elif partner_id not in paused and partner_id not in consuming:
+            consuming[partner_id] = [
+                channel.basic_consume(topology.queue_name(t, partner_id), on_message)
+                for t in topology.MESSAGE_TYPES]

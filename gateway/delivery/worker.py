@@ -25,7 +25,7 @@ from adapters.registry import AdapterPool
 from gateway.casework import record_status_event
 from gateway.contracts import Contracts
 from gateway.deadlines.alerts import alert_document
-from gateway.delivery import broker, topology
+from gateway.delivery import broker, circuit, topology
 from gateway.delivery.broker import CONNECTION_ERRORS
 from gateway.delivery.outbox import enqueue
 from gateway.delivery.translate import Translator
@@ -69,25 +69,53 @@ class Dead:
     detail: str
 
 
-Outcome = Done | Retry | Dead
+@dataclass(frozen=True)
+class Wait:
+    """The partner is suspended or its circuit open: the message goes back unattempted."""
+
+    why: str
+
+
+Outcome = Done | Retry | Dead | Wait
 
 
 class Deliverer:
     """Delivers one envelope; the same object serves every message of a worker."""
 
     def __init__(self, *, sessions: sessionmaker[Session], contracts: Contracts,
-                 translator: Translator, adapters: AdapterPool | None = None) -> None:
+                 translator: Translator, adapters: AdapterPool | None = None,
+                 breaker: circuit.Breaker | None = None) -> None:
         self.sessions = sessions
         self.contracts = contracts
         self.translator = translator
         self.adapters = adapters or AdapterPool()
         self.notifier = Notifier(sessions=sessions, translator=translator,
                                  base_url=get_settings().fhir_base_url)
+        self.breaker = breaker or circuit.Breaker(failures=10, seconds=60.0)
 
     def adapter_for(self, partner: Partner) -> PartnerAdapter | None:
         return self.adapters.for_partner(partner.id, partner.system, partner.connection)
 
     def handle(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+        """Deliver, unless the target is suspended or its circuit open; keep its circuit."""
+        target = envelope["target"]
+        with self.sessions() as session:
+            standing = circuit.standing(session, target)
+        if standing.paused is not None:
+            return Wait(standing.paused)
+        outcome = self._handle(envelope, attempt)
+        # A refusal is an answer too: the partner's system is up.
+        answered = isinstance(outcome, Done) or (isinstance(outcome, Dead)
+                                                 and outcome.reason == "partner_refused")
+        if isinstance(outcome, Retry) or (answered and standing.failing):
+            with unit_of_work(self.sessions) as session:
+                if isinstance(outcome, Retry):
+                    circuit.record_failure(session, target, self.breaker)
+                else:
+                    circuit.record_success(session, target)
+        return outcome
+
+    def _handle(self, envelope: dict[str, Any], attempt: int) -> Outcome:
         try:
             if envelope.get("type") == "deliver":
                 return self._deliver(envelope, attempt)
@@ -260,6 +288,16 @@ def settle(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperti
            envelope: dict[str, Any] | None, attempt: int, outcome: Outcome,
            steps: list[topology.RetryStep]) -> None:
     """The one place where a message is acknowledged, retried or dead-lettered."""
+    if isinstance(outcome, Wait):
+        # Back through the first rung of the ladder with the same attempt: by the time it
+        # returns, workers have stopped taking the partner's queue and it waits there.
+        assert envelope is not None
+        log.info("delivery_waits", why=outcome.why, attempt=attempt)
+        if not steps:  # no ladder: straight back to its queue
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        channel.basic_publish(steps[0].name, method.routing_key, broker.encode(envelope),
+                              broker.properties(envelope, attempt=attempt))
     if isinstance(outcome, Retry):
         step = topology.retry_step_for(attempt, outcome.retry_after, steps)
         if step is None:

@@ -36,7 +36,7 @@ ACTIONS = frozenset({
     "console.lockout", "console.view", "console.user", "audit.export", "token.issue",
     "report.disclosures", "subject.lookup", "subject.export", "subject.erase",
     "subject.restrict", "deadline.alert", "directory.availability",
-    "fhir.subscription",
+    "fhir.subscription", "partner.rotate_key", "partner.suspend", "partner.resume",
 })
 
 

@@ -26,6 +26,7 @@ from gateway.store.models import (
     OutboxMessage,
     PartnerRecord,
     Referral,
+    ReferralService,
     StatusEvent,
     TrackedDeadline,
     utcnow,
@@ -34,7 +35,7 @@ from gateway.store.models import (
 log = structlog.get_logger()
 # In deleting order: a deadline's events before the deadline.
 DEPENDENTS = (IdentifierDigest, Delivery, OutboxMessage, PartnerRecord, DeadLetter,
-              DeadlineEvent, TrackedDeadline)
+              DeadlineEvent, TrackedDeadline, ReferralService)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
     false,
     text,
 )
@@ -129,6 +131,14 @@ class Partner(Base):
     # The partner's own rate limit on the API (requests a second, burst); None: the default.
     rate_per_second: Mapped[float | None]
     rate_burst: Mapped[int | None]
+    # Delivery to the partner suspended by an operator (messages wait in its queues), and by
+    # whom; None while delivery runs.
+    suspended_at: Mapped[datetime | None]
+    suspended_by: Mapped[str | None] = mapped_column(String(120))
+    # The delivery circuit: transient failures of deliveries to the partner in a row, and
+    # until when workers leave it alone after too many (see gateway/delivery/circuit.py).
+    delivery_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    circuit_open_until: Mapped[datetime | None]
 
 
 class Referral(Base):
@@ -138,15 +148,21 @@ class Referral(Base):
     __table_args__ = (
         UniqueConstraint("sender_id", "idempotency_key", name="uq_referrals_idempotency"),
         Index("ix_referrals_updated", "updated_at", "id"),
-        Index("ix_referrals_created", "created_at"),
+        # The console's list: latest submitted first, paged by (created_at, id), one index
+        # per filter so that a page stays one short index read over millions of rows.
+        Index("ix_referrals_created", "created_at", "id"),
+        Index("ix_referrals_status_created", "status", "created_at", "id"),
+        Index("ix_referrals_kind_created", "kind", "created_at", "id"),
+        Index("ix_referrals_sender_created", "sender_id", "created_at", "id"),
+        Index("ix_referrals_receiver_created", "receiver_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    kind: Mapped[str] = mapped_column(String(20), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
     subtype: Mapped[str | None] = mapped_column(String(30))
-    sender_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
-    receiver_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    sender_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    receiver_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    status: Mapped[str] = mapped_column(String(20))
     correlation_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
@@ -198,6 +214,22 @@ class Referral(Base):
         return None
 
 
+class ReferralService(Base):
+    """One service type a referral asks for (`Referral.service_types`, one row each), with
+    the referral's submission time: what the console filters and pages its list by."""
+
+    __tablename__ = "referral_services"
+    __table_args__ = (
+        Index("ix_referral_services_type_created", "service_type", "created_at", "referral_id"),
+    )
+
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), primary_key=True)
+    service_type: Mapped[str] = mapped_column(String(50), primary_key=True)
+    created_at: Mapped[datetime]
+
+    referral: Mapped[Referral] = relationship()
+
+
 class StatusEvent(Base):
     """One change of a referral's state: who, when, from, to, why.
 
@@ -237,11 +269,13 @@ class Delivery(Base):
     """One attempt to hand a referral or a status event to a partner system, and its outcome."""
 
     __tablename__ = "deliveries"
+    # The console's overview counts each partner's attempts of the last hour and day.
+    __table_args__ = (Index("ix_deliveries_partner_finished", "partner_id", "finished_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
     status_event_id: Mapped[str | None] = mapped_column(ForeignKey("status_events.id"))
-    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     # What was delivered: the referral itself (deliver), a status change (status) or a
     # deadline alert (alert); None for attempts recorded before the column existed.
     message_type: Mapped[str | None] = mapped_column(String(30))
@@ -266,7 +300,9 @@ class OutboxMessage(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "published_at", "id"),)
+    __table_args__ = (Index("ix_outbox_pending", "published_at", "id"),
+                      # The console's overview: the messages published to each queue.
+                      Index("ix_outbox_routing_published", "routing_key", "published_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"), index=True)
@@ -302,7 +338,8 @@ class TrackedDeadline(Base):
         Index("ix_deadlines_next_alert", "next_alert_at", "id",
               postgresql_where=text("next_alert_at IS NOT NULL"),
               sqlite_where=text("next_alert_at IS NOT NULL")),
-        # The overdue flags up now (metrics, console): few rows, found without a table scan.
+        # The overdue flags up now (metrics, the console's overdue page and filter): few
+        # rows, found without a table scan.
         Index("ix_deadlines_flag_up", "referral_id", postgresql_where=text(FLAG_UP),
               sqlite_where=text(FLAG_UP)),
     )
@@ -323,6 +360,12 @@ class TrackedDeadline(Base):
     cleared_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]  # since when the clock stands still, if it does
     paused_seconds: Mapped[int] = mapped_column(Integer, default=0)  # all pauses so far
+
+
+def overdue_open() -> ColumnElement[bool]:
+    """OVERDUE_OPEN as an expression on TrackedDeadline (what the partial index covers)."""
+    return and_(TrackedDeadline.raised_at.is_not(None), TrackedDeadline.met_at.is_(None),
+                TrackedDeadline.cleared_at.is_(None))
 
 
 class DeadlineEvent(Base):

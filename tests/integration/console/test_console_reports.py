@@ -1,4 +1,4 @@
-"""The console's turnaround page (table and inline SVG chart) and the timeline on a
+"""The console's reports page: turnaround (table and inline SVG chart) and the timeline on a
 referral's page, with its overdue flag marked; on SQLite and PostgreSQL."""
 
 import re
@@ -25,10 +25,10 @@ def history(sessions) -> History:
 
 def test_every_role_sees_the_turnaround_chart_and_table(login, users, history) -> None:
     for role in ("operator", "im_officer", "auditor"):
-        answer = login(getattr(users, role)).get("/console/turnaround", params={
+        answer = login(getattr(users, role)).get("/console/reports", params={
             "from": "2031-05-01", "to": "2031-05-31", "group": "partner_pair"})
         assert answer.status_code == 200, role
-        assert 'href="/console/turnaround" aria-current="page"' in answer.text
+        assert 'href="/console/reports" aria-current="page"' in answer.text
     html = answer.text
     # three charts, two groups each; the longest p90 bar is the longest of its chart
     charts = re.findall(r'<figure class="chart" id="chart-(\w+)">(.*?)</figure>', html, re.S)
@@ -39,7 +39,7 @@ def test_every_role_sees_the_turnaround_chart_and_table(login, users, history) -
                            ("median", "315")]
     assert f"{history.a} → {history.b}" in charts[0][1]
     assert "9.0 h / 30.0 h" in charts[0][1] and "36.0 h / 48.0 h" in charts[0][1]
-    table = html.split("<h2>Figures</h2>", 1)[1]
+    table = html.split("<h3>Figures</h3>", 1)[1]
     assert "<th>sender</th>" in table.replace(' rowspan="2"', "")
     assert "57.1 %" in table  # the total row
     assert '<td class="num overdue">1</td>' in table  # r5, overdue now
@@ -48,18 +48,18 @@ def test_every_role_sees_the_turnaround_chart_and_table(login, users, history) -
 def test_groups_are_chosen_with_checkboxes_and_bad_dates_are_explained(login, users,
                                                                       history) -> None:
     client = login(users.operator)
-    both = client.get("/console/turnaround", params=[
+    both = client.get("/console/reports", params=[
         ("from", "2031-05-01"), ("to", "2031-05-31"), ("group", "area"),
         ("group", "service_type")])
     assert both.status_code == 200
     assert re.search(r'value="area" checked', both.text)
     assert re.search(r'value="service_type" checked', both.text)
     assert "(not recorded)" in both.text and "(no unit)" in both.text
-    refused = client.get("/console/turnaround", params={"from": "2031-05-31",
+    refused = client.get("/console/reports", params={"from": "2031-05-31",
                                                         "to": "2031-05-01"})
     assert refused.status_code == 400
     assert "to: must be on or after from (2031-05-31)" in refused.text
-    empty = client.get("/console/turnaround", params={"from": "1999-01-01", "to": "1999-01-31"})
+    empty = client.get("/console/reports", params={"from": "1999-01-01", "to": "1999-01-31"})
     assert "No referral was submitted in this period." in empty.text
 
 

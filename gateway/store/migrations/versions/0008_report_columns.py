@@ -27,9 +27,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("receiver_unit", sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column("service_types", sa.JSON(), nullable=True))
         batch_op.create_index("ix_referrals_created", ["created_at"])
+    # A plain string default ("0" is false on both databases): SQLite adds the column in
+    # place, where an SQL expression would make Alembic copy the table, which the foreign
+    # keys pointing at status events forbid once the store holds any.
     with op.batch_alter_table("status_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("inferred", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
+                                      server_default="0"))
 
 
 def downgrade() -> None:
