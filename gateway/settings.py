@@ -141,9 +141,10 @@ class Settings(BaseSettings):
         default=10, description="Unacknowledged messages a worker holds at most."
     )
     circuit_failures: int = Field(
-        default=10, ge=1,
+        default=0, ge=0,
         description="Transient delivery failures to one partner in a row that open its "
-                    "circuit: workers then leave the partner alone and its messages wait.",
+                    "circuit: workers then leave the partner alone and its messages wait. "
+                    "0 (the default): no circuit; each message follows its retry ladder.",
     )
     circuit_seconds: float = Field(
         default=60.0, gt=0,

@@ -72,7 +72,12 @@ def record_success(session: Session, partner_id: str) -> None:
 
 def record_failure(session: Session, partner_id: str, breaker: Breaker,
                    now: datetime | None = None) -> None:
-    """A transient failure: one more in a row; at the threshold the circuit (re)opens."""
+    """A transient failure: one more in a row; at the threshold the circuit (re)opens
+    (never when the breaker's threshold is 0: no circuit)."""
+    if breaker.failures <= 0:
+        session.execute(update(Partner).where(Partner.id == partner_id).values(
+            delivery_failures=Partner.delivery_failures + 1))
+        return
     until = (now or utcnow()) + timedelta(seconds=breaker.seconds)
     session.execute(update(Partner).where(Partner.id == partner_id).values(
         delivery_failures=Partner.delivery_failures + 1,

@@ -91,7 +91,7 @@ class Deliverer:
         self.adapters = adapters or AdapterPool()
         self.notifier = Notifier(sessions=sessions, translator=translator,
                                  base_url=get_settings().fhir_base_url)
-        self.breaker = breaker or circuit.Breaker(failures=10, seconds=60.0)
+        self.breaker = breaker or circuit.Breaker(failures=0, seconds=60.0)
 
     def adapter_for(self, partner: Partner) -> PartnerAdapter | None:
         return self.adapters.for_partner(partner.id, partner.system, partner.connection)

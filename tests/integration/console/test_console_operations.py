@@ -209,6 +209,13 @@ def test_a_partners_circuit_opens_after_failures_in_a_row_and_closes_on_success(
     with sessions() as session:
         assert standing(session, partner_id) == standing(session, partner_id).__class__(
             None, False)
+    off = Breaker(failures=0, seconds=60)  # the default: no circuit, however many failures
+    for _ in range(20):
+        with unit_of_work(sessions) as session:
+            record_failure(session, partner_id, off)
+    with sessions() as session:
+        assert standing(session, partner_id).paused is None
+        assert standing(session, partner_id).failing
 
 
 # -- mappings -------------------------------------------------------------------------
