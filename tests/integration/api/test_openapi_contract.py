@@ -20,7 +20,7 @@ from contract_fuzz import Target, gateway_under_test, run
 from gateway.settings import Settings
 from gateway.store.db import upgrade
 
-EXAMPLES = 6  # per operation and phase: enough to catch a lie, short enough for make test
+EXAMPLES = 4  # per operation and phase: enough to catch a lie, short enough for make test
 SEED = 202612
 
 
