@@ -10,7 +10,9 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +30,22 @@ PG_ADMIN_URL = os.environ.get("CASEBRIDGE_BENCH_PG_ADMIN",
 
 class BenchError(RuntimeError):
     """The bench could not run, or what it measured went wrong: exit 1."""
+
+
+# Timed runs of a question (after one warm-up); the median is kept.
+REPEATS = 5
+
+
+def median_seconds(run: Callable[[], object]) -> tuple[float, object]:
+    """The median seconds of REPEATS runs of `run` after one warm-up, and its last answer."""
+    run()  # warm-up: the pages the question needs are read once before it is timed
+    times: list[float] = []
+    answer: object = None
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        answer = run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), answer
 
 
 def percentile_ms(values: Sequence[float], p: float) -> float:

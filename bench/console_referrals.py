@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -50,8 +49,10 @@ import psycopg
 from sqlalchemy import Engine, func, select, text
 
 from common import (
+    REPEATS,
     arguments,
     machine_lines,
+    median_seconds,
     postgresql_failure,
     postgresql_line,
     store_database,
@@ -63,7 +64,6 @@ from gateway.store.models import Referral
 
 DATABASES = ("sqlite", "postgresql")
 NOW = datetime(2027, 4, 22, 9, 0, tzinfo=UTC)
-REPEATS = 5
 SERVICES = ("psychosocial_support", "legal_aid", "medical_care", "case_management",
             "safe_shelter", "education", "livelihoods", "documentation")
 # The filters measured: what an operator would choose on the page.
@@ -176,17 +176,6 @@ def fill(engine: Engine, referrals: int) -> None:
             connection.execute(text(statement), params)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("ANALYZE"))
-
-
-def median_seconds(run: Callable[[], object]) -> tuple[float, object]:
-    run()  # warm-up: the pages the question needs are read once before it is timed
-    times: list[float] = []
-    answer: object = None
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        answer = run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), answer
 
 
 def bench_database(database: str, referrals: int) -> Result:

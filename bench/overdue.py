@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,8 +41,10 @@ import psycopg
 from sqlalchemy import Engine, func, select, text
 
 from common import (
+    REPEATS,
     arguments,
     machine_lines,
+    median_seconds,
     postgresql_failure,
     postgresql_line,
     store_database,
@@ -56,7 +56,6 @@ from gateway.store.models import TrackedDeadline
 DATABASES = ("sqlite", "postgresql")
 NOW = datetime(2027, 4, 22, 9, 0, tzinfo=UTC)
 PER_REFERRAL = 4
-REPEATS = 5
 # Four (state, deadline) pairs per referral, as the shipped policies give a case transfer.
 PAIRS = ("delivered:acknowledge", "delivered:address_assessment",
          "delivered:transfer_decision", "accepted:complete")
@@ -142,17 +141,6 @@ def fill(engine: Engine, rows: int) -> None:
             connection.execute(text(statement), params)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("ANALYZE"))
-
-
-def median_seconds(run: Callable[[], object]) -> tuple[float, object]:
-    run()  # warm-up: the pages the question needs are read once before it is timed
-    times: list[float] = []
-    answer: object = None
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        answer = run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), answer
 
 
 def bench_database(database: str, rows: int) -> Result:

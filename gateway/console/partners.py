@@ -6,9 +6,10 @@ Every action is a form carrying the session's token, done in the user's name and
 or audited, only its hash kept.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 import structlog
@@ -71,28 +72,27 @@ def _partner(session: Session, partner_id: str) -> Partner | None:
 def suspend(request: Request, partner_id: str, form: FormDep, session: SessionDep,
             viewer: PartnersViewer) -> Response:
     """Stop delivering to the partner; its messages wait, nothing is lost."""
-    check_csrf(form, viewer)
-    partner = _partner(session, partner_id)
-    if partner is None:
-        return _missing(request, session, viewer)
-    changed = suspend_delivery(session=session, partner=partner, actor=viewer.actor)
-    log.info("console_partner_suspended", user=viewer.username, partner=partner_id,
-             changed=changed)
-    return _back("suspended" if changed else "unchanged", partner_id)
+    return _switch(request, partner_id, form, session, viewer, suspend_delivery, "suspended")
 
 
 @router.post("/partners/{partner_id}/resume")
 def resume(request: Request, partner_id: str, form: FormDep, session: SessionDep,
            viewer: PartnersViewer) -> Response:
     """Deliver to the partner again."""
+    return _switch(request, partner_id, form, session, viewer, resume_delivery, "resumed")
+
+
+def _switch(request: Request, partner_id: str, form: Any, session: Session, viewer: Viewer,
+            change: Callable[..., bool], done: str) -> Response:
+    """Suspend or resume delivery to a partner, as the viewer asked."""
     check_csrf(form, viewer)
     partner = _partner(session, partner_id)
     if partner is None:
         return _missing(request, session, viewer)
-    changed = resume_delivery(session=session, partner=partner, actor=viewer.actor)
-    log.info("console_partner_resumed", user=viewer.username, partner=partner_id,
+    changed = change(session=session, partner=partner, actor=viewer.actor)
+    log.info(f"console_partner_{done}", user=viewer.username, partner=partner_id,
              changed=changed)
-    return _back("resumed" if changed else "unchanged", partner_id)
+    return _back(done if changed else "unchanged", partner_id)
 
 
 @router.post("/partners/{partner_id}/rotate-key")
