@@ -1,14 +1,16 @@
 """Restoring from a backup, as the runbook says (docs/operations.md, "Restoring from a backup").
 
 On each database: referrals come in through the real API; the store is backed up with the
-runbook's own tool (`pg_dump -Fc`, or SQLite's online backup); more referrals come in and the
-relay publishes everything; then the backup is restored into an empty database and the
-runbook's commands are run (`db upgrade`, `keys status`, `audit verify`). The referrals
-from before the backup read back decrypted; those from after it answer 404, which is how an
-API partner finds out it must submit them again; the outbox rows the backup holds as
-unpublished are published again (receivers' adapters find their earlier record by the
-gateway's referral id); the audit trail ends where the backup was taken, so a head written
-down after it no longer matches; and without the key file the restored data cannot be read.
+runbook's own tool (`pg_dump -Fc`, or SQLite's online backup); more referrals come in and
+the relay publishes everything; then the backup is restored into an empty database (on
+PostgreSQL one owned by an unprivileged role, which the restore and the gateway connect as,
+as the runbook says) and the runbook's commands are run (`db upgrade`, `keys status`, `audit
+verify`). The referrals from before the backup read back decrypted; those from after it
+answer 404, which is how an API partner finds out it must submit them again; the outbox rows
+the backup holds as unpublished are published again (receivers' adapters find their earlier
+record by the gateway's referral id); the audit trail ends where the backup was taken, so a
+head written down after it no longer matches; and without the key file the restored data
+cannot be read.
 """
 
 import shutil
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -28,7 +31,7 @@ from gateway.partners import register_partner
 from gateway.protection.crypto import new_key_line
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
-from servers import LiveServer, drop_pg_database, fresh_pg_database, key
+from servers import PG_ADMIN_URL, LiveServer, drop_pg_database, fresh_pg_database, key
 from sharing import write_agreement
 
 
@@ -52,6 +55,23 @@ def empty_database(kind: str, folder: Path, name: str) -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(url)
+
+
+@contextmanager
+def gateway_owned_database() -> Iterator[str]:
+    """As the runbook makes it: `createdb --owner=<the gateway's user>`, an unprivileged
+    role, which the restore and the gateway then connect as. Dropped afterwards."""
+    role = f"casebridge_restore_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'CREATE DATABASE "{role}" OWNER "{role}"')
+    server = PG_ADMIN_URL.rsplit("/", 1)[0].split("://", 1)[1].split("@", 1)[1]
+    try:
+        yield f"postgresql+psycopg://{role}@{server}/{role}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{role}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def back_up(url: str, backup: Path) -> None:
@@ -101,7 +121,8 @@ def test_a_restored_backup_holds_what_it_held_and_nothing_after(
     backup = tmp_path / ("casebridge.db.backup" if kind == "sqlite" else "casebridge.dump")
 
     with empty_database(kind, tmp_path, "live.db") as live_url, \
-            empty_database(kind, tmp_path, "restored.db") as restored_url:
+            (empty_database(kind, tmp_path, "restored.db") if kind == "sqlite"
+             else gateway_owned_database()) as restored_url:
         upgrade(live_url)
         live = make_engine(live_url)
         with unit_of_work(make_sessionmaker(live)) as session:
