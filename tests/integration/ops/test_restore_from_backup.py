@@ -1,4 +1,4 @@
-"""Restoring from a backup, as the runbook says (docs/operations.md, "Restoring from a backup").
+"""Restoring from a backup, as docs/operations.md says ("Runbook 4: restoring from a backup").
 
 On each database: referrals come in through the real API; the store is backed up with the
 runbook's own tool (`pg_dump -Fc`, or SQLite's online backup); more referrals come in and
