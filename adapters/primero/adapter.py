@@ -174,7 +174,8 @@ class PrimeroAdapter:
         return {"case": case, kind: self._transition(case_id, path, transition_id)}
 
     def update_status(self, *, native_id: str, referral_id: str, status: dict[str, Any]) -> None:
-        """Accept, reject, complete or revoke the transition."""
+        """Accept, reject, complete or revoke the transition; flag the case when its
+        delivery failed, and resolve that flag once it is delivered."""
         case_id, path, transition_id = _parse_native_id(native_id)
         target = status.get("status")
         flag, resolve = status.get("flag"), status.get("resolve_flag")
