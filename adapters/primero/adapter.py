@@ -27,8 +27,9 @@ Native records (what the mapping files in `mappings/primero/` read and write):
   `responded_at`, `rejected_reason`, `rejection_note`, …; the case with `owned_by`,
   `previously_owned_by`, `transfer_status`, `assigned_user_names`, `last_updated_at`).
 
-- **update_status** input: ``{"status": "accepted" | "rejected" | "done" | "revoked" |
-  "in_progress", "rejected_reason"?: str, "rejection_note"?: str, "case"?: {...}}``;
+- **update_status** input: ``{"status"?: "accepted" | "rejected" | "done" | "revoked" |
+  "in_progress", "rejected_reason"?: str, "rejection_note"?: str, "case"?: {...},
+  "flag"?: "delivery_failed", "resolve_flag"?: "delivery_failed"}``;
   `case`, when given, is PATCHed onto the case first (e.g. the deployment's
   `casebridge_new_owner_*` fields: who holds a transferred case at the receiver). `done` (with
   `rejection_note`, Primero's name for the provider's notes) exists for referrals only;
@@ -37,6 +38,15 @@ Native records (what the mapping files in `mappings/primero/` read and write):
   answers a move its state machine forbids with 200 and the transition unchanged; the
   adapter raises that as a `PermanentDeliveryError` (`partner_code`
   `transition_not_allowed`).
+  `"flag": "delivery_failed"` (without a status: the gateway gave up delivering the
+  caseworker's referral or transfer, which is no answer of the receiver's) flags the case:
+  "CaseBridge could not deliver referral <id> to <agency>; operations staff are on it",
+  the agency being the transition's `transitioned_to_agency` (or `transitioned_to_remote`);
+  ids and names only. `"resolve_flag": "delivery_failed"` (sent with `delivered`) resolves
+  that flag once a re-drive has delivered it. Both find the flag by its mark
+  (`urn:casebridge:undelivered:<digest of the referral id>`), so a flag is raised once
+  while one is up and resolved once. An empty record (a re-drive: submitted again)
+  makes no call.
 
 - **native id**: ``"<case uuid>/referrals/<transition uuid>"`` or
   ``"<case uuid>/transfers/<transition uuid>"`` — the transition's path under
@@ -97,6 +107,10 @@ _REACHED = {"accepted": ("accepted", "done")}
 _EPOCH = "1970-01-01T00:00:00.000Z"
 # Primero's flag dialog shows a reason of at most this many characters.
 FLAG_REASON = 255
+# The flag a failed delivery raises on the sender's case (the mapping's "flag" value), and
+# the mark its reason carries, followed by a digest of the referral id.
+UNDELIVERED = "delivery_failed"
+UNDELIVERED_MARK = "urn:casebridge:undelivered:"
 # The gateway stores a partner's cursor in a column of this many characters.
 MAX_CURSOR = 500
 
@@ -160,10 +174,20 @@ class PrimeroAdapter:
         return {"case": case, kind: self._transition(case_id, path, transition_id)}
 
     def update_status(self, *, native_id: str, referral_id: str, status: dict[str, Any]) -> None:
-        """Accept, reject, complete or revoke the transition."""
+        """Accept, reject, complete or revoke the transition; flag the case when its
+        delivery failed, and resolve that flag once it is delivered."""
         case_id, path, transition_id = _parse_native_id(native_id)
         target = status.get("status")
-        if target == "in_progress":
+        flag, resolve = status.get("flag"), status.get("resolve_flag")
+        for told in (flag, resolve):
+            if told is not None and told != UNDELIVERED:
+                raise PermanentDeliveryError(f"Primero adapter has no flag {told!r} to show",
+                                             partner_code="unsupported_flag")
+        if flag is not None:
+            self._flag_undelivered(case_id, path, transition_id, referral_id)
+        if resolve is not None:
+            self._resolve_undelivered(case_id, path, referral_id)
+        if target == "in_progress" or (target is None and (flag or resolve or not status)):
             return
         if target not in _STATUSES[path]:
             raise PermanentDeliveryError(
@@ -213,6 +237,48 @@ class PrimeroAdapter:
                                  body={"data": {"unflag_message": _reason(shown)}})
             log.info("primero_flag_resolved", referral_id=referral_id, case_id=case_id,
                      flag_id=flag["id"])
+
+    def _undelivered_flags(self, case_id: str, referral_id: str
+                           ) -> tuple[str, list[dict[str, Any]]]:
+        """The mark of this referral's delivery-failed flag, and its flags still up."""
+        mark = f"{UNDELIVERED_MARK}{_digest(referral_id, 16)}"
+        where = f"/cases/{case_id}/flags"
+        up = [flag for flag in records(self._client.get_data(where), f"GET {where}")
+              if mark in str(flag.get("message") or "") and not flag.get("removed")]
+        return mark, up
+
+    def _flag_undelivered(self, case_id: str, path: str, transition_id: str,
+                          referral_id: str) -> None:
+        """Flag the sender's case: CaseBridge could not deliver its referral or transfer."""
+        mark, up = self._undelivered_flags(case_id, referral_id)
+        if up:
+            return  # flagged already (this failure told twice, or a re-drive failed again)
+        try:
+            transition = self._transition(case_id, path, transition_id)
+        except PermanentDeliveryError:
+            transition = {}
+        agency = transition.get("transitioned_to_agency") or transition.get(
+            "transitioned_to_remote")
+        to = f" to {agency}" if isinstance(agency, str) and agency else ""
+        text = (f"CaseBridge could not deliver {_KINDS[_TYPES[path]]} {referral_id}{to}; "
+                f"operations staff are on it.")
+        where = f"/cases/{case_id}/flags"
+        body = {"date": datetime.now(UTC).date().isoformat(), "message": _marked(text, mark)}
+        made = record(data_of(self._client.request("POST", where, body={"data": body}),
+                              f"POST {where}"), f"POST {where}")
+        log.info("primero_case_flagged", referral_id=referral_id, case_id=case_id,
+                 flag_id=made.get("id"), flag=UNDELIVERED)
+
+    def _resolve_undelivered(self, case_id: str, path: str, referral_id: str) -> None:
+        """Resolve the delivery-failed flag: a re-drive delivered it after all."""
+        mark, up = self._undelivered_flags(case_id, referral_id)
+        text = f"CaseBridge has now delivered {_KINDS[_TYPES[path]]} {referral_id}."
+        for flag in up:
+            where = f"/cases/{case_id}/flags/{flag['id']}"
+            self._client.request("PATCH", where,
+                                 body={"data": {"unflag_message": _marked(text, mark)}})
+            log.info("primero_flag_resolved", referral_id=referral_id, case_id=case_id,
+                     flag_id=flag["id"], flag=UNDELIVERED)
 
     def _completed(self, params: dict[str, Any], case: dict[str, Any], kind: str
                    ) -> dict[str, Any]:
@@ -407,8 +473,8 @@ class _Cursor:
             del forget[max(forget, key=lambda k: forget[k])]
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def _digest(text: str, length: int = 12) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def _parse(stamp: str) -> datetime:
@@ -438,6 +504,11 @@ def _reason(shown: Alert) -> str:
     """A flag's reason (or resolve reason): the alert's message, then its mark."""
     mark = f" ({shown.mark})"
     return shortened(shown.message, FLAG_REASON - len(mark)) + mark
+
+
+def _marked(text: str, mark: str) -> str:
+    """A flag's reason made by the adapter itself: `text`, then its mark."""
+    return shortened(text, FLAG_REASON - len(mark) - 3) + f" ({mark})"
 
 
 def _record(value: Any, path: str) -> dict[str, Any]:

@@ -267,23 +267,26 @@ def submit(app: httpx.Client, document: dict[str, Any]) -> httpx.Response:
 
 def primero_to_progres(demo: Demo) -> str:
     say = demo.say
-    caseworker = demo.primero("primero-ssd", "cp_worker")
-    say("    A South Sudan caseworker refers a separated child (fictional) to UNHCR Ethiopia "
-        "for family tracing, in Primero.")
+    caseworker = demo.primero("primero-ssd", "gbv_worker")
+    say("    A GBV caseworker in South Sudan refers a girl survivor (fictional) to UNHCR "
+        "Ethiopia for a Best Interests Assessment, from Primero's GBV module.")
+    # The GBV module's consent rule: consent for services alone lets the referral go (she
+    # and her caregiver agreed to the service; nothing is disclosed for other purposes).
+    # No incident details: the referral says what is asked, not what happened.
     case = data(caseworker.post("/cases", json={"data": {
-        "module_id": "primeromodule-cp", "name_first": "Kiden", "name_last": f"Demo{tag()}",
-        "sex": "female", "date_of_birth": "2012-04-03", "risk_level": "high",
-        "protection_concerns": ["refugee"], "consent_source": "caregiver",
-        "consent_for_services": True, "disclosure_other_orgs": True,
-        "services_section": [{"service_type": "family_seunification_service",
+        "module_id": "primeromodule-gbv", "name_first": "Nyaluak", "name_last": f"Demo{tag()}",
+        "sex": "female", "date_of_birth": "2011-09-14", "risk_level": "high",
+        "protection_concerns": ["gbv_survivor"], "consent_source": "caregiver",
+        "consent_for_services": True, "disclosure_other_orgs": False,
+        "services_section": [{"service_type": "bia_service",
                               "service_response_type": "service_provision",
-                              "service_response_timeframe": "1_day"}]}}),
+                              "service_response_timeframe": "3_days"}]}}),
         "Primero case", 200)
     referral = data(caseworker.post(f"/cases/{case['id']}/referrals", json={"data": {
         "transitioned_to": PRIMERO_GATEWAY_USER, "transitioned_to_agency": "agency-unhcr-eth",
-        "service": "family_seunification_service",
+        "service": "bia_service",
         "service_record_id": case["services_section"][0]["unique_id"],
-        "notes": "Cross-border tracing; the mother may be in Gambella (fictional)."}}),
+        "notes": "Best Interests Assessment requested for a child survivor (fictional)."}}),
         "Primero referral")
     sent = f"{case['id']}/referrals/{referral['id']}"
     referral_id = demo.wait("the gateway to discover the referral in Primero",
@@ -295,14 +298,15 @@ def primero_to_progres(demo: Demo) -> str:
     officer = demo.progres(PROGRES_CASEWORKER)
     reviewer = demo.progres(PROGRES_REVIEWER)
     row = progres_row(officer, received)
-    say(f"  ✓ delivered — proGres: {label(row, 'statuscode')} · Primero: "
+    asked = label(row, "_progres_interventiontype_value")
+    expect("the intervention asked of proGres", asked, "Best Interests Assessment")
+    say(f"  ✓ delivered — proGres: {label(row, 'statuscode')}, {asked} · Primero: "
         f"{transition(caseworker, sent)['status']}")
 
     Step = tuple[httpx.Client, int, dict[str, Any], str, str]
     steps: tuple[Step, ...] = ((officer, PENDING_ACTION, {}, "in_progress", "acknowledged"),
              (reviewer, ACCEPTED, {}, "accepted", "accepted"),
-             (officer, COMPLETED, {"progres_outcome": 125080000, "progres_outcomenotes":
-                                   "Mother traced in a fictional camp; reunified."},
+             (officer, COMPLETED, {"progres_outcome": 125080000, "progres_outcomenotes": NOTE},
               "done", "completed"))
     for who, code, extra, primero_status, state in steps:
         progres_set(who, received, statuscode=code, **extra)
@@ -314,13 +318,16 @@ def primero_to_progres(demo: Demo) -> str:
             f" · Primero: {transition(caseworker, sent)['status']}")
 
     done = transition(caseworker, sent)
-    expect("the outcome note in Primero", done.get("rejection_note"),
-           "Mother traced in a fictional camp; reunified.")
+    expect("the outcome note in Primero", done.get("rejection_note"), NOTE)
     say(f"    Primero shows proGres's outcome note: \"{done['rejection_note']}\"")
     expect("the proGres status", label(progres_row(officer, received), "statuscode"),
            "Completed")
     expect("referrals in proGres with this id", len(progres_rows(officer, referral_id)), 1)
     return "proGres: Completed · Primero: done, with the outcome note"
+
+
+# What UNHCR writes back when the assessment is done (fictional; nothing of the incident).
+NOTE = "BIA completed (fictional); follow-up agreed with the GBV caseworker."
 
 
 # --- 2. consent refused at the gateway, then recorded ------------------------------------------
@@ -640,7 +647,8 @@ class Story:
 
 
 STORIES = (
-    Story(1, "a referral from Primero to UNHCR in proGres, completed", primero_to_progres),
+    Story(1, "a GBV referral from Primero to UNHCR in proGres, completed with the outcome note",
+          primero_to_progres),
     Story(2, "refused for consent, then through once consent is recorded",
           consent_then_through),
     Story(3, "a cross-border transfer between two Primero agencies", cross_border_transfer),

@@ -261,9 +261,13 @@ TRANSFER_STATUS = StatusModel(
     defaults={0: T.PENDING_SUBMISSION, 1: T.TRANSFERRED},
     transitions={
         T.PENDING_SUBMISSION: frozenset({T.PENDING_DECISION, T.CANCELLED}),
-        T.PENDING_DECISION: frozenset({T.PENDING_TRANSFER, T.REQUEST_REJECTED, T.CANCELLED}),
+        # A request sent out through an integration may fail before any decision too (the
+        # receiving organisation's system could not be reached or refused it): [GUESS], as
+        # for a referral's Delivery Failed; sent again, it waits for a decision once more.
+        T.PENDING_DECISION: frozenset({T.PENDING_TRANSFER, T.REQUEST_REJECTED, T.CANCELLED,
+                                       T.TRANSFER_FAILED}),
         T.PENDING_TRANSFER: frozenset({T.TRANSFERRED, T.TRANSFER_FAILED, T.CANCELLED}),
-        T.TRANSFER_FAILED: frozenset({T.PENDING_TRANSFER, T.CANCELLED}),
+        T.TRANSFER_FAILED: frozenset({T.PENDING_DECISION, T.PENDING_TRANSFER, T.CANCELLED}),
         T.REQUEST_REJECTED: frozenset(),
         T.TRANSFERRED: frozenset(),
         T.CANCELLED: frozenset(),

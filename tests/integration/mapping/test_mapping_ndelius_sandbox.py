@@ -405,3 +405,21 @@ def test_noms_number_middle_name_and_due_date_reach_the_receiving_ndelius(
     person = wales.officer("N03ACT1").get("/person/X079001")
     assert (person["nomsNumber"], person["name"]["middleName"]) == ("A1234BC", "Quinn")
     assert wales.officer("N03ACT1").nsi(received)["expectedEndDate"] == due
+
+
+def test_a_transfer_the_gateway_could_not_deliver_is_not_delivered_until_a_redrive_delivers_it(
+        london: Provider, translator: MappingTranslator) -> None:
+    """The sending area hears of a dead delivery as NDEL, in its own words, not as a return;
+    the re-drive makes it requested again, and its delivery changes nothing more."""
+    practitioner = london.officer("N07AOM2")
+    nsi_id = practitioner.raise_nsi(new_nsi("X070001"))
+    [change] = london.poll()
+    referral_id = f"cbr-{uuid.uuid4().hex[:12]}"
+    tell(london, change.native_id, referral_id,
+         {"status": "failed", "source_status": "partner_refused"}, translator)
+    failed = practitioner.nsi(nsi_id)
+    assert (failed["nsiStatus"]["code"], failed["externalReference"]) == ("NDEL", referral_id)
+    assert failed.get("nsiOutcome") is None  # not a return: the receiving area never saw it
+    for event in ({"status": "submitted", "source_status": "redrive"}, {"status": "delivered"}):
+        tell(london, change.native_id, referral_id, event, translator)
+        assert practitioner.nsi(nsi_id)["nsiStatus"]["code"] == "REQ"

@@ -336,6 +336,39 @@ def test_progres_is_told_the_partners_decision_and_nothing_for_other_states(
         "acknowledged", referral_id)  # the decision; "delivered" sent nothing
 
 
+def test_a_dead_delivery_is_told_delivery_fail_and_a_redrive_takes_it_back(
+        world: World) -> None:
+    row = intervention(world, person="kito", service="BIA")
+    [answer] = push(world, row)
+    referral_id = answer["case_id"]
+    with world.sessions() as session:
+        envelope = session.scalars(select(OutboxMessage.envelope).where(
+            OutboxMessage.referral_id == referral_id,
+            OutboxMessage.routing_key == f"deliver.{UNICEF}")).one()
+    # The delivery to UNICEF dies (as the dead-letter consumer records it).
+    with unit_of_work(world.sessions) as session:
+        letter = dead_letters.record(
+            session=session, contracts=world.contracts, envelope=envelope,
+            headers={"x-casebridge-reason": "retries_exhausted", "x-attempt": 6},
+            routing_key=f"deliver.{UNICEF}", message_id=f"dead-{referral_id}")
+        assert letter is not None
+        letter_id = letter.id
+    assert [o.note for o in world.deliver_pending(PROGRES)] == ["status delivered"]
+    seen = as_progres_sees(world, row)
+    assert (seen["progres_partnerstatus"], seen["progres_partnerclosurereason"]) == (
+        "Delivery Fail", "retries_exhausted")
+
+    with unit_of_work(world.sessions) as session:
+        assert dead_letters.redrive(session=session, contracts=world.contracts,
+                                    letters=[session.get_one(DeadLetter, letter_id)],
+                                    actor="operator-test") == [letter_id]
+    assert [o.note for o in world.deliver_pending(PROGRES)] == ["status delivered"]
+    assert as_progres_sees(world, row)["progres_partnerstatus"] == "Pending Acknowledgement"
+    world.deliver_pending(UNICEF)
+    world.deliver_pending(PROGRES)  # delivered: DTP has no message for it
+    assert as_progres_sees(world, row)["progres_partnerstatus"] == "Pending Acknowledgement"
+
+
 # -- partners refer to proGres; proGres decides ------------------------------------------
 
 def refer_to_progres(world: World, make_referral: Callable[..., dict[str, Any]],

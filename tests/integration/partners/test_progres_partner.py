@@ -629,3 +629,56 @@ def test_alerts_are_tasks_for_the_assigned_caseworker_completed_when_cleared(
     assert [t["prioritycode"] for t in done] == [1, 2]
     assert {t["statuscode"] for t in done} == {5} and all(t["actualend"] for t in done)
     assert all(t["description"].endswith(cleared["message"]) for t in done)
+
+
+# -- a dead delivery told to proGres as the sender, through the shipped status mappings ----
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def told(adapter: ProgresAdapter, kind: str, native_id: str, referral_id: str,
+         event: dict[str, Any]) -> None:
+    """What the worker does with a status event for the sending proGres."""
+    from gateway.contracts import Contracts
+    from gateway.mapping.translator import MappingTranslator
+    translator = MappingTranslator(ROOT / "mappings", contracts=Contracts(ROOT / "contracts"))
+    native = translator.status_out("progres", kind, event)
+    adapter.update_status(native_id=native_id, referral_id=referral_id, status=native)
+
+
+def test_a_referral_and_a_transfer_proGres_sent_are_told_delivery_failed_then_redriven(
+        adapter: ProgresAdapter, staff: httpx.Client) -> None:
+    """Delivery Failed / Transfer failed, not Rejected: the receiver never saw them; the
+    re-drive that delivers them brings them back to Pending Acknowledgement / Decision."""
+    made = staff.post(f"/{REFERRALS}", json={
+        "progres_interoperabilityreferralrouteto": 125080000,
+        "progres_partnerid@odata.bind": f"/progres_partners({UNICEF})",
+        "progres_individualid@odata.bind": f"/progres_individuals({TESTA})",
+        "progres_interventiontype@odata.bind":
+            f"/progres_interventiontypes({intervention_type_id('ALTC')})",
+        "statuscode": ReferralStatus.PENDING_ACKNOWLEDGEMENT})
+    assert made.status_code == 204, made.text
+    referral = made.headers["OData-EntityId"].rsplit("/", 1)[1]
+    transfer = staff.post(f"/{TRANSFERS}", json={
+        "progres_individualid@odata.bind": f"/progres_individuals({TESTA})",
+        "progres_partnerid@odata.bind": f"/progres_partners({UNICEF})",
+        "progres_transferrelatedchildprotectioncases": True,
+        "statuscode": TransferStatus.PENDING_DECISION})
+    assert transfer.status_code == 204, transfer.text
+    transfer_id = transfer.headers["OData-EntityId"].rsplit("/", 1)[1]
+    cases = [("referral", referral, REFERRALS, ReferralStatus.DELIVERY_FAILED,
+              ReferralStatus.PENDING_ACKNOWLEDGEMENT),
+             ("transfer", transfer_id, TRANSFERS, TransferStatus.TRANSFER_FAILED,
+              TransferStatus.PENDING_DECISION)]
+    for kind, native_id, table, failed, delivered in cases:
+        referral_id = gateway_id()
+        told(adapter, kind, native_id, referral_id,
+             {"status": "failed", "source_status": "partner_refused"})
+        [row] = by_reference(staff, table, referral_id)
+        assert row["statuscode"] == failed, kind
+        told(adapter, kind, native_id, referral_id,
+             {"status": "submitted", "source_status": "redrive"})
+        assert by_reference(staff, table, referral_id)[0]["statuscode"] == failed
+        told(adapter, kind, native_id, referral_id, {"status": "delivered"})
+        assert by_reference(staff, table, referral_id)[0]["statuscode"] == delivered, kind

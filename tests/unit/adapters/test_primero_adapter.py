@@ -480,3 +480,81 @@ def test_a_malformed_alert_or_native_id_calls_nobody(primero: respx.MockRouter,
         adapter.alert(native_id="not-a-case", referral_id="cbr-1",
                       alert=make_alert("overdue", referral_id="cbr-1"))
     assert not flags.called and not primero.routes["login"].called
+
+
+# A delivery the gateway gave up on, told to the sending Primero as a flag
+
+
+UNDELIVERED = "urn:casebridge:undelivered:"
+
+
+def test_a_failed_delivery_flags_the_senders_case_naming_ids_and_the_agency_only(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": [flag(1, "Home visit due")]})
+    primero.get(f"/cases/{CASE_ID}/referrals").respond(json={"data": [transition(
+        transitioned_by="cp_worker", transitioned_to="casebridge",
+        transitioned_to_agency="agency-unhcr-eth")]})
+    post = primero.post(f"/cases/{CASE_ID}/flags").respond(json={"data": flag(2, "x")})
+    patch = primero.patch(path__regex=r"/referrals/")
+    adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
+                          status={"flag": "delivery_failed"})
+    sent = json.loads(post.calls.last.request.content)["data"]
+    assert sent["date"] == datetime.now(UTC).date().isoformat()
+    assert sent["message"].startswith(
+        "CaseBridge could not deliver referral cbr-1 to agency-unhcr-eth; operations staff "
+        "are on it. (urn:casebridge:undelivered:")
+    assert len(sent["message"]) <= 255
+    assert not patch.called  # the referral's own status is not touched: no rejection
+
+
+def test_a_failed_delivery_told_again_while_its_flag_is_up_flags_nothing_more(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": []})
+    primero.get(f"/cases/{CASE_ID}/referrals").respond(json={"data": [transition()]})
+    post = primero.post(f"/cases/{CASE_ID}/flags").respond(json={"data": flag(2, "x")})
+    adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
+                          status={"flag": "delivery_failed"})
+    reason = json.loads(post.calls.last.request.content)["data"]["message"]
+    assert " to " not in reason.split(";")[0]  # no agency on the transition: none named
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": [flag(2, reason)]})
+    adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
+                          status={"flag": "delivery_failed"})
+    assert post.call_count == 1
+    # Another referral of the same case is flagged on its own.
+    adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-2",
+                          status={"flag": "delivery_failed"})
+    assert post.call_count == 2
+
+
+def test_delivered_after_a_redrive_resolves_the_flag_and_only_that_flag(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": []})
+    primero.get(f"/cases/{CASE_ID}/referrals").respond(json={"data": [transition()]})
+    post = primero.post(f"/cases/{CASE_ID}/flags").respond(json={"data": flag(2, "x")})
+    adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
+                          status={"flag": "delivery_failed"})
+    ours = json.loads(post.calls.last.request.content)["data"]["message"]
+    theirs = make_alert("overdue", referral_id="cbr-1")
+    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": [
+        flag(1, ours, removed=True), flag(2, ours), flag(3, "Home visit due"),
+        flag(4, f"o ({read_alert(theirs).mark})")]})
+    resolve = primero.patch(path__regex=rf"/cases/{CASE_ID}/flags/\d+").respond(
+        json={"data": flag(2, ours, removed=True)})
+    transitions = primero.patch(path__regex=r"/referrals/")
+    adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
+                          status={"status": "in_progress", "resolve_flag": "delivery_failed"})
+    assert [c.request.url.path.rsplit("/", 1)[1] for c in resolve.calls] == ["2"]
+    unflag = json.loads(resolve.calls.last.request.content)["data"]["unflag_message"]
+    assert unflag.startswith("CaseBridge has now delivered referral cbr-1. (" + UNDELIVERED)
+    assert not transitions.called
+
+
+def test_a_redrive_tells_primero_nothing_and_an_unknown_flag_is_refused(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    anything = primero.route(path__regex=r"/cases")
+    adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1", status={})
+    with pytest.raises(PermanentDeliveryError) as refused:
+        adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
+                              status={"flag": "on_fire"})
+    assert refused.value.partner_code == "unsupported_flag"
+    assert not anything.called and not primero.routes["login"].called
