@@ -55,6 +55,7 @@ from gateway.store.models import (
     ReferralService,
     StatusEvent,
     new_id,
+    referral_id_for,
     utcnow,
 )
 
@@ -166,7 +167,8 @@ def submit_referral(
         log.warning("minor_status_corrected", sender=sender.id,
                     pointers=list(admitted.minor_contradicted))
     referral = Referral(
-        id=new_id(), kind=document["kind"], subtype=document.get("subtype"),
+        id=referral_id_for(sender.id, idempotency_key), kind=document["kind"],
+        subtype=document.get("subtype"),
         sender_id=sender.id, receiver_id=receiver.id, status=INITIAL,
         correlation_id=correlation_id, idempotency_key=idempotency_key, request_hash=digest,
         content=admitted.document, withheld=[w.pointer for w in admitted.withheld],

@@ -50,6 +50,21 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+# The namespace of referral ids (a fixed, random UUID: never change it).
+_REFERRAL_IDS = uuid.UUID("6f1c2b0e-5a57-4c1e-9d3a-2f8e41b7c0d5")
+
+
+def referral_id_for(sender_id: str, idempotency_key: str) -> str:
+    """A referral's id, derived from its sender and idempotency key (UUID version 5).
+
+    The same submission taken again gets the same id even where the store no longer knows
+    it: a partner record polled again after the store was restored from a backup (its
+    idempotency key is the record's native id) reaches each receiver as the referral it
+    already holds, which the adapters recognise, instead of as a second one.
+    """
+    return str(uuid.uuid5(_REFERRAL_IDS, f"{sender_id}\x1f{idempotency_key}"))
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every database (SQLite stores naive values)."""
 

@@ -129,6 +129,7 @@ def test_workers_killed_at_random_moments_lose_and_duplicate_nothing(
     print(f"workers killed with SIGKILL: {kills}")
 
 
+@pytest.mark.broker_restart
 @pytest.mark.skipif(os.geteuid() != 0, reason="stopping the broker needs rabbitmqctl as root")
 def test_a_broker_restart_during_delivery_loses_nothing(make_stack, make_referral) -> None:
     stack = make_stack([SandboxSpec(RECEIVER, "primero")], [SENDER], worker_threads=1)

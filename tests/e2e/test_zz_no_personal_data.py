@@ -34,6 +34,8 @@ def test_no_fictional_person_in_any_log_line_or_broker_message(
               if item.path.name == "test_delivery_faults.py"]
     if not faults:
         pytest.skip("run with the rest of tests/e2e: it scans what they produced")
+    # `make test` runs the broker restart after the rest, with this scan again: a smaller run.
+    least = 1000 if any(item.name.startswith("test_a_thousand") for item in faults) else 100
     lines = personal_data_watch.read_text().splitlines()
     for path in LOG_FILES:
         lines += path.read_text(errors="replace").splitlines() if path.exists() else []
@@ -43,8 +45,8 @@ def test_no_fictional_person_in_any_log_line_or_broker_message(
         "RabbitMQ's firehose could not be turned on: run the tests where `rabbitmqctl` works "
         "(as root, as `make test` does on the project's machines)")
     # The scan saw the run: thousands of lines and messages, and referrals among them.
-    assert len(lines) > 1000 and len(messages) > 1000, (len(lines), len(messages))
-    assert sum('"referral_id"' in m for m in messages) > 1000
+    assert len(lines) > least and len(messages) > least, (len(lines), len(messages))
+    assert sum('"referral_id"' in m for m in messages) > least
     wanted = personal_values()
     assert {"Zawadi", "2014-03-09", "Kiden"} <= wanted
     leaks = {value: line[:300] for line in lines for value in find_personal(line, wanted)}
