@@ -182,6 +182,18 @@ def data(answer: httpx.Response, what: str, status: int = 200) -> dict[str, Any]
     return found
 
 
+def data_list(answer: httpx.Response, what: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = expect_status(answer, 200, what)["data"]
+    return found
+
+
+def nsis_for(officer: httpx.Client, referral_id: str) -> int:
+    """How many NSIs a provider's nDelius holds for a gateway referral (its external reference)."""
+    page = expect_status(officer.get("/nsi", params={"externalReference": referral_id}), 200,
+                         "the NSI search")
+    return int(page["totalElements"])
+
+
 def label(row: dict[str, Any], column: str) -> str:
     return str(row.get(f"{column}@OData.Community.Display.V1.FormattedValue"))
 
@@ -414,6 +426,9 @@ def cross_border_transfer(demo: Demo) -> str:
     expect("the South Sudan case's owner", closed["owned_by"], PRIMERO_GATEWAY_USER)
     expect("the South Sudan caseworker's access",
            caseworker.get(f"/cases/{case['id']}").status_code, 403)
+    expect("cases in Primero Uganda for this transfer",
+           len(data_list(manager.get("/cases", params={"casebridge_referral_id": referral_id}),
+                         "the Uganda cases")), 1)
     say(f"  ✓ ownership moved — Primero Uganda: {transition(manager, received)['status']}, "
         f"owned by {taken['owned_by']} · Primero South Sudan: "
         f"{transition(gateway_user, sent)['status']}, the caseworker's part closed")
@@ -544,6 +559,7 @@ def probation_transfer(demo: Demo) -> str:
     both_at(demo, referral_id, "completed", london, wales, ("COMP", "COMP"))
     expect("the managing provider at N07", manager_provider(practitioner, "X070002"), "N03")
     expect("the managing provider at N03", manager_provider(receiving, "X070002"), "N03")
+    expect("NSIs at N03 for this transfer", nsis_for(receiving, referral_id), 1)
     say("    The person is now managed by N03, in both nDelius instances.")
 
     say("    Alongside: a temporary move of another person (fictional) to Wales for work.")
@@ -558,6 +574,7 @@ def probation_transfer(demo: Demo) -> str:
                 (code, code))
     expect("the managing provider after the temporary move",
            manager_provider(practitioner, "X070004"), "N07")
+    expect("NSIs at N03 for the temporary move", nsis_for(receiving, move_id), 1)
     say("    The temporary move ends with the case still managed in London.")
     return "transfer: COMP at both, managed by N03 · temporary move: COMP, still N07"
 
