@@ -27,13 +27,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Two pytest-xdist workers (the end-to-end tests together on one of them, in order), then
-# the one test that stops and starts the shared RabbitMQ, alone, with its personal-data scan.
+# The end-to-end tests beside the rest, then the broker restart alone: scripts/test.sh.
 test: install services browser lint
-	$(BIN)/pytest -n 2 --dist loadgroup -m "not broker_restart"
-	$(BIN)/pytest \
-	  tests/e2e/test_delivery_faults.py::test_a_broker_restart_during_delivery_loses_nothing \
-	  tests/e2e/test_zz_no_personal_data.py
+	@scripts/test.sh
 
 bench: install services
 	$(BIN)/python bench/intake.py

@@ -15,17 +15,6 @@ from servers import drop_pg_database, fresh_pg_database, rabbitmqctl, vhost_of
 from sharing import write_agreement
 from stack import TAP_QUEUE, SandboxSpec, Stack
 
-E2E = Path(__file__).parent
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests run on one pytest-xdist worker, in their order: the personal-data
-    scan (test_zz_…) reads the log file and broker tap of its own worker's run."""
-    for item in items:
-        if E2E in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("e2e"))
-
 
 @pytest.fixture(scope="session", params=["sqlite"])
 def database_url(request: pytest.FixtureRequest) -> str:

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole suite, as `make test` runs it after the linters. Two pytest processes side by
+# side — the end-to-end tests, and the unit and integration tests — each on a RabbitMQ
+# virtual host and databases of its own; then, alone, the one test that stops and starts
+# the shared RabbitMQ, with the personal-data scan of its run. Arguments go to each pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTEST=.venv/bin/pytest
+e2e_log=$(mktemp -t casebridge-e2e.XXXXXX)
+trap 'kill "$e2e" 2>/dev/null; rm -f "$e2e_log"' EXIT
+
+echo "tests/e2e runs beside the rest; its output follows theirs"
+$PYTEST tests/e2e -m "not broker_restart" "$@" > "$e2e_log" 2>&1 &
+e2e=$!
+$PYTEST tests/unit tests/integration "$@"
+rest=$?
+wait "$e2e"
+ends=$?
+echo "---------------------------------- tests/e2e ----------------------------------"
+cat "$e2e_log"
+echo "------------------------- tests/e2e: the broker restart -------------------------"
+$PYTEST "$@" \
+  tests/e2e/test_delivery_faults.py::test_a_broker_restart_during_delivery_loses_nothing \
+  tests/e2e/test_zz_no_personal_data.py
+restart=$?
+echo "unit + integration: exit $rest; e2e: exit $ends; broker restart: exit $restart"
+[ "$rest" = 0 ] && [ "$ends" = 0 ] && [ "$restart" = 0 ]
