@@ -74,8 +74,9 @@ def running(process: subprocess.Popen[str]) -> str:
 def test_every_story_ends_as_expected_with_two_gateways_and_two_workers_on_postgresql(
         tmp_path, amqp_url, pg_url) -> None:
     """`casebridge demo --check`, every story, run as scale-out runs: two gateway processes
-    and two workers on one PostgreSQL and one RabbitMQ (stories 1, 2 and 5 count their
-    referral at proGres: exactly one). The SQLite demo of `make demo` is started below."""
+    and two workers on one PostgreSQL and one RabbitMQ. Each story counts its referral at
+    the receiver, through the receiver's own API: exactly one (proGres in stories 1, 2 and
+    5, Primero Uganda in 3, nDelius N03 in 4)."""
     with fresh_store(pg_url, tmp_path) as url:
         process = demo(tmp_path, amqp_url, "--check", "--quiet", "--database-url", url,
                        "--gateways", "2", "--workers", "2")
