@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole suite, as `make test` runs it after the linters. Two pytest processes side by
-# side — the end-to-end tests, and the unit and integration tests — each on a RabbitMQ
-# virtual host and databases of its own; then, alone, the one test that stops and starts
-# the shared RabbitMQ, with the personal-data scan of its run. Arguments go to each pytest.
+# The whole suite, as `make test` runs it after the linters. The end-to-end tests in one
+# pytest process (in order: their personal-data scan reads what they produced) beside the
+# unit and integration tests spread over two pytest-xdist workers, a file at a time; each
+# process on a RabbitMQ virtual host and databases of its own. Then, alone, the one test
+# that stops and starts the shared RabbitMQ, with the personal-data scan of its run.
+# Arguments go to each pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTEST=.venv/bin/pytest
@@ -12,7 +14,7 @@ trap 'kill "$e2e" 2>/dev/null; rm -f "$e2e_log"' EXIT
 echo "tests/e2e runs beside the rest; its output follows theirs"
 $PYTEST tests/e2e -m "not broker_restart" "$@" > "$e2e_log" 2>&1 &
 e2e=$!
-$PYTEST tests/unit tests/integration "$@"
+$PYTEST -n 2 --dist loadfile tests/unit tests/integration "$@"
 rest=$?
 wait "$e2e"
 ends=$?

@@ -99,8 +99,10 @@ def test_operators_see_mappings_in_force_and_refused(settings, tmp_path) -> None
     shutil.copytree(ROOT / "mappings", mappings)
     ops = settings.model_copy(update={"operator_key": "ops-key-for-tests",
                                       "mappings_dir": mappings})
+    # The first read compiles every mapping: on a loaded machine that takes seconds.
     with LiveServer(ops) as server, httpx.Client(
-            base_url=server.url, headers={"Authorization": "Bearer ops-key-for-tests"}) as client:
+            base_url=server.url, timeout=60,
+            headers={"Authorization": "Bearer ops-key-for-tests"}) as client:
         first = client.get("/v1/ops/mappings").json()
         assert "primero/referral-status" in {m["mapping"] for m in first["in_force"]}
         assert first["refused"] == []
