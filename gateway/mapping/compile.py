@@ -53,6 +53,9 @@ class Compiler:
                  direction: Direction, *, inline: bool = True) -> None:
         self.mapping = mapping
         self.inline = inline
+        # Built once per rule: the generated code and the rule's closure share them.
+        self._pipelines: dict[int, tuple[list[Apply], CodeLookup | None]] = {}
+        self._producers: dict[int, Producer] = {}
         self.codes = {**codes, **mapping.codes}
         self.direction = direction
 
@@ -70,7 +73,10 @@ class Compiler:
 
     def producer(self, rule: Rule) -> Producer:
         """The whole rule as one closure of (scope, root): the generated code's slow path."""
-        return self._each(rule) if rule.each is not None else producer(rule, *self.pipeline(rule))
+        if id(rule) not in self._producers:
+            self._producers[id(rule)] = self._each(rule) if rule.each is not None else \
+                producer(rule, *self.pipeline(rule))
+        return self._producers[id(rule)]
 
     def finisher(self, rule: Rule) -> Finisher | None:
         """The closure finishing a rule's value; None when it is a plain copy."""
@@ -100,10 +106,13 @@ class Compiler:
 
     def pipeline(self, rule: Rule) -> tuple[list[Apply], CodeLookup | None]:
         """The rule's transforms, built, and its code list lookup."""
-        transforms = [build(t.name, t.args) for t in rule.transforms]
-        if rule.code is None:
-            return transforms, None
-        return transforms, CodeLookup(rule, self.codes[rule.code], self.direction)
+        if id(rule) not in self._pipelines:
+            transforms = [build(t.name, t.args) for t in rule.transforms]
+            lookup = None if rule.code is None else \
+                CodeLookup(rule, self.codes[rule.code], self.direction)
+            self._pipelines[id(rule)] = (transforms, lookup)
+        transforms, lookup = self._pipelines[id(rule)]
+        return list(transforms), lookup
 
     def _list(self, target: _Target) -> Producer:
         by_index = sorted((s for s in target.items if s.index is not None),
