@@ -33,7 +33,6 @@ from gateway.mapping.model import Condition, Rule
 from gateway.mapping.paths import FieldPath, Step, compile_getter
 from gateway.mapping.produce import (
     CodeLookup,
-    Finisher,
     Producer,
     RuleFailed,
     condition,
@@ -53,8 +52,6 @@ class TargetTree(Protocol):
 
 class Parts(Protocol):
     """What the compiler provides for the parts that are not plain copies."""
-
-    def finisher(self, rule: Rule) -> Finisher | None: ...
 
     def pipeline(self, rule: Rule) -> tuple[list[Apply], CodeLookup | None]: ...
 

@@ -19,11 +19,9 @@ from gateway.mapping.model import CodeList, Direction, MappingFile, Rule
 from gateway.mapping.paths import Step, compile_getter
 from gateway.mapping.produce import (
     CodeLookup,
-    Finisher,
     Producer,
     RuleFailed,
     conditions,
-    finisher,
     producer,
 )
 from gateway.mapping.transforms import Apply, build
@@ -77,10 +75,6 @@ class Compiler:
             self._producers[id(rule)] = self._each(rule) if rule.each is not None else \
                 producer(rule, *self.pipeline(rule))
         return self._producers[id(rule)]
-
-    def finisher(self, rule: Rule) -> Finisher | None:
-        """The closure finishing a rule's value; None when it is a plain copy."""
-        return finisher(rule, *self.pipeline(rule))
 
     def node(self, target: _Target) -> Producer:
         """The closure filling a target that is not a plain field or object."""
