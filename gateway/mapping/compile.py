@@ -1,8 +1,10 @@
-"""Compile checked rules once into closures that translate a record in one pass.
+"""Compile checked rules once into a function that translates a record in one pass.
 
-Nothing is interpreted per record: each rule with logic becomes a small closure
-(`produce.py`), and the objects they fill are assembled by one generated function per
-object tree (`assemble.py`), so a plain field costs one dictionary read and one store.
+Nothing is interpreted per record: each rule becomes a small closure (`produce.py`) that
+does exactly what it says in every case, and the whole translation is generated as one
+Python function per object tree (`assemble.py`) doing the usual case of every rule inline
+(a plain field costs one dictionary read and one store, a code one lookup more) and
+calling a rule's closure for anything else: errors, defaults, unknown codes, odd values.
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ from gateway.mapping.model import CodeList, Direction, MappingFile, Rule
 from gateway.mapping.paths import Step, compile_getter
 from gateway.mapping.produce import (
     CodeLookup,
-    Finisher,
     Producer,
     RuleFailed,
     conditions,
-    finisher,
     producer,
 )
 from gateway.mapping.transforms import Apply, build
@@ -48,22 +48,33 @@ class Compiler:
     """Turns the rules of one direction into one function of the record."""
 
     def __init__(self, mapping: MappingFile, codes: dict[str, CodeList],
-                 direction: Direction) -> None:
+                 direction: Direction, *, inline: bool = True) -> None:
         self.mapping = mapping
+        self.inline = inline
+        # Built once per rule: the generated code and the rule's closure share them.
+        self._pipelines: dict[int, tuple[list[Apply], CodeLookup | None]] = {}
+        self._producers: dict[int, Producer] = {}
         self.codes = {**codes, **mapping.codes}
         self.direction = direction
 
     def object(self, rules: list[Rule]) -> Producer:
         """One function building the object the rules describe from one scope."""
+        label = f"{self.mapping.system}/{self.mapping.name} {self.direction}"
+        return Assembly(self, label, inline=self.inline).build(self.tree(rules))
+
+    def tree(self, rules: list[Rule]) -> _Target:
+        """The target objects the rules fill, field by field and list item by list item."""
         root = _Target()
         for rule in rules:
             root.add(rule.to.steps, rule)
-        label = f"{self.mapping.system}/{self.mapping.name} {self.direction}"
-        return Assembly(self, label).build(root)
+        return root
 
-    def finisher(self, rule: Rule) -> Finisher | None:
-        """The closure finishing a rule's value; None when it is a plain copy."""
-        return finisher(rule, *self.pipeline(rule))
+    def producer(self, rule: Rule) -> Producer:
+        """The whole rule as one closure of (scope, root): the generated code's slow path."""
+        if id(rule) not in self._producers:
+            self._producers[id(rule)] = self._each(rule) if rule.each is not None else \
+                producer(rule, *self.pipeline(rule))
+        return self._producers[id(rule)]
 
     def node(self, target: _Target) -> Producer:
         """The closure filling a target that is not a plain field or object."""
@@ -71,11 +82,10 @@ class Compiler:
             return self._leaf(target.rules)
         if target.items:
             return self._list(target)
-        return Assembly(self, "object").build(target)
+        return Assembly(self, "object", inline=self.inline).build(target)
 
     def _leaf(self, rules: list[Rule]) -> Producer:
-        producers = [self._each(r) if r.each is not None else producer(r, *self.pipeline(r))
-                     for r in rules]
+        producers = [self.producer(r) for r in rules]
         if len(producers) == 1:
             return producers[0]
 
@@ -90,10 +100,13 @@ class Compiler:
 
     def pipeline(self, rule: Rule) -> tuple[list[Apply], CodeLookup | None]:
         """The rule's transforms, built, and its code list lookup."""
-        transforms = [build(t.name, t.args) for t in rule.transforms]
-        if rule.code is None:
-            return transforms, None
-        return transforms, CodeLookup(rule, self.codes[rule.code], self.direction)
+        if id(rule) not in self._pipelines:
+            transforms = [build(t.name, t.args) for t in rule.transforms]
+            lookup = None if rule.code is None else \
+                CodeLookup(rule, self.codes[rule.code], self.direction)
+            self._pipelines[id(rule)] = (transforms, lookup)
+        transforms, lookup = self._pipelines[id(rule)]
+        return list(transforms), lookup
 
     def _list(self, target: _Target) -> Producer:
         by_index = sorted((s for s in target.items if s.index is not None),
@@ -171,7 +184,14 @@ class CompiledMapping:
 
     def inbound(self, record: dict[str, Any]) -> dict[str, Any]:
         """Native record → canonical document."""
-        return self.run("inbound", record)
+        runner = self.runners.get("inbound")
+        if runner is None or type(record) is not dict:
+            return self.run("inbound", record)
+        try:
+            result = runner(record, record)
+        except RuleFailed as failure:
+            raise self._error(failure, "inbound") from None
+        return result if result is not None else {}
 
     def outbound(self, document: dict[str, Any]) -> dict[str, Any]:
         """Canonical document → native record."""
@@ -218,13 +238,18 @@ def _join(prefix: str, text: str) -> str:
     return f"{prefix}.{text}" if prefix else text
 
 
-def compile_mapping(checked: Checked) -> CompiledMapping:
-    """Compile a mapping that passed its check (a failed check is refused here too)."""
+def compile_mapping(checked: Checked, *, inline: bool = True) -> CompiledMapping:
+    """Compile a mapping that passed its check (a failed check is refused here too).
+
+    `inline=False` leaves every rule to its closure, without the generated fast paths: the
+    reference they are tested against.
+    """
     mapping = checked.mapping
     if mapping is None or checked.problems:
         raise MappingError(f"{checked.file} has {len(checked.problems)} problems and cannot run",
                            file=checked.file, rule="check")
-    runners = {direction: Compiler(mapping, checked.code_lists, direction).object(block.rules)
+    runners = {direction: Compiler(mapping, checked.code_lists, direction, inline=inline)
+               .object(block.rules)
                for direction, block in mapping.blocks.items()}
     return CompiledMapping(system=mapping.system, name=mapping.name, file=checked.file,
                            contract=mapping.contract or "", content_hash=checked.content_hash,

@@ -106,7 +106,18 @@ def _parser(pattern: str) -> Callable[[str], datetime]:
 def _formatter(pattern: str) -> Callable[[datetime], str]:
     if pattern == "iso":
         return lambda moment: moment.isoformat().replace("+00:00", "Z")
+    if pattern == "%Y-%m-%d":
+        # The usual YYYY-MM-DD, several times faster than strftime and the same text: from
+        # year 1000 on (strftime writes year 999 as 999, isoformat as 0999).
+        return lambda moment: moment.date().isoformat() if moment.year >= 1000 \
+            else moment.strftime(pattern)
     return lambda moment: moment.strftime(pattern)
+
+
+def iso_date_renderer(pattern: str) -> Callable[[str], str]:
+    """An ISO date or time, written in a strftime pattern, in one call (ValueError if bad)."""
+    parse, render = datetime.fromisoformat, _formatter(pattern)
+    return lambda text: render(parse(text))
 
 
 def _parse_date_args(arg: Any) -> dict[str, Any]:
@@ -203,7 +214,12 @@ def _build_join(args: dict[str, Any]) -> Apply:
     def join(value: Any, scope: Any, root: Any) -> Any:
         if not isinstance(value, list):
             return value
-        parts = [str(v).strip() for v in value if v is not None and str(v).strip()]
+        parts = []
+        for item in value:
+            if item is not None:
+                text = str(item).strip()
+                if text:
+                    parts.append(text)
         return separator.join(parts) if parts else None
 
     return join
@@ -258,7 +274,10 @@ def _build_less_than(args: dict[str, Any]) -> Apply:
 
 def _first(value: Any, scope: Any, root: Any) -> Any:
     if isinstance(value, list):
-        return next((v for v in value if v is not None and v != ""), None)
+        for item in value:
+            if item is not None and item != "":
+                return item
+        return None
     return value
 
 

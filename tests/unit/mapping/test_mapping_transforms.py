@@ -30,6 +30,12 @@ def test_date_reads_one_format_and_writes_another(arg: Any, value: str, expected
     assert run("date", arg, value) == expected
 
 
+@pytest.mark.parametrize("value", ["0999-12-31", "1000-01-01", "2025-03-10T01:00:00+03:00",
+                                   "9999-12-31T23:59:59Z", "0001-01-01"])
+def test_the_quick_yyyy_mm_dd_writes_what_strftime_writes(value: str) -> None:
+    assert run("date", None, value) == datetime.fromisoformat(value).strftime("%Y-%m-%d")
+
+
 def test_a_value_that_is_not_a_date_fails_without_repeating_it() -> None:
     with pytest.raises(TransformFailed) as caught:
         run("date", {"from": "DD/MM/YYYY"}, "Amani 2013")
