@@ -55,7 +55,7 @@ def login(console: LiveServer) -> Iterator[Callable[..., httpx.Client]]:
     clients: list[httpx.Client] = []
 
     def make(username: str, password: str = PASSWORD) -> httpx.Client:
-        client = httpx.Client(base_url=console.url, timeout=20)
+        client = httpx.Client(base_url=console.url, timeout=60)  # audit verify walks the chain
         clients.append(client)
         answer = client.post("/console/login", data={"username": username,
                                                      "password": password})
