@@ -10,7 +10,7 @@ What is measured
     connected to the sandbox. After a warm-up, a thread pool submits canonical referrals
     (``POST /v1/referrals``, 201 each) from ``sender-api`` to ``primero-ssd``, while the relay
     and the workers carry them on: outbox row -> publish with confirm -> quorum queue ->
-    worker -> mapping -> Primero adapter (three HTTP calls to the sandbox for a new case)
+    worker -> mapping -> Primero adapter (two HTTP calls to the sandbox for a new case)
     -> the worker records the ``delivered`` status event (and, through the outbox, a status
     message back to the sender, which a worker settles without an HTTP call).
 
