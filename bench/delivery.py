@@ -10,7 +10,7 @@ What is measured
     connected to the sandbox. After a warm-up, a thread pool submits canonical referrals
     (``POST /v1/referrals``, 201 each) from ``sender-api`` to ``primero-ssd``, while the relay
     and the workers carry them on: outbox row -> publish with confirm -> quorum queue ->
-    worker -> mapping -> Primero adapter (three HTTP calls to the sandbox for a new case)
+    worker -> mapping -> Primero adapter (two HTTP calls to the sandbox for a new case)
     -> the worker records the ``delivered`` status event (and, through the outbox, a status
     message back to the sender, which a worker settles without an HTTP call).
 
@@ -19,6 +19,33 @@ What is measured
     Throughput = referrals / (from the first POST to the last ``delivered``). At the end,
     the sandbox's own SQLite file must hold exactly one case per referral submitted, the
     store exactly one ``delivered`` event per referral and no dead letter: else exit 1.
+
+Fixed offered load (``fixed_load_p99_ms``)
+    After the throughput run, referrals are offered at a fixed rate (``--rate``, default
+    20/s) for ``--load-seconds`` (default 60; 10 with ``--quick``), open loop: each POST is
+    scheduled at its own instant and does not wait for the answer to the one before (up to
+    ``--load-threads`` in flight). How late each POST left its instant is kept; if the
+    client fell behind, the report says so. Latency = when the sandbox stored the case (its
+    own ``created_at``, milliseconds, same machine clock) minus the referral's
+    ``created_at`` at intake; the ``delivered`` status event's time is printed beside it.
+    ``fixed_load_p99_ms`` is the p99 of the former.
+
+Backlog drain (``drain_s`` beside ``drain_raw_s``)
+    Delivery to the receiver is suspended the way an operator does it in the console
+    (``gateway.partners.suspend_delivery``, audited; there is no CLI command for it), and
+    the sandbox's fault switch (``PUT /_sandbox/faults``) makes it answer every call 500:
+    the receiver is down. The workers keep running but stop consuming the receiver's queue
+    (the bench waits until its queue has no consumer), so no message reaches the retry
+    ladder and none can be dead-lettered. ``--backlog`` referrals (default 10,000; 1,000
+    with ``--quick``) are submitted through the API and relayed until exactly that many
+    wait in the receiver's queue. Then the sandbox is switched back and delivery resumed;
+    ``drain_s`` = seconds from the resume to the last case stored (the sandbox's own
+    ``created_at`` of the backlog's cases; its own store is counted). It includes up to 5 s
+    before the workers notice the resume (they look at the partners every 5 s); the first
+    case's time is printed too. Every case must be there exactly once, else exit 1.
+    ``drain_raw_s``: as many real envelopes published with confirms to a quorum queue no
+    one consumes, then as many consumer processes as workers started: seconds from their
+    start to the last message consumed and acked.
 
 Why the baseline is what it is
     The gateway's delivery path is built on RabbitMQ: one relay publishing outbox rows in
@@ -37,10 +64,12 @@ Why the baseline is what it is
     the warm-up and the measured run, while the stack idles, so that both see the same
     machine.
 
-The last line printed is ``ratio: X``: end-to-end referrals/s / baseline messages/s.
+The lines ``fixed_load_p99_ms:``, ``drain_s:`` and ``drain_raw_s:`` come just before the
+last line printed, ``ratio: X``: end-to-end referrals/s / baseline messages/s.
 
     .venv/bin/python bench/delivery.py                         # 500 referrals, 2 workers, SQLite
-    .venv/bin/python bench/delivery.py --quick                 # smoke run: 100 referrals
+    .venv/bin/python bench/delivery.py --quick                 # smoke run: 100 referrals,
+                                                               # 10 s of fixed load, backlog 1,000
     .venv/bin/python bench/delivery.py --database postgresql --workers 4 --referrals 2000
 """
 
@@ -65,7 +94,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -74,7 +103,7 @@ import httpx
 import pika
 import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import AMQPError, ChannelClosedByBroker
+from pika.exceptions import AMQPConnectionError, AMQPError, ChannelClosedByBroker
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -96,9 +125,10 @@ from common import (
 )
 from gateway import ROOT
 from gateway.delivery import broker, topology
+from gateway.partners import resume_delivery, suspend_delivery
 from gateway.settings import Settings
-from gateway.store.db import make_engine, make_sessionmaker
-from gateway.store.models import DeadLetter, OutboxMessage, Referral, StatusEvent
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import DeadLetter, OutboxMessage, Partner, Referral, StatusEvent
 from sharing import allow, referral_document
 
 AMQP_URL = os.environ.get("CASEBRIDGE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -124,12 +154,34 @@ class Stages:
 
 
 @dataclass
+class FixedLoad:
+    """Referrals offered at a fixed rate: intake -> stored at the receiver."""
+
+    paced: Paced
+    to_stored: list[float]  # created_at -> the sandbox's own created_at of the case
+    to_event: list[float]  # created_at -> the `delivered` status event's recorded_at
+
+
+@dataclass
+class Drain:
+    """A backlog queued while delivery to the receiver was suspended, then drained."""
+
+    count: int
+    queue_seconds: float  # submitting the backlog through the API
+    first: float  # resume -> the first case stored at the receiver
+    seconds: float  # resume -> the last case stored at the receiver
+    raw_seconds: float  # the bare broker's drain of as many envelopes
+
+
+@dataclass
 class Result:
     database: str
     workers: int
     end_to_end: Run
     baseline: Run
     stages: Stages
+    fixed: FixedLoad
+    drain: Drain
     envelope_bytes: int
     checked: int  # referrals checked exactly once at the receiver (warm-up included)
     vhost: str
@@ -196,6 +248,71 @@ def submit(base_url: str, api_key: str, count: int, concurrency: int) -> Submiss
     return Submission(ids, wall, seconds, latencies)
 
 
+@dataclass
+class Paced:
+    """An open-loop submission at a fixed rate: what was sent, and how late the client was."""
+
+    ids: list[str]
+    offered: int  # submissions scheduled
+    rate: float  # scheduled per second
+    seconds: float  # first scheduled instant -> last answer
+    lags: list[float]  # seconds each POST left after its scheduled instant
+
+
+def submit_paced(base_url: str, api_key: str, rate: float, seconds: float,
+                 threads: int) -> Paced:
+    """POST one referral every 1/`rate` s for `seconds` s, at fixed instants: open loop, a
+    submission does not wait for the answer to the one before (`threads` POSTs may be in
+    flight at once). How late each POST left is kept: if the client falls behind, it shows."""
+    count = max(1, round(rate * seconds))
+    bodies = [json.dumps(referral_document(SENDER, RECEIVER)).encode() for _ in range(count)]
+    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
+    client = httpx.Client(base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT,
+                          headers={"Authorization": f"Bearer {api_key}",
+                                   "Content-Type": "application/json"})
+    ids: list[str] = []
+    lags: list[float] = []
+    samples: list[str] = []
+    lock = threading.Lock()
+    start = 0.0
+
+    def post(index: int) -> None:
+        due = start + index / rate
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+        sent = time.perf_counter()
+        try:
+            answer = client.post("/v1/referrals", content=bodies[index],
+                                 headers={"Idempotency-Key": str(uuid.uuid4())})
+        except httpx.HTTPError as error:
+            with lock:
+                samples.append(f"{type(error).__name__}: {error}")
+            return
+        with lock:
+            lags.append(sent - due)
+            if answer.status_code == 201:
+                ids.append(str(answer.json()["id"]))
+            else:
+                samples.append(f"{answer.status_code}: {answer.text[:300]}")
+
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="paced")
+    try:
+        list(pool.map(lambda _: client.get("/healthz"), range(threads)))
+        start = time.perf_counter() + 0.1
+        # Each thread sleeps to its submission's instant; a thread is free again once its
+        # answer came, so only `threads` answers slower than threads / rate make it late.
+        list(pool.map(post, range(count)))
+        elapsed = time.perf_counter() - start
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        client.close()
+    if samples:
+        raise BenchError(f"{len(samples)} of {count} paced submissions failed, e.g.\n  "
+                         + "\n  ".join(samples[:MAX_ERROR_SAMPLES]))
+    return Paced(ids, count, rate, elapsed, lags)
+
+
 # --- the store ----------------------------------------------------------------------------
 
 
@@ -240,6 +357,17 @@ class Store:
         with self.sessions() as session:
             return [(d.reason, d.detail) for d in session.scalars(select(DeadLetter))]
 
+    def switch_delivery(self, partner_id: str, *, suspend: bool) -> None:
+        """Suspend or resume delivery to a partner, as an operator does in the console
+        (the same function, audited, actor `bench`)."""
+        with unit_of_work(self.sessions) as session:
+            partner = session.get(Partner, partner_id)
+            assert partner is not None
+            switch = suspend_delivery if suspend else resume_delivery
+            if not switch(session=session, partner=partner, actor="bench"):
+                raise BenchError(f"{partner_id} was {'already' if suspend else 'not'} "
+                                 "suspended")
+
     def envelope(self) -> dict[str, Any]:
         """A real `deliver` envelope from the outbox."""
         with self.sessions() as session:
@@ -249,6 +377,37 @@ class Store:
         if envelope is None:
             raise BenchError("no deliver envelope in the outbox after the warm-up")
         return dict(envelope)
+
+
+# --- the receiver: the sandbox's own store and its fault switch ---------------------------
+
+
+def sandbox_cases(sandbox_db: Path) -> dict[str, list[datetime]]:
+    """When the sandbox stored each case (its own `created_at`, in milliseconds), by the
+    CaseBridge referral id the case carries, read from the sandbox's SQLite file."""
+    with sqlite3.connect(f"file:{sandbox_db}?mode=ro", uri=True, timeout=30) as db:
+        rows = db.execute("SELECT json_extract(data, '$.casebridge_referral_id'), "
+                          "json_extract(data, '$.created_at') FROM cases").fetchall()
+    found: dict[str, list[datetime]] = {}
+    for referral_id, created_at in rows:
+        if referral_id is not None:
+            found.setdefault(referral_id, []).append(
+                datetime.fromisoformat(created_at.replace("Z", "+00:00")))
+    return found
+
+
+def sandbox_faults(sandbox_url: str, failure_rate: float) -> None:
+    """The sandbox's fault switch: 1.0 answers every partner call 500 (the receiver is
+    down), 0.0 answers normally."""
+    answer = httpx.put(f"{sandbox_url}/_sandbox/faults", json={"failure_rate": failure_rate},
+                       timeout=REQUEST_TIMEOUT)
+    if answer.status_code != 200:
+        raise BenchError(f"the sandbox's fault switch answered {answer.status_code}")
+
+
+def utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite gives it back without its zone)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # --- the broker ---------------------------------------------------------------------------
@@ -337,8 +496,17 @@ def delete_queues(url: str, names: list[str]) -> None:
                 connection.close()
 
 
-def queue_state(url: str, name: str) -> tuple[int, int]:
-    """(ready messages, consumers) of a queue."""
+def queue_state(url: str, name: str, *, tries: int = 5) -> tuple[int, int]:
+    """(ready messages, consumers) of a queue. A connection the busy broker refuses is
+    tried again a few times (the waits poll this several times a second)."""
+    for _ in range(tries - 1):
+        with suppress(AMQPConnectionError):
+            return _queue_state(url, name)
+        time.sleep(0.5)
+    return _queue_state(url, name)
+
+
+def _queue_state(url: str, name: str) -> tuple[int, int]:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         frame = connection.channel().queue_declare(name, passive=True)
@@ -447,6 +615,76 @@ def baseline(url: str, envelope: dict[str, Any], count: int, consumers: int,
                          f"{sum(seen.values())} in all")
     last = max(at for _, at in arrived)
     return Run("baseline", count, last - started, [at - sent[m] for m, at in arrived])
+
+
+def raw_drain(url: str, envelope: dict[str, Any], count: int, consumers: int,
+              settings: Settings) -> float:
+    """The bare broker's drain of a backlog: `count` real envelopes published (with
+    confirms, in batches) to a quorum queue nobody consumes, then `consumers` consumer
+    processes started; seconds from their start to the last message consumed and acked."""
+    queue = f"bench.drain.{uuid.uuid4().hex[:8]}"
+    context = multiprocessing.get_context("spawn")
+    ready = [context.Event() for _ in range(consumers)]
+    stop = context.Event()
+    counter = context.Value("i", 0)
+    results = context.Queue()
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    processes: list[Any] = []
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True,
+                              arguments=topology.partner_queue_arguments(settings.delivery_limit))
+        channel.queue_bind(queue, topology.EXCHANGE, routing_key=queue)
+        publisher = broker.BatchPublisher(channel)
+        ids: set[str] = set()
+        for first in range(0, count, 500):
+            batch: list[broker.Message] = []
+            for _ in range(first, min(count, first + 500)):
+                one = {**envelope, "message_id": str(uuid.uuid4())}
+                ids.add(one["message_id"])
+                batch.append((topology.EXCHANGE, queue, broker.encode(one),
+                              broker.properties(one, attempt=1)))
+            if publisher.publish(batch):
+                raise BenchError("raw drain: the broker returned messages as unroutable")
+        waiting = queue_state(url, queue)[0]
+        if waiting != count:
+            raise BenchError(f"raw drain: {waiting} of {count} messages wait in the queue")
+        started = time.monotonic()
+        for event in ready:
+            process = context.Process(
+                target=_consume, name="bench-drain", daemon=True,
+                args=(url, queue, settings.worker_prefetch, count, event, stop, counter, results))
+            process.start()
+            processes.append(process)
+        deadline = time.monotonic() + START_TIMEOUT + count * 0.05
+        while counter.value < count:
+            if time.monotonic() > deadline:
+                raise BenchError(f"raw drain: {counter.value} of {count} messages consumed")
+            if not all(p.is_alive() for p in processes):
+                raise BenchError("a raw drain consumer exited")
+            time.sleep(0.05)
+        arrived: list[tuple[str, float]] = []
+        for _ in processes:
+            try:
+                arrived += results.get(timeout=30)
+            except Empty:
+                raise BenchError("a raw drain consumer did not report") from None
+    finally:
+        stop.set()
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+        with suppress(AMQPError, OSError):
+            if connection.is_open:
+                connection.channel().queue_delete(queue)
+                connection.close()
+    seen = Counter(message_id for message_id, _ in arrived)
+    if set(seen) != ids or any(n != 1 for n in seen.values()):
+        raise BenchError(f"raw drain: {len(seen)} distinct of {count} messages consumed, "
+                         f"{sum(seen.values())} in all")
+    return max(at for _, at in arrived) - started
 
 
 # --- the processes ------------------------------------------------------------------------
@@ -625,8 +863,9 @@ def cpu_spent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
 # --- one whole run ------------------------------------------------------------------------
 
 
-def start_stack(stack: Stack, args: argparse.Namespace) -> tuple[str, str]:
-    """Sandbox, store, partners, API, relay and workers; returns (API base URL, API key)."""
+def start_stack(stack: Stack, args: argparse.Namespace) -> tuple[str, str, str]:
+    """Sandbox, store, partners, API, relay and workers; returns (API base URL, API key,
+    sandbox URL)."""
     sandbox_port = free_port()
     sandbox = stack.start("sandbox", "sandbox", "primero", "--port", str(sandbox_port),
                           "--database", str(stack.folder / "sandbox-primero.db"))
@@ -649,7 +888,7 @@ def start_stack(stack: Stack, args: argparse.Namespace) -> tuple[str, str]:
         stack.start(f"worker-{number}", "worker")
     base_url = f"http://127.0.0.1:{api_port}"
     stack.wait_http(api, f"{base_url}/healthz")
-    return base_url, api_key
+    return base_url, api_key, sandbox_url
 
 
 def wait_consumers(stack: Stack, url: str, workers: int) -> None:
@@ -730,7 +969,92 @@ def check_exactly_once(store: Store, sandbox_db: Path, ids: list[str]) -> None:
 
 
 def seconds_between(later: datetime, earlier: datetime) -> float:
-    return (later - earlier).total_seconds()
+    return (utc(later) - utc(earlier)).total_seconds()
+
+
+def fixed_load(stack: Stack, store: Store, base_url: str, api_key: str, sandbox_db: Path,
+               args: argparse.Namespace) -> FixedLoad:
+    """`args.rate` referrals/s for `args.load_seconds` s, open loop; each one's time from
+    intake to stored at the receiver (the sandbox's own clock: same machine)."""
+    paced = submit_paced(base_url, api_key, args.rate, args.load_seconds, args.load_threads)
+    wait_delivered(stack, store, paced.ids, args.timeout)
+    cases, created, delivered = sandbox_cases(sandbox_db), store.created(), store.delivered()
+    missing = [r for r in paced.ids if r not in cases]
+    if missing:
+        raise BenchError(f"{len(missing)} referrals delivered without a case at the receiver")
+    return FixedLoad(paced,
+                     to_stored=[seconds_between(cases[r][0], created[r]) for r in paced.ids],
+                     to_event=[seconds_between(delivered[r][0], created[r])
+                               for r in paced.ids])
+
+
+def wait_queued(stack: Stack, store: Store, url: str, queue: str, count: int,
+                timeout: float) -> None:
+    """The outbox is empty and `count` messages wait in `queue`."""
+    deadline = time.monotonic() + timeout
+    waiting = 0
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        waiting = queue_state(url, queue)[0]
+        if store.unpublished() == 0 and waiting == count:
+            return
+        if waiting > count:
+            break
+        time.sleep(POLL_SECONDS)
+    raise BenchError(f"{waiting} messages wait in {queue}, not the {count} queued")
+
+
+def drain_backlog(stack: Stack, store: Store, url: str, base_url: str, api_key: str,
+                  sandbox_url: str, sandbox_db: Path, args: argparse.Namespace
+                  ) -> tuple[list[str], Drain]:
+    """Delivery to the receiver suspended (as an operator does when a partner is down) and
+    the sandbox faulted (every call answered 500); `args.backlog` referrals submitted and
+    relayed into the receiver's queue; the sandbox back, delivery resumed; seconds until
+    the sandbox's own store holds every case. Workers stay running throughout: suspended,
+    they stop consuming the partner's queue (nothing reaches the retry ladder)."""
+    queue = topology.queue_name("deliver", RECEIVER)
+    store.switch_delivery(RECEIVER, suspend=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while queue_state(url, queue)[1] > 0:  # workers look at the partners every 5 s
+        stack.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(f"workers still consume {queue} after the suspension")
+        time.sleep(POLL_SECONDS)
+    sandbox_faults(sandbox_url, 1.0)
+    with sqlite3.connect(f"file:{sandbox_db}?mode=ro", uri=True, timeout=30) as db:
+        before = db.execute("SELECT count(*) FROM cases").fetchone()[0]
+    queued = submit(base_url, api_key, args.backlog, args.concurrency)
+    wait_queued(stack, store, url, queue, args.backlog, args.timeout + args.backlog * 0.1)
+
+    sandbox_faults(sandbox_url, 0.0)
+    store.switch_delivery(RECEIVER, suspend=False)
+    resumed = datetime.now(UTC)
+    limit = args.timeout + args.backlog * 0.2
+    deadline = time.monotonic() + limit
+    stored = 0
+    while True:  # count the sandbox's rows (cheap); who they are is checked after
+        with sqlite3.connect(f"file:{sandbox_db}?mode=ro", uri=True, timeout=30) as db:
+            stored = db.execute("SELECT count(*) FROM cases").fetchone()[0] - before
+        if stored >= args.backlog:
+            break
+        stack.check_alive()
+        letters = store.dead_letters()
+        if letters or time.monotonic() > deadline:
+            why = (f"{len(letters)} dead letter(s), e.g. {Counter(letters).most_common(2)}"
+                   if letters else f"not in {limit:.0f} s")
+            raise BenchError(f"backlog: {stored} of {args.backlog} stored at the receiver: "
+                             f"{why}\n{stack.log_summary()}")
+        time.sleep(0.5)
+    cases = sandbox_cases(sandbox_db)
+    missing = [r for r in queued.ids if r not in cases]
+    doubled = [r for r in queued.ids if len(cases.get(r, [])) > 1]
+    if missing or doubled or stored != args.backlog:
+        raise BenchError(f"backlog: {stored} cases stored for {args.backlog} referrals, "
+                         f"{len(missing)} missing, {len(doubled)} stored twice")
+    times = [cases[r][0] for r in queued.ids]
+    return queued.ids, Drain(args.backlog, queued.seconds,
+                             first=seconds_between(min(times), resumed),
+                             seconds=seconds_between(max(times), resumed), raw_seconds=0.0)
 
 
 def bench(args: argparse.Namespace, folder: Path) -> Result:
@@ -743,7 +1067,8 @@ def bench(args: argparse.Namespace, folder: Path) -> Result:
                "CASEBRIDGE_AMQP_URL": amqp.url, "CASEBRIDGE_LOG_LEVEL": "warning"}
         stack = Stack(env, folder)
         cleanup.callback(stack.stop)
-        base_url, api_key = start_stack(stack, args)
+        base_url, api_key, sandbox_url = start_stack(stack, args)
+        sandbox_db = folder / "sandbox-primero.db"
         store = Store(database_url)
         cleanup.callback(store.close)
         wait_consumers(stack, amqp.url, args.workers)
@@ -773,10 +1098,20 @@ def bench(args: argparse.Namespace, folder: Path) -> Result:
             to_delivered=[seconds_between(delivered[r][0], published[r]) for r in sent.ids],
             window=window, cpu=cpu_spent(before, after))
 
+        wait_settled(stack, store, amqp.url)
+        fixed = fixed_load(stack, store, base_url, api_key, sandbox_db, args)
+        wait_settled(stack, store, amqp.url)
+        backlog, drain = drain_backlog(stack, store, amqp.url, base_url, api_key,
+                                       sandbox_url, sandbox_db, args)
+        wait_delivered(stack, store, backlog, args.timeout)  # the delivered events too
+        wait_settled(stack, store, amqp.url)
+        drain.raw_seconds = raw_drain(amqp.url, envelope, args.backlog, args.workers,
+                                      settings)
+
         stack.stop()  # nothing may happen at the receiver after this: now count
-        every = (warm.ids if warm else []) + sent.ids
-        check_exactly_once(store, folder / "sandbox-primero.db", every)
-    return Result(args.database, args.workers, end_to_end, base, stages,
+        every = (warm.ids if warm else []) + sent.ids + fixed.paced.ids + backlog
+        check_exactly_once(store, sandbox_db, every)
+    return Result(args.database, args.workers, end_to_end, base, stages, fixed, drain,
                   len(broker.encode(envelope)), len(every), amqp.vhost)
 
 
@@ -821,6 +1156,30 @@ def report(result: Result) -> list[str]:
         f"  one worker's wall time per delivery  {result.workers * s.window / e.count * 1000:>8.1f}"
         f"            (workers x window / referrals: each worker busy all along)",
     ]
+    f, d = result.fixed, result.drain
+    late = [lag for lag in f.paced.lags if lag > 0.05]
+    lines += [
+        "",
+        f"fixed offered load: {f.paced.rate:g} referrals/s for "
+        f"{f.paced.offered / f.paced.rate:g} s, open loop ({f.paced.offered} referrals, all "
+        f"answered in {f.paced.seconds:.1f} s)",
+        f"  intake -> stored at the receiver     {percentile_ms(f.to_stored, 50):>8.1f} "
+        f"{percentile_ms(f.to_stored, 99):>8.1f}   (the sandbox's own created_at, ms)",
+        f"  intake -> delivered event            {percentile_ms(f.to_event, 50):>8.1f} "
+        f"{percentile_ms(f.to_event, 99):>8.1f}",
+        (f"  the client fell behind: {len(late)} of {len(f.paced.lags)} POSTs left more "
+         f"than 50 ms after their instant (at worst {max(f.paced.lags) * 1000:.0f} ms)")
+        if late else
+        f"  the client kept its schedule (each POST left within "
+        f"{max(f.paced.lags, default=0) * 1000:.0f} ms of its instant)",
+        f"backlog: {d.count} referrals submitted in {d.queue_seconds:.1f} s "
+        f"({d.count / d.queue_seconds:.0f}/s) and relayed while delivery to {RECEIVER} was "
+        "suspended and its sandbox answered 500; sandbox back, delivery resumed:",
+        f"  first stored {d.first:.1f} s after the resume (workers look every 5 s), "
+        f"all {d.count} in {d.seconds:.1f} s ({d.count / d.seconds:.1f}/s); the bare broker "
+        f"drains as many envelopes in {d.raw_seconds:.1f} s "
+        f"({d.count / d.raw_seconds:.0f}/s)",
+    ]
     window = s.window
     if s.cpu and window > 0:
         lines.append(f"CPU seconds during the measured run ({window:.1f} s wall, "
@@ -846,10 +1205,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="uncounted referrals delivered first (default 20)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds to wait for every referral to be delivered (default 300)")
+    parser.add_argument("--rate", type=float, default=20.0,
+                        help="fixed offered load, referrals per second (default 20)")
+    parser.add_argument("--load-seconds", type=float, default=60.0,
+                        help="how long the fixed load lasts (default 60)")
+    parser.add_argument("--load-threads", type=int, default=32,
+                        help="POSTs in flight at most during the fixed load (default 32)")
+    parser.add_argument("--backlog", type=int, default=10_000,
+                        help="referrals queued while the receiver is down, then drained, and "
+                             "envelopes of the bare broker's drain (default 10000)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.referrals, args.warmup = 100, 10
-    require_counts(parser, args, ("referrals", "workers", "concurrency"))
+        args.referrals, args.warmup, args.load_seconds, args.backlog = 100, 10, 10.0, 1_000
+    require_counts(parser, args, ("referrals", "workers", "concurrency", "load_threads",
+                                  "backlog"))
+    if args.rate <= 0 or args.load_seconds <= 0:
+        parser.error("--rate and --load-seconds must be positive")
     return args
 
 
@@ -875,6 +1246,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     for line in report(result):
         print(line)
+    print(f"\nfixed_load_p99_ms: {percentile_ms(result.fixed.to_stored, 99):.1f}")
+    print(f"drain_s: {result.drain.seconds:.1f}")
+    print(f"drain_raw_s: {result.drain.raw_seconds:.1f}")
     print("\nratio = end-to-end referrals/s / baseline messages/s (publish with confirm + "
           "consume + ack)")
     print(f"ratio: {result.ratio:.3f}")

@@ -61,9 +61,12 @@ Native records (what the mapping files in `mappings/primero/` read and write):
   resolved again.
 
 - **External reference**: the case field `casebridge_referral_id`. A case that arrives
-  through CaseBridge belongs to one referral or transfer, so create looks it up there
-  (`GET /cases?casebridge_referral_id=…`) and, on the case, for a transition of the
-  kind made by the adapter's own user before making either.
+  through CaseBridge belongs to one referral or transfer, and its id is derived from the
+  referral id: create makes the case under that id straight away (two calls for a new
+  referral: the case, then its transition). A repeated attempt (an answer lost, a worker
+  stopped before it recorded the delivery) is answered 409 by Primero, and then create
+  looks on that case for a transition of the kind made by the adapter's own user before
+  making one: never a second case or a second transition.
 
 - **discover** reports, for each case changed since the cursor
   (`last_updated_at=<cursor>..`, ordered by `last_updated_at`): `referral` / `transfer`
@@ -149,9 +152,9 @@ class PrimeroAdapter:
         if path is None:
             raise PermanentDeliveryError(f"Primero has no transition for kind {kind!r}",
                                          partner_code="unsupported_kind")
-        case, new = self._case_for(referral_id), False
-        if case is None:
-            case, new = self._make_case(referral_id, dict(record.get("case") or {}))
+        # The case's id derives from the referral id: an earlier attempt's case answers
+        # the POST with 409, and no lookup by referral id is needed before making it.
+        case, new = self._make_case(referral_id, dict(record.get("case") or {}))
         # A case this call made has no referral or transfer yet: nothing to look for.
         made = None if new else self._transition_by_adapter(case["id"], _TYPES[path])
         if made is not None:
@@ -379,14 +382,6 @@ class PrimeroAdapter:
         return self._include_remote and transition.get("remote") is True
 
     # look-ups
-
-    def _case_for(self, referral_id: str) -> dict[str, Any] | None:
-        """The case made for this referral id, the oldest if there were ever two."""
-        found = [case for page in self._client.pages(
-                     "/cases", {EXTERNAL_REFERENCE: referral_id, "order_by": "created_at",
-                                "order": "asc"}, per=self._per)
-                 for case in page if case.get(EXTERNAL_REFERENCE) == referral_id]
-        return found[0] if found else None
 
     def _make_case(self, referral_id: str, fields: dict[str, Any]
                    ) -> tuple[dict[str, Any], bool]:

@@ -1,7 +1,8 @@
 """Workers: take one message, deliver it to the partner's system, record, commit, then ack.
 
-Each message is handled in three short steps — read what is needed, call the partner's
-adapter outside any database transaction, write the outcome — and then settled in one
+Each message is handled in three short steps — read what is needed (the partner's
+standing and the referral, in one session), call the partner's adapter outside any
+database transaction, write the outcome — and then settled in one
 place (`settle`): ack when done, re-publish to the retry ladder when the partner failed
 transiently, dead-letter when retrying cannot help. A crash anywhere before the ack means
 the broker redelivers; the adapters' idempotent create turns that into no second record.
@@ -79,6 +80,16 @@ class Wait:
 Outcome = Done | Retry | Dead | Wait
 
 
+@dataclass(frozen=True)
+class ToDeliver:
+    """What a delivery needs, read before the partner is called (no transaction open)."""
+
+    kind: str
+    content: dict[str, Any]
+    system: str
+    adapter: PartnerAdapter | None
+
+
 class Deliverer:
     """Delivers one envelope; the same object serves every message of a worker."""
 
@@ -100,10 +111,13 @@ class Deliverer:
         """Deliver, unless the target is suspended or its circuit open; keep its circuit."""
         target = envelope["target"]
         with self.sessions() as session:
+            # One read: the partner's standing and, for a delivery, what it delivers.
             standing = circuit.standing(session, target)
-        if standing.paused is not None:
-            return Wait(standing.paused)
-        outcome = self._handle(envelope, attempt)
+            if standing.paused is not None:
+                return Wait(standing.paused)
+            ready = (self._read_delivery(session, envelope, attempt)
+                     if envelope.get("type") == "deliver" else None)
+        outcome = self._handle(envelope, attempt, ready)
         # A refusal is an answer too: the partner's system is up.
         answered = isinstance(outcome, Done) or (isinstance(outcome, Dead)
                                                  and outcome.reason == "partner_refused")
@@ -115,10 +129,14 @@ class Deliverer:
                     circuit.record_success(session, target)
         return outcome
 
-    def _handle(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+    def _handle(self, envelope: dict[str, Any], attempt: int,
+                ready: ToDeliver | Outcome | None) -> Outcome:
         try:
             if envelope.get("type") == "deliver":
-                return self._deliver(envelope, attempt)
+                if not isinstance(ready, ToDeliver):
+                    assert ready is not None
+                    return ready  # nothing to deliver: the read said why
+                return self._deliver(envelope, attempt, ready)
             if envelope.get("type") == "status":
                 return self._send_status(envelope, attempt)
             if envelope.get("type") == "alert":
@@ -138,19 +156,23 @@ class Deliverer:
             self._record(envelope, attempt, "mapping_error", error.detail)
             return Dead("mapping_error", error.detail)
 
-    def _deliver(self, envelope: dict[str, Any], attempt: int) -> Outcome:
-        with self.sessions() as session:
-            referral = session.get(Referral, envelope["referral_id"])
-            if referral is None:
-                return Dead("unknown_referral", "no referral with the envelope's id")
-            if referral.stopped is not None:
-                return self._withhold(envelope, attempt, referral.stopped)
-            if referral.status != State.SUBMITTED:
-                return Done(f"already {referral.status}: nothing to deliver")
-            receiver = session.get(Partner, referral.receiver_id)
-            assert receiver is not None  # a foreign key guarantees it
-            adapter = self.adapter_for(receiver)
-            kind, content, system = referral.kind, referral.content, receiver.system
+    def _read_delivery(self, session: Session, envelope: dict[str, Any],
+                       attempt: int) -> ToDeliver | Outcome:
+        """The referral to deliver and its receiver's adapter, or why nothing is delivered."""
+        referral = session.get(Referral, envelope["referral_id"])
+        if referral is None:
+            return Dead("unknown_referral", "no referral with the envelope's id")
+        if referral.stopped is not None:
+            return self._withhold(envelope, attempt, referral.stopped)
+        if referral.status != State.SUBMITTED:
+            return Done(f"already {referral.status}: nothing to deliver")
+        receiver = session.get(Partner, referral.receiver_id)
+        assert receiver is not None  # a foreign key guarantees it
+        return ToDeliver(referral.kind, referral.content, receiver.system,
+                         self.adapter_for(receiver))
+
+    def _deliver(self, envelope: dict[str, Any], attempt: int, ready: ToDeliver) -> Outcome:
+        kind, content, system, adapter = ready.kind, ready.content, ready.system, ready.adapter
         native_id = mapping_hash = None
         if adapter is not None:
             native, mapping_hash = self.translator.outbound(system, kind, content,

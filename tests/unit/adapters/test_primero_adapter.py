@@ -1,6 +1,7 @@
 """The Primero adapter's protocol handling, against a mocked Primero (respx)."""
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -12,6 +13,7 @@ import respx
 
 from adapters.alerts import read_alert
 from adapters.primero import PrimeroAdapter
+from adapters.primero.adapter import CASE_NAMESPACE
 from deadline_alerts import make_alert
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
@@ -294,14 +296,17 @@ def test_discover_reports_a_referral_raised_to_the_gateway_once(
 # Idempotent create and status updates
 
 
-def test_create_finds_the_records_made_before_and_posts_nothing(
+def test_create_finds_the_records_made_before_and_makes_no_second(
         primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
-    primero.get("/cases").respond(json={"data": [
-        {"id": CASE_ID, "casebridge_referral_id": "cbr-1"}], "metadata": {"total": 1}})
-    primero.get(f"/cases/{CASE_ID}/transitions").respond(json={"data": [transition()]})
-    posts = primero.post(path__regex=r"/cases.*")
-    assert adapter.create(referral_id="cbr-1", kind="referral", record=native()) == NATIVE_ID
-    assert not posts.called
+    case_id = str(uuid.uuid5(CASE_NAMESPACE, "cbr-1"))  # the id the adapter gives the case
+    made = primero.post("/cases").respond(
+        409, json=errors(409, "Conflict: A record with this id already exists"))
+    primero.get(f"/cases/{case_id}/transitions").respond(json={"data": [transition()]})
+    refer = primero.post(path__regex=r"/cases/[^/]+/referrals")
+    assert adapter.create(referral_id="cbr-1", kind="referral",
+                          record=native()) == f"{case_id}/referrals/{REFERRAL_ID}"
+    assert json.loads(made.calls.last.request.content)["data"]["id"] == case_id
+    assert not refer.called
 
 
 def test_create_after_a_lost_answer_makes_no_second_case_or_referral(
@@ -309,19 +314,19 @@ def test_create_after_a_lost_answer_makes_no_second_case_or_referral(
     made: list[dict[str, Any]] = []
     referrals: list[dict[str, Any]] = []
 
-    def lookup(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"data": made, "metadata": {"total": len(made)}})
-
     def make_case(request: httpx.Request) -> httpx.Response:
-        made.append(json.loads(request.content)["data"])
+        case = json.loads(request.content)["data"]
+        if any(m["id"] == case["id"] for m in made):  # as Primero answers a known id
+            return httpx.Response(409, json=errors(
+                409, "Conflict: A record with this id already exists"))
+        made.append(case)
         raise httpx.RemoteProtocolError("answer cut")
 
     def refer(request: httpx.Request) -> httpx.Response:
         referrals.append(transition())
         raise httpx.ReadTimeout("no answer")
 
-    primero.get("/cases").mock(side_effect=lookup)
-    post_case = primero.post("/cases").mock(side_effect=make_case)
+    primero.post("/cases").mock(side_effect=make_case)
     primero.get(path__regex=r"/cases/[^/]+/transitions").mock(
         side_effect=lambda request: httpx.Response(200, json={"data": referrals}))
     post_referral = primero.post(path__regex=r"/cases/[^/]+/referrals").mock(side_effect=refer)
@@ -329,7 +334,7 @@ def test_create_after_a_lost_answer_makes_no_second_case_or_referral(
         with pytest.raises(TransientDeliveryError):
             adapter.create(referral_id="cbr-1", kind="referral", record=native())
     native_id = adapter.create(referral_id="cbr-1", kind="referral", record=native())
-    assert (post_case.call_count, post_referral.call_count) == (1, 1)
+    assert (len(made), post_referral.call_count) == (1, 1)
     assert native_id.endswith(f"/referrals/{REFERRAL_ID}")
     sent = made[0]
     assert sent["casebridge_referral_id"] == "cbr-1" and sent["id"] == native_id.split("/")[0]
