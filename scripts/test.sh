@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The whole suite, as `make test` runs it after the linters. The end-to-end tests in one
-# pytest process (in order: their personal-data scan reads what they produced) beside the
-# unit and integration tests spread over two pytest-xdist workers, a file at a time; each
-# process on a RabbitMQ virtual host and databases of its own. Then, alone, the one test
-# that stops and starts the shared RabbitMQ, with the personal-data scan of its run.
-# Arguments go to each pytest.
+# The whole suite, as `make test` runs it, in three parts side by side: the linters (ruff,
+# mypy); the end-to-end tests in one pytest process (in order: their personal-data scan
+# reads what they produced); the unit and integration tests spread over two pytest-xdist
+# workers, a file at a time. Each pytest process runs on a RabbitMQ virtual host and
+# databases of its own. Then, alone, the one test that stops and starts the shared
+# RabbitMQ, with the personal-data scan of its run. Arguments go to each pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTEST=.venv/bin/pytest
 e2e_log=$(mktemp -t casebridge-e2e.XXXXXX)
-trap 'kill "$e2e" 2>/dev/null; rm -f "$e2e_log"' EXIT
+lint_log=$(mktemp -t casebridge-lint.XXXXXX)
+trap 'kill "$e2e" "$lint" 2>/dev/null; rm -f "$e2e_log" "$lint_log"' EXIT
+
+{ .venv/bin/ruff check . && .venv/bin/mypy; } > "$lint_log" 2>&1 &
+lint=$!
 
 echo "tests/e2e runs beside the rest; its output follows theirs"
 $PYTEST tests/e2e -m "not broker_restart" "$@" > "$e2e_log" 2>&1 &
@@ -18,6 +22,10 @@ $PYTEST -n 2 --dist loadfile tests/unit tests/integration "$@"
 rest=$?
 wait "$e2e"
 ends=$?
+wait "$lint"
+linted=$?
+echo "------------------------------- ruff and mypy -------------------------------"
+cat "$lint_log"
 echo "---------------------------------- tests/e2e ----------------------------------"
 cat "$e2e_log"
 echo "------------------------- tests/e2e: the broker restart -------------------------"
@@ -25,5 +33,6 @@ $PYTEST "$@" \
   tests/e2e/test_delivery_faults.py::test_a_broker_restart_during_delivery_loses_nothing \
   tests/e2e/test_zz_no_personal_data.py
 restart=$?
-echo "unit + integration: exit $rest; e2e: exit $ends; broker restart: exit $restart"
-[ "$rest" = 0 ] && [ "$ends" = 0 ] && [ "$restart" = 0 ]
+echo "lint: exit $linted; unit + integration: exit $rest; e2e: exit $ends;" \
+  "broker restart: exit $restart"
+[ "$linted" = 0 ] && [ "$rest" = 0 ] && [ "$ends" = 0 ] && [ "$restart" = 0 ]
