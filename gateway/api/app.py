@@ -24,7 +24,7 @@ from gateway.api import (
 )
 from gateway.api.headers import add_security_headers
 from gateway.api.ratelimit import RateLimiter
-from gateway.console import install_console
+from gateway.console.app import install_console
 from gateway.contracts import Contracts
 from gateway.directory.registry import DirectoryRegistry
 from gateway.fhir import router as fhir

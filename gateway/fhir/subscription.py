@@ -13,13 +13,11 @@ classic R4 ping is sent: an empty POST.
 
 import ipaddress
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.subscription import Subscription
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,7 +26,6 @@ from adapters.http import failure, partner_message, transport_failure
 from gateway.delivery.outbox import enqueue
 from gateway.delivery.translate import Translator
 from gateway.errors import DeliveryError, FieldError, MalformedRequest, NotFound
-from gateway.fhir.resources import emit, instant, invalid, task_status_of
 from gateway.fhir.search import parse_criteria
 from gateway.protection import audit
 from gateway.store.db import unit_of_work
@@ -44,6 +41,12 @@ from gateway.store.models import (
 
 log = structlog.get_logger()
 
+if TYPE_CHECKING:
+    from fhir.resources.R4B.subscription import Subscription
+
+# The FHIR models load only where a resource is made or read: the workers, the API and
+# every command import this module, and most never build one.
+
 NOTIFY = "fhir-notify"  # the outbox message type, and its queues: fhir-notify.<partner>
 NOTIFY_FIELDS = ("subscription", "event_number")  # what its envelope adds to the ids
 FHIR_JSON = "application/fhir+json"
@@ -57,6 +60,10 @@ HIDDEN = "(hidden)"
 
 def subscribe(*, session: Session, partner: Partner, body: Any) -> FhirSubscription:
     """Store a partner's Subscription after checking it; it is active at once."""
+    from fhir.resources.R4B.subscription import Subscription
+
+    from gateway.fhir.resources import invalid
+
     if not isinstance(body, dict) or body.get("resourceType") != "Subscription":
         raise MalformedRequest("Post a Subscription.", errors=[
             FieldError("/resourceType", "resource-type", "Subscription")])
@@ -122,8 +129,12 @@ def unsubscribe(*, session: Session, partner: Partner, subscription_id: str) -> 
                  partner_id=partner.id, detail={"change": "delete", "id": subscription_id})
 
 
-def resource_of(subscription: FhirSubscription) -> Subscription:
+def resource_of(subscription: FhirSubscription) -> "Subscription":
     """The Subscription as its partner sees it; header values are not shown again."""
+    from fhir.resources.R4B.subscription import Subscription
+
+    from gateway.fhir.resources import emit, instant
+
     channel = subscription.channel
     return emit(Subscription, {
         "resourceType": "Subscription", "id": subscription.id,
@@ -186,6 +197,8 @@ class Notifier:
 
     def notify(self, envelope: dict[str, Any], attempt: int) -> str:
         """POST the notification; raises the delivery error a failure stands for."""
+        from gateway.fhir.resources import task_status_of
+
         with self.sessions() as session:
             subscription = session.get(FhirSubscription, envelope.get("subscription", ""))
             event = session.get(StatusEvent, envelope.get("status_event_id", ""))
@@ -241,6 +254,10 @@ class Notifier:
     def _body(self, subscription_id: str, referral_id: str, event: StatusEvent,
               number: int) -> bytes:
         """The id-only notification: the subscription status, then the Task it names."""
+        from fhir.resources.R4B.bundle import Bundle
+
+        from gateway.fhir.resources import emit, instant
+
         focus = {"reference": f"Task/{referral_id}"}
         status = {
             "resourceType": "Parameters",

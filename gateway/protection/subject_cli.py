@@ -20,7 +20,6 @@ from typing import Annotated, TypeVar
 import typer
 from sqlalchemy.orm import Session
 
-from gateway.console.render import printable
 from gateway.contracts import Contracts
 from gateway.errors import ValidationProblem
 from gateway.protection import subject_requests as requests
@@ -101,7 +100,7 @@ def export(
     at = utcnow()
     text = (json.dumps(requests.as_json(disclosures, why=why, at=at), indent=2,
                        ensure_ascii=False, default=str) + "\n" if format == "json"
-            else printable("subject_export.html", disclosures=disclosures, why=why, at=at,
+            else _printable("subject_export.html", disclosures=disclosures, why=why, at=at,
                            reason_text=requests.REASONS[why.reason]))
     if output is None:
         typer.echo(text, nl=False)
@@ -154,3 +153,10 @@ def _stop(action: str, identifiers: list[str] | None, reason: str, reference: st
         why_text = f" ({result.why})" if result.why else ""
         typer.echo(f"{result.referral_id}\t{result.outcome}{why_text}\t{told}")
     typer.echo(f"{len(results)} referral(s)", err=True)
+
+
+def _printable(template: str, **values: object) -> str:
+    """The console's printable page (loaded here only: the rest of the command needs none)."""
+    from gateway.console.render import printable
+
+    return printable(template, **values)
