@@ -2,7 +2,7 @@
 # The whole suite, as `make test` runs it, in four parts side by side: the linters (ruff,
 # mypy); the delivery-fault tests in one pytest process and the other end-to-end tests in
 # another (each in order, ending with the personal-data scan of what it produced); the unit
-# and integration tests spread over three pytest-xdist workers, a file at a time. Each pytest
+# and integration tests spread over two pytest-xdist workers, a file at a time. Each pytest
 # process runs on a RabbitMQ virtual host and databases of its own. Then, alone, the one
 # test that stops and starts the shared RabbitMQ, with the personal-data scan of its run.
 # Arguments go to each pytest.
@@ -24,7 +24,7 @@ e2e=$!
 $PYTEST tests/e2e/test_delivery_faults.py tests/e2e/test_zz_no_personal_data.py \
   -m "not broker_restart" "$@" > "$faults_log" 2>&1 &
 faults=$!
-$PYTEST -n 3 --dist loadfile tests/unit tests/integration "$@"
+$PYTEST -n 2 --dist loadfile tests/unit tests/integration "$@"
 rest=$?
 wait "$e2e"
 ends=$?
