@@ -12,7 +12,8 @@ PYTEST=.venv/bin/pytest
 e2e_log=$(mktemp -t casebridge-e2e.XXXXXX)
 faults_log=$(mktemp -t casebridge-faults.XXXXXX)
 lint_log=$(mktemp -t casebridge-lint.XXXXXX)
-trap 'kill "$e2e" "$faults" "$lint" 2>/dev/null; rm -f "$e2e_log" "$faults_log" "$lint_log"' EXIT
+e2e="" faults="" lint=""
+trap 'kill $e2e $faults $lint 2>/dev/null; rm -f "$e2e_log" "$faults_log" "$lint_log"' EXIT
 
 { .venv/bin/ruff check . && .venv/bin/mypy; } > "$lint_log" 2>&1 &
 lint=$!
