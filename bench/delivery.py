@@ -90,7 +90,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -543,6 +543,45 @@ def _consume(url: str, queue: str, prefetch: int, total: int, ready: Any, stop: 
     connection.close()
 
 
+def _collected(what: str, processes: list[Any], results: Any, counter: Any, count: int,
+               deadline: float, pump: Callable[[], object]) -> list[tuple[str, float]]:
+    """Wait until the consumer processes counted `count` messages; what each one saw."""
+    while counter.value < count:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{what}: {counter.value} of {count} messages consumed")
+        if not all(p.is_alive() for p in processes):
+            raise BenchError(f"a {what} consumer exited")
+        pump()
+    arrived: list[tuple[str, float]] = []
+    for _ in processes:
+        try:
+            arrived += results.get(timeout=30)
+        except Empty:
+            raise BenchError(f"a {what} consumer did not report") from None
+    return arrived
+
+
+def _stop_consumers(stop: Any, processes: list[Any], connection: Any, queue: str) -> None:
+    stop.set()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+    with suppress(AMQPError, OSError):
+        if connection.is_open:
+            connection.channel().queue_delete(queue)
+            connection.close()
+
+
+def _exactly_once(what: str, arrived: list[tuple[str, float]], ids: set[str],
+                  count: int) -> None:
+    seen = Counter(message_id for message_id, _ in arrived)
+    if set(seen) != ids or any(n != 1 for n in seen.values()):
+        raise BenchError(f"{what}: {len(seen)} distinct of {count} messages consumed, "
+                         f"{sum(seen.values())} in all")
+
+
 def baseline(url: str, envelope: dict[str, Any], count: int, consumers: int,
              settings: Settings) -> Run:
     """`count` envelopes published one by one with confirms, consumed by `consumers`
@@ -586,33 +625,11 @@ def baseline(url: str, envelope: dict[str, Any], count: int, consumers: int,
             sent[message_id] = time.monotonic()
             channel.basic_publish(topology.EXCHANGE, queue, body, props, mandatory=True)
         deadline = time.monotonic() + START_TIMEOUT + count * 0.05
-        while counter.value < count:
-            if time.monotonic() > deadline:
-                raise BenchError(f"baseline: {counter.value} of {count} messages consumed")
-            if not all(p.is_alive() for p in processes):
-                raise BenchError("a baseline consumer exited")
-            connection.process_data_events(time_limit=0.05)
-        arrived: list[tuple[str, float]] = []
-        for _ in processes:
-            try:
-                arrived += results.get(timeout=30)
-            except Empty:
-                raise BenchError("a baseline consumer did not report") from None
+        arrived = _collected("baseline", processes, results, counter, count, deadline,
+                             lambda: connection.process_data_events(time_limit=0.05))
     finally:
-        stop.set()
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
-        with suppress(AMQPError, OSError):
-            if connection.is_open:
-                connection.channel().queue_delete(queue)
-                connection.close()
-    seen = Counter(message_id for message_id, _ in arrived)
-    if set(seen) != set(sent) or any(n != 1 for n in seen.values()):
-        raise BenchError(f"baseline: {len(seen)} distinct of {count} messages consumed, "
-                         f"{sum(seen.values())} in all")
+        _stop_consumers(stop, processes, connection, queue)
+    _exactly_once("baseline", arrived, set(sent), count)
     last = max(at for _, at in arrived)
     return Run("baseline", count, last - started, [at - sent[m] for m, at in arrived])
 
@@ -657,33 +674,11 @@ def raw_drain(url: str, envelope: dict[str, Any], count: int, consumers: int,
             process.start()
             processes.append(process)
         deadline = time.monotonic() + START_TIMEOUT + count * 0.05
-        while counter.value < count:
-            if time.monotonic() > deadline:
-                raise BenchError(f"raw drain: {counter.value} of {count} messages consumed")
-            if not all(p.is_alive() for p in processes):
-                raise BenchError("a raw drain consumer exited")
-            time.sleep(0.05)
-        arrived: list[tuple[str, float]] = []
-        for _ in processes:
-            try:
-                arrived += results.get(timeout=30)
-            except Empty:
-                raise BenchError("a raw drain consumer did not report") from None
+        arrived = _collected("raw drain", processes, results, counter, count, deadline,
+                             lambda: time.sleep(0.05))
     finally:
-        stop.set()
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
-        with suppress(AMQPError, OSError):
-            if connection.is_open:
-                connection.channel().queue_delete(queue)
-                connection.close()
-    seen = Counter(message_id for message_id, _ in arrived)
-    if set(seen) != ids or any(n != 1 for n in seen.values()):
-        raise BenchError(f"raw drain: {len(seen)} distinct of {count} messages consumed, "
-                         f"{sum(seen.values())} in all")
+        _stop_consumers(stop, processes, connection, queue)
+    _exactly_once("raw drain", arrived, ids, count)
     return max(at for _, at in arrived) - started
 
 
