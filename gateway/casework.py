@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.contracts import Contracts
-from gateway.delivery.outbox import enqueue
+from gateway.delivery.outbox import enqueue, outbox_message
 from gateway.directory.registry import DirectoryRegistry
 from gateway.directory.submission import check_referral
 from gateway.errors import (
@@ -46,8 +46,9 @@ from gateway.lifecycle import (
 from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.consent import Admitted, admit
-from gateway.protection.identifiers import lookup_digests, store_digests
+from gateway.protection.identifiers import digests_of, lookup_digests
 from gateway.protection.need_to_know import UNKNOWN, categories_in, category_at, need_to_know
+from gateway.store.db import insert_now
 from gateway.store.models import (
     IdentifierDigest,
     Partner,
@@ -122,11 +123,13 @@ def submit_referral(
     only) in `withheld`. A refusal raises ConsentProblem and stores nothing.
     """
     digest = request_hash(document)
-    earlier = _by_idempotency_key(session, sender.id, idempotency_key)
-    if earlier is not None:
-        if earlier.request_hash != digest:
+    earlier_hash = session.scalar(_KEY_USED, {"sender": sender.id, "key": idempotency_key})
+    if earlier_hash is not None:
+        if earlier_hash != digest:
             raise IdempotencyConflict()
-        return Submitted(earlier, replayed=True)
+        earlier = _by_idempotency_key(session, sender.id, idempotency_key)
+        if earlier is not None:  # else purged between the two reads: take it as new
+            return Submitted(earlier, replayed=True)
 
     # The structure first; a value breaking its rule in a categorised field is refused
     # only if that field is to reach the receiver (after the need-to-know filter below).
@@ -178,15 +181,17 @@ def submit_referral(
         receiver_unit=admitted.document["receiver"].get("unit"),
         service_types=sorted({s["type"] for s in admitted.document.get("services", [])}),
     )
-    event = StatusEvent(id=new_id(), referral=referral, seq=1, from_state=None, to_state=INITIAL,
-                        actor=Actor.SENDER, actor_partner_id=sender.id, occurred_at=now,
-                        recorded_at=now)
-    session.add_all([referral, event, *(
-        ReferralService(referral=referral, service_type=service, created_at=now)
-        for service in referral.service_types or [])])
-    enqueue(session, referral, event, message_type="deliver", target=receiver.id)
+    event = StatusEvent(id=new_id(), referral=referral, referral_id=referral.id, seq=1,
+                        from_state=None, to_state=INITIAL, actor=Actor.SENDER,
+                        actor_partner_id=sender.id, inferred=False, content={},
+                        occurred_at=now, recorded_at=now)
     try:
-        session.flush()
+        # Core INSERTs, parents first: the unit of work would cost several times as much.
+        insert_now(session, referral, event, *(
+            ReferralService(referral_id=referral.id, service_type=service, created_at=now)
+            for service in referral.service_types or []),
+            outbox_message(referral, event, message_type="deliver", target=receiver.id),
+            *digests_of(referral))
     except IntegrityError:
         # Another request with the same key won the race: answer as it did.
         session.rollback()
@@ -197,7 +202,6 @@ def submit_referral(
             raise IdempotencyConflict() from None
         return Submitted(winner, replayed=True)
     announce(session, referral, event)
-    store_digests(session, referral, new=True)
     audit.record(session, actor=f"partner:{sender.id}", action="referral.create",
                  partner_id=sender.id, referral_id=referral.id, correlation_id=correlation_id,
                  detail={"kind": referral.kind, "receiver": receiver.id,
@@ -462,6 +466,13 @@ def list_referrals(
 
 def _visible_to(partner: Partner) -> ColumnElement[bool]:
     return or_(Referral.sender_id == partner.id, Referral.receiver_id == partner.id)
+
+
+# The request hash of the referral a sender stored under an idempotency key, if any: a Core
+# read of one column (most submissions are new, and a full ORM read costs several times it).
+_KEY_USED = select(Referral.__table__.c.request_hash).where(
+    Referral.__table__.c.sender_id == bindparam("sender"),
+    Referral.__table__.c.idempotency_key == bindparam("key"))
 
 
 def _by_idempotency_key(session: Session, sender_id: str, key: str) -> Referral | None:

@@ -17,13 +17,22 @@ def enqueue(session: Session, referral: Referral, event: StatusEvent | None, *,
     """Write the outbox row announcing a change of `referral` to `target`: ids and metadata
     only. `event` is the status event it announces, if any (a deadline alert has none: its
     `metadata` names the deadline event; a FHIR notification's names its subscription)."""
+    message = outbox_message(referral, event, message_type=message_type, target=target,
+                             **metadata)
+    session.add(message)
+    return message
+
+
+def outbox_message(referral: Referral, event: StatusEvent | None, *, message_type: str,
+                   target: str, **metadata: str | int) -> OutboxMessage:
+    """The outbox row `enqueue` writes, not yet added to a session (see `insert_now`)."""
     envelope: dict[str, str | int] = {
         "message_id": new_id(), "type": message_type, "referral_id": referral.id,
         "kind": referral.kind, "sender": referral.sender_id, "receiver": referral.receiver_id,
         "target": target, "correlation_id": referral.correlation_id, **metadata}
     if event is not None:
         envelope |= {"status_event_id": event.id, "state": event.to_state}
-    message = OutboxMessage(referral=referral, status_event=event, message_type=message_type,
-                            routing_key=f"{message_type}.{target}", envelope=envelope)
-    session.add(message)
-    return message
+    return OutboxMessage(referral=referral, referral_id=referral.id, status_event=event,
+                         status_event_id=event.id if event is not None else None,
+                         message_type=message_type, routing_key=f"{message_type}.{target}",
+                         envelope=envelope)

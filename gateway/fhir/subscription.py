@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.http import failure, partner_message, transport_failure
@@ -165,15 +165,26 @@ def _endpoint_allowed(url: str) -> bool:
 
 # --- announcing a status event ------------------------------------------------------------
 
+_SUBSCRIPTIONS = FhirSubscription.__table__
+_ANY_ON = select(_SUBSCRIPTIONS.c.id).where(
+    _SUBSCRIPTIONS.c.partner_id.in_(bindparam("sides", expanding=True)),
+    _SUBSCRIPTIONS.c.status != "off").limit(1)
+
+
 def announce(session: Session, referral: Referral, event: StatusEvent) -> None:
     """Queue a notification of `event` for each active subscription of either side.
 
     The subscriptions are locked until the event commits, so that events of two referrals
     at once never give one subscription the same notification number twice.
     """
+    sides = [referral.sender_id, referral.receiver_id]
+    if session.scalar(_ANY_ON, {"sides": sides}) is None:
+        # Most partners have none: one cheap read. One made meanwhile by another
+        # transaction starts after this event, as if made a moment later.
+        return
     now = utcnow()
     for subscription in session.scalars(select(FhirSubscription).where(
-            FhirSubscription.partner_id.in_([referral.sender_id, referral.receiver_id]),
+            FhirSubscription.partner_id.in_(sides),
             FhirSubscription.status != "off").order_by(FhirSubscription.id)
             .with_for_update()):
         if subscription.end_at is not None and subscription.end_at <= now:

@@ -20,13 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.store.db import take_write_turn, unit_of_work
-from gateway.store.models import AuditEntry, utcnow
+from gateway.store.db import insert_now, take_write_turn, unit_of_work
+from gateway.store.models import AuditEntry, AuditHead, utcnow
 
 GENESIS = "0" * 64
+# Core statements on the table (an ORM-enabled UPDATE would flush the session first).
+_HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
+_NEXT = (update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1)
+         .returning(_HEAD.c.seq, _HEAD.c.hash))
+_SET_HASH = update(_HEAD).where(_HEAD.c.id == 1)
 
 ACTIONS = frozenset({
     "referral.create", "referral.refuse", "referral.read", "referral.list", "referral.deny",
@@ -49,15 +54,13 @@ def record(
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     take_write_turn(session)
-    seq, prev_hash = session.execute(text(
-        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")).one()
+    seq, prev_hash = session.execute(_NEXT).one()
     entry = AuditEntry(seq=seq, at=utcnow(), actor=actor, partner_id=partner_id,
                        action=action, referral_id=referral_id, correlation_id=correlation_id,
                        detail=detail or {}, prev_hash=prev_hash)
     entry.hash = entry_hash(entry)
-    session.add(entry)
-    session.execute(text("UPDATE audit_head SET hash = :hash WHERE id = 1"),
-                    {"hash": entry.hash})
+    insert_now(session, entry)  # written at once: the trail has no foreign keys to wait for
+    session.execute(_SET_HASH, {"hash": entry.hash})
     return entry
 
 

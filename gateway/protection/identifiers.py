@@ -28,12 +28,17 @@ def search_terms(document: dict[str, Any]) -> list[str]:
 def store_digests(session: Session, referral: Referral, *, new: bool = False) -> None:
     """(Re)write the referral's identifier digests under the active key (`new`: it has
     none yet, so there is nothing to delete first)."""
-    ring = keyring()
     if not new:
         session.execute(delete(IdentifierDigest)
                         .where(IdentifierDigest.referral_id == referral.id))
-    for digest in sorted({ring.digest(term) for term in search_terms(referral.content)}):
-        session.add(IdentifierDigest(referral_id=referral.id, digest=digest))
+    session.add_all(digests_of(referral))
+
+
+def digests_of(referral: Referral) -> list[IdentifierDigest]:
+    """The referral's identifier digest rows under the active key, not yet in a session."""
+    ring = keyring()
+    return [IdentifierDigest(referral_id=referral.id, digest=digest)
+            for digest in sorted({ring.digest(term) for term in search_terms(referral.content)})]
 
 
 def lookup_digests(term: str) -> list[str]:
