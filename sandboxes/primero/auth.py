@@ -36,7 +36,7 @@ class Instance:
     token_ttl: float
 
 
-def instance(request: Request) -> Instance:
+async def instance(request: Request) -> Instance:
     found: Instance = request.app.state.primero
     return found
 
@@ -44,7 +44,7 @@ def instance(request: Request) -> Instance:
 InstanceDep = Annotated[Instance, Depends(instance)]
 
 
-def current_user(request: Request, sandbox: InstanceDep) -> dict[str, Any]:
+async def current_user(request: Request, sandbox: InstanceDep) -> dict[str, Any]:
     """The user behind the request's bearer token or Basic credentials; else 401."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials:
@@ -92,7 +92,7 @@ router = APIRouter(prefix="/api/v2", tags=["tokens"])
 
 
 @router.post("/tokens")
-def log_in(sandbox: InstanceDep,
+async def log_in(sandbox: InstanceDep,
            user: Annotated[dict[str, Any], Body(embed=True)]) -> JSONResponse:
     """Log in with `{"user": {"user_name", "password"}}`; the answer carries the token."""
     found = check_password(sandbox, str(user.get("user_name", "")), str(user.get("password", "")))
@@ -106,7 +106,7 @@ def log_in(sandbox: InstanceDep,
 
 
 @router.delete("/tokens")
-def log_out(request: Request, sandbox: InstanceDep, _user: CurrentUser) -> dict[str, Any]:
+async def log_out(request: Request, sandbox: InstanceDep, _user: CurrentUser) -> dict[str, Any]:
     """End the bearer token the request carries."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer":
@@ -119,7 +119,7 @@ sandbox_router = APIRouter(prefix="/_sandbox", tags=["sandbox"])
 
 
 @sandbox_router.post("/tokens/expire")
-def expire_tokens(sandbox: InstanceDep) -> dict[str, int]:
+async def expire_tokens(sandbox: InstanceDep) -> dict[str, int]:
     """Expire every live token now, so a client must log in again (a test switch)."""
     with sandbox.store.writing() as db:
         return {"expired": sandbox.store.expire_tokens(db)}

@@ -186,7 +186,7 @@ def _fill_derived(case: dict[str, Any]) -> None:
 
 
 @router.get("/cases")
-def list_cases(request: Request, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
+async def list_cases(request: Request, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
     """Cases the user can see, filtered, ordered and paged."""
     params = request.query_params
     page, per = search.paging(params.get("page"), params.get("per"))
@@ -203,7 +203,7 @@ def list_cases(request: Request, sandbox: InstanceDep, user: CurrentUser) -> dic
 
 
 @router.get("/cases/{case_id}")
-def read_case(case_id: str, sandbox: InstanceDep, user: CurrentUser,
+async def read_case(case_id: str, sandbox: InstanceDep, user: CurrentUser,
               fields: str | None = None) -> dict[str, Any]:
     """One case by its UUID."""
     with sandbox.store.reading() as db:
@@ -211,7 +211,8 @@ def read_case(case_id: str, sandbox: InstanceDep, user: CurrentUser,
 
 
 @router.post("/cases", response_model=None)
-def post_case(data: Data, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any] | Response:
+async def post_case(data: Data, sandbox: InstanceDep,
+                    user: CurrentUser) -> dict[str, Any] | Response:
     """Create a case; with a client-chosen `id` the answer is 204 and has no body."""
     with sandbox.store.writing() as db:
         case = create_case(store=sandbox.store, db=db, user=user, fields=data)
@@ -221,7 +222,7 @@ def post_case(data: Data, sandbox: InstanceDep, user: CurrentUser) -> dict[str, 
 
 
 @router.patch("/cases/{case_id}")
-def patch_case(case_id: str, data: Data, sandbox: InstanceDep,
+async def patch_case(case_id: str, data: Data, sandbox: InstanceDep,
                user: CurrentUser) -> dict[str, Any]:
     """Merge changes into a case."""
     with sandbox.store.writing() as db:
@@ -231,7 +232,7 @@ def patch_case(case_id: str, data: Data, sandbox: InstanceDep,
 
 
 @router.delete("/cases/{case_id}")
-def disable_case(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
+async def disable_case(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
     """Disable a case (`record_state` false); Primero never deletes records."""
     with sandbox.store.writing() as db:
         case = readable_case(sandbox.store, db, user, case_id)

@@ -93,7 +93,7 @@ def _flag_of(store: Store, db: Connection, case: dict[str, Any], flag_id: str
 
 
 @router.get("/cases/{case_id}/flags")
-def list_flags(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
+async def list_flags(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
     """Every flag of the case, resolved ones too, by id."""
     _allowed(user, FLAG)
     with sandbox.store.reading() as db:
@@ -102,7 +102,7 @@ def list_flags(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[st
 
 
 @router.post("/cases/{case_id}/flags")
-def add_flag(case_id: str, data: Data, sandbox: InstanceDep, user: CurrentUser
+async def add_flag(case_id: str, data: Data, sandbox: InstanceDep, user: CurrentUser
              ) -> dict[str, Any]:
     """Flag the case with a reason (`message`) and a date."""
     _allowed(user, FLAG)
@@ -121,7 +121,7 @@ def add_flag(case_id: str, data: Data, sandbox: InstanceDep, user: CurrentUser
 
 
 @router.patch("/cases/{case_id}/flags/{flag_id}")
-def update_flag(case_id: str, flag_id: str, data: Data, sandbox: InstanceDep,
+async def update_flag(case_id: str, flag_id: str, data: Data, sandbox: InstanceDep,
                 user: CurrentUser) -> dict[str, Any]:
     """Resolve the flag (`unflag_message`), or change its reason or date."""
     resolving = bool(data.get("unflag_message"))

@@ -12,7 +12,7 @@ router = APIRouter(prefix="/api/v2", tags=["reference"])
 
 
 @router.get("/primero")
-def about(sandbox: InstanceDep, _user: CurrentUser) -> dict[str, Any]:
+async def about(sandbox: InstanceDep, _user: CurrentUser) -> dict[str, Any]:
     """The instance: its name, lead agency, modules and locales."""
     return {"data": {"instance": sandbox.name, "agency": sandbox.agency,
                      "modules": [{"unique_id": k, "name": {"en": v}}
@@ -21,7 +21,8 @@ def about(sandbox: InstanceDep, _user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/agencies")
-def list_agencies(request: Request, sandbox: InstanceDep, _user: CurrentUser) -> dict[str, Any]:
+async def list_agencies(request: Request, sandbox: InstanceDep,
+                        _user: CurrentUser) -> dict[str, Any]:
     """Agencies of this instance, paged."""
     page, per = search.paging(request.query_params.get("page"),
                               request.query_params.get("per"))
@@ -31,7 +32,7 @@ def list_agencies(request: Request, sandbox: InstanceDep, _user: CurrentUser) ->
 
 
 @router.get("/lookups")
-def list_lookups(request: Request, _user: CurrentUser) -> dict[str, Any]:
+async def list_lookups(request: Request, _user: CurrentUser) -> dict[str, Any]:
     """The option lists (`lookup-gender`, `lookup-service-type` …), paged."""
     page, per = search.paging(request.query_params.get("page"),
                               request.query_params.get("per"))
@@ -52,14 +53,14 @@ def _recipients(sandbox: InstanceDep, kind: str, record_module_id: str | None,
 
 
 @router.get("/users/refer-to")
-def refer_to(sandbox: InstanceDep, _user: CurrentUser, record_type: str = "case",
+async def refer_to(sandbox: InstanceDep, _user: CurrentUser, record_type: str = "case",
              record_module_id: str | None = None, agency: str | None = None) -> dict[str, Any]:
     """Users who may receive a referral."""
     return _recipients(sandbox, REFERRAL, record_module_id, agency)
 
 
 @router.get("/users/transfer-to")
-def transfer_to(sandbox: InstanceDep, _user: CurrentUser, record_type: str = "case",
+async def transfer_to(sandbox: InstanceDep, _user: CurrentUser, record_type: str = "case",
                 record_module_id: str | None = None, agency: str | None = None
                 ) -> dict[str, Any]:
     """Users who may receive a transfer."""
@@ -67,7 +68,7 @@ def transfer_to(sandbox: InstanceDep, _user: CurrentUser, record_type: str = "ca
 
 
 @router.get("/users/assign-to")
-def assign_to(sandbox: InstanceDep, _user: CurrentUser, record_type: str = "case",
+async def assign_to(sandbox: InstanceDep, _user: CurrentUser, record_type: str = "case",
               record_module_id: str | None = None, agency: str | None = None
               ) -> dict[str, Any]:
     """Users a case may be assigned to."""

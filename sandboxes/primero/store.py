@@ -3,11 +3,14 @@
 Like Primero, a case is one JSON document (Primero keeps it in a JSONB `data` column) and
 a transition is one row of an STI table (`type` = Referral, Transfer, Assign). Writes run
 one at a time under a lock: a read-modify-write of a case and its transition must not
-interleave with another request's (uvicorn runs the sync endpoints in a thread pool).
-WAL lets readers go on while a write is under way.
+interleave with another's. The endpoints are coroutines that never await inside a
+transaction, so on the event loop they cannot interleave anyway (and a thread hop per
+request cost more than the request's own work); the lock still guards callers on other
+threads (tests, the seed). WAL lets readers go on while a write is under way.
 """
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     event,
     func,
@@ -79,6 +83,20 @@ flags = Table(
 )
 
 
+# Statements built once: building one per call (and its cache key) cost more than running it.
+_USER = select(users.c.data).where(users.c.user_name == bindparam("user_name"))
+_TOKEN = select(tokens.c.user_name, tokens.c.expires_at).where(tokens.c.token == bindparam("token"))
+_CASE = select(cases.c.data).where(cases.c.id == bindparam("id"))
+_LAST_SEQ = select(cases.c.seq).order_by(cases.c.seq.desc()).limit(1)
+_INSERT_CASE = insert(cases)
+_SAVE_CASE = update(cases).where(cases.c.id == bindparam("case_id"))
+_TRANSITION = select(transitions.c.data).where(transitions.c.id == bindparam("id"))
+_TRANSITIONS_OF = select(transitions.c.data).where(
+    transitions.c.record_id == bindparam("record_id"))
+_INSERT_TRANSITION = insert(transitions)
+_SAVE_TRANSITION = update(transitions).where(transitions.c.id == bindparam("transition_id"))
+
+
 def now_iso() -> str:
     """The current time as Primero writes it: ISO-8601 UTC with milliseconds and a Z."""
     return format_time(datetime.now(UTC))
@@ -105,6 +123,10 @@ class Store:
         event.listen(self.engine, "connect", _tune_sqlite)
         metadata.create_all(self.engine)
         self._write_lock = threading.RLock()
+        # Users as committed, by name (JSON text: every caller gets its own copy). Every
+        # write of a user goes through `put_user`, which drops its entry; a write
+        # transaction that fails drops them all, so nothing uncommitted stays here.
+        self._users: dict[str, str] = {}
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -115,8 +137,13 @@ class Store:
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """One transaction, alone among writers: committed on success, else rolled back."""
-        with self._write_lock, self.engine.begin() as connection:
-            yield connection
+        with self._write_lock:
+            try:
+                with self.engine.begin() as connection:
+                    yield connection
+            except BaseException:
+                self._users.clear()
+                raise
 
     def is_empty(self) -> bool:
         with self.reading() as db:
@@ -125,15 +152,22 @@ class Store:
     # users, agencies and tokens
 
     def user(self, db: Connection, user_name: str) -> dict[str, Any] | None:
-        row = db.execute(select(users.c.data).where(users.c.user_name == user_name)).first()
-        return dict(row.data) if row else None
+        known = self._users.get(user_name)
+        if known is None:
+            row = db.execute(_USER, {"user_name": user_name}).first()
+            if row is None:
+                return None
+            known = self._users[user_name] = json.dumps(row.data)
+        found: dict[str, Any] = json.loads(known)
+        return found
 
     def all_users(self, db: Connection) -> list[dict[str, Any]]:
         return [dict(r.data) for r in db.execute(select(users.c.data)
                                                  .order_by(users.c.user_name))]
 
     def put_user(self, db: Connection, user: dict[str, Any]) -> None:
-        if self.user(db, user["user_name"]) is None:
+        self._users.pop(user["user_name"], None)
+        if db.execute(_USER, {"user_name": user["user_name"]}).first() is None:
             db.execute(insert(users).values(user_name=user["user_name"], data=user))
         else:
             db.execute(update(users).where(users.c.user_name == user["user_name"])
@@ -152,8 +186,7 @@ class Store:
 
     def token_user(self, db: Connection, token: str) -> str | None:
         """The user a live token belongs to, or None when unknown or expired."""
-        row = db.execute(select(tokens.c.user_name, tokens.c.expires_at)
-                         .where(tokens.c.token == token)).first()
+        row = db.execute(_TOKEN, {"token": token}).first()
         if row is None or row.expires_at < time.time():
             return None
         return str(row.user_name)
@@ -167,7 +200,7 @@ class Store:
     # cases
 
     def case(self, db: Connection, case_id: str) -> dict[str, Any] | None:
-        row = db.execute(select(cases.c.data).where(cases.c.id == case_id)).first()
+        row = db.execute(_CASE, {"id": case_id}).first()
         return _copy(row.data) if row else None
 
     def all_cases(self, db: Connection) -> list[dict[str, Any]]:
@@ -180,32 +213,29 @@ class Store:
         return [_copy(r.data) for r in db.execute(query)]
 
     def insert_case(self, db: Connection, case: dict[str, Any]) -> None:
-        seq = db.execute(select(cases.c.seq).order_by(cases.c.seq.desc()).limit(1)).scalar()
-        db.execute(insert(cases).values(id=case["id"], seq=(seq or 0) + 1, data=case))
+        seq = db.execute(_LAST_SEQ).scalar()
+        db.execute(_INSERT_CASE, {"id": case["id"], "seq": (seq or 0) + 1, "data": case})
 
     def save_case(self, db: Connection, case: dict[str, Any]) -> None:
-        db.execute(update(cases).where(cases.c.id == case["id"]).values(data=case))
+        db.execute(_SAVE_CASE, {"case_id": case["id"], "data": case})
 
     # transitions
 
     def transition(self, db: Connection, transition_id: str) -> dict[str, Any] | None:
-        row = db.execute(select(transitions.c.data)
-                         .where(transitions.c.id == transition_id)).first()
+        row = db.execute(_TRANSITION, {"id": transition_id}).first()
         return _copy(row.data) if row else None
 
     def transitions_of(self, db: Connection, record_id: str) -> list[dict[str, Any]]:
-        rows = db.execute(select(transitions.c.data)
-                          .where(transitions.c.record_id == record_id))
+        rows = db.execute(_TRANSITIONS_OF, {"record_id": record_id})
         return sorted((_copy(r.data) for r in rows), key=lambda t: (t["created_at"], t["id"]))
 
     def insert_transition(self, db: Connection, transition: dict[str, Any]) -> None:
-        db.execute(insert(transitions).values(id=transition["id"],
-                                              record_id=transition["record_id"],
-                                              data=transition))
+        db.execute(_INSERT_TRANSITION, {"id": transition["id"],
+                                        "record_id": transition["record_id"],
+                                        "data": transition})
 
     def save_transition(self, db: Connection, transition: dict[str, Any]) -> None:
-        db.execute(update(transitions).where(transitions.c.id == transition["id"])
-                   .values(data=transition))
+        db.execute(_SAVE_TRANSITION, {"transition_id": transition["id"], "data": transition})
 
     # flags
 

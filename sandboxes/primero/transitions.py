@@ -291,7 +291,7 @@ def _transition_of(store: Store, db: Connection, case: dict[str, Any], kind: str
 
 
 @router.get("/cases/{case_id}/transitions")
-def list_transitions(case_id: str, sandbox: InstanceDep, user: CurrentUser,
+async def list_transitions(case_id: str, sandbox: InstanceDep, user: CurrentUser,
                      types: str | None = None) -> dict[str, Any]:
     """Every transition of the case, optionally only some types (`types=Referral,Transfer`)."""
     wanted = set(types.split(",")) if types else None
@@ -333,26 +333,27 @@ def _update(kind: str, case_id: str, transition_id: str, data: dict[str, Any],
 
 
 @router.get("/cases/{case_id}/referrals")
-def list_referrals(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
+async def list_referrals(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
     """The case's referrals (not paged, as in Primero)."""
     return _list(REFERRAL, case_id, sandbox, user)
 
 
 @router.post("/cases/{case_id}/referrals")
-def refer(case_id: str, data: Data, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
+async def refer(case_id: str, data: Data, sandbox: InstanceDep,
+                user: CurrentUser) -> dict[str, Any]:
     """Refer the case to a user (or, `remote: true`, to an outside agency)."""
     return _create(REFERRAL, case_id, data, sandbox, user)
 
 
 @router.patch("/cases/{case_id}/referrals/{referral_id}")
-def respond_to_referral(case_id: str, referral_id: str, data: Data, sandbox: InstanceDep,
+async def respond_to_referral(case_id: str, referral_id: str, data: Data, sandbox: InstanceDep,
                         user: CurrentUser) -> dict[str, Any]:
     """Accept, reject or complete (`done`) a referral."""
     return _update(REFERRAL, case_id, referral_id, data, sandbox, user)
 
 
 @router.delete("/cases/{case_id}/referrals/{referral_id}")
-def revoke(case_id: str, referral_id: str, sandbox: InstanceDep,
+async def revoke(case_id: str, referral_id: str, sandbox: InstanceDep,
            user: CurrentUser) -> dict[str, Any]:
     """Revoke a referral."""
     with sandbox.store.writing() as db:
@@ -365,32 +366,33 @@ def revoke(case_id: str, referral_id: str, sandbox: InstanceDep,
 
 
 @router.get("/cases/{case_id}/transfers")
-def list_transfers(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
+async def list_transfers(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
     """The case's transfers."""
     return _list(TRANSFER, case_id, sandbox, user)
 
 
 @router.post("/cases/{case_id}/transfers")
-def transfer(case_id: str, data: Data, sandbox: InstanceDep,
+async def transfer(case_id: str, data: Data, sandbox: InstanceDep,
              user: CurrentUser) -> dict[str, Any]:
     """Start a transfer of the case to a user (or, `remote: true`, to an outside agency)."""
     return _create(TRANSFER, case_id, data, sandbox, user)
 
 
 @router.patch("/cases/{case_id}/transfers/{transfer_id}")
-def respond_to_transfer(case_id: str, transfer_id: str, data: Data, sandbox: InstanceDep,
+async def respond_to_transfer(case_id: str, transfer_id: str, data: Data, sandbox: InstanceDep,
                         user: CurrentUser) -> dict[str, Any]:
     """Accept, reject or revoke a transfer."""
     return _update(TRANSFER, case_id, transfer_id, data, sandbox, user)
 
 
 @router.get("/cases/{case_id}/assigns")
-def list_assigns(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
+async def list_assigns(case_id: str, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
     """The case's assigns."""
     return _list(ASSIGN, case_id, sandbox, user)
 
 
 @router.post("/cases/{case_id}/assigns")
-def assign(case_id: str, data: Data, sandbox: InstanceDep, user: CurrentUser) -> dict[str, Any]:
+async def assign(case_id: str, data: Data, sandbox: InstanceDep,
+                 user: CurrentUser) -> dict[str, Any]:
     """Give the case to another owner now (no accept step, no consent check)."""
     return _create(ASSIGN, case_id, data, sandbox, user)
