@@ -11,6 +11,7 @@ worker on every machine sees the same, and the console shows it.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import case, literal, select, update
 from sqlalchemy.orm import Session
@@ -47,11 +48,23 @@ class Standing:
     failing: bool  # transient failures since its last success
 
 
+class StandingRow(Protocol):
+    """The columns of a partner's row that make its standing."""
+
+    suspended_at: datetime | None
+    circuit_open_until: datetime | None
+    delivery_failures: int
+
+
 def standing(session: Session, partner_id: str, now: datetime | None = None) -> Standing:
     """Whether workers must leave this partner alone now, and whether it has been failing."""
-    row = session.execute(select(Partner.suspended_at, Partner.circuit_open_until,
-                                 Partner.delivery_failures)
-                          .where(Partner.id == partner_id)).one_or_none()
+    return standing_of(session.execute(select(
+        Partner.suspended_at, Partner.circuit_open_until, Partner.delivery_failures)
+        .where(Partner.id == partner_id)).one_or_none(), now)
+
+
+def standing_of(row: StandingRow | None, now: datetime | None = None) -> Standing:
+    """A partner's standing from its row (None: no such partner, nothing to leave alone)."""
     if row is None:
         return Standing(None, False)
     failing = bool(row.delivery_failures) or row.circuit_open_until is not None

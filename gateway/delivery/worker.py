@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, defer, sessionmaker
 from structlog.contextvars import bind_contextvars, clear_contextvars
@@ -39,7 +39,7 @@ from gateway.fhir.subscription import NOTIFY, Notifier
 from gateway.lifecycle import Actor, State
 from gateway.protection import audit
 from gateway.settings import get_settings
-from gateway.store.db import unit_of_work
+from gateway.store.db import insert_now, unit_of_work
 from gateway.store.models import (
     DeadlineEvent,
     Delivery,
@@ -51,6 +51,19 @@ from gateway.store.models import (
 )
 
 log = structlog.get_logger()
+
+# Core reads built once, of the columns the hot path needs (an ORM read of whole rows, and
+# building each statement anew, cost several times what the database does).
+_PARTNERS: Table = Partner.__table__  # type: ignore[assignment]
+_RECORDS: Table = PartnerRecord.__table__  # type: ignore[assignment]
+_EVENTS: Table = StatusEvent.__table__  # type: ignore[assignment]
+# The target's standing (suspended, circuit) and how to reach its system, in one read.
+_TARGET = select(_PARTNERS.c.id, _PARTNERS.c.system, _PARTNERS.c.connection,
+                 _PARTNERS.c.suspended_at, _PARTNERS.c.circuit_open_until,
+                 _PARTNERS.c.delivery_failures).where(_PARTNERS.c.id == bindparam("id"))
+_RECORD_OF = select(_RECORDS.c.native_id).where(_RECORDS.c.referral_id == bindparam("referral"),
+                                                _RECORDS.c.partner_id == bindparam("partner"))
+_EVENT_EXISTS = select(_EVENTS.c.id).where(_EVENTS.c.id == bindparam("id"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,15 @@ Outcome = Done | Retry | Dead | Wait
 
 
 @dataclass(frozen=True)
+class Target:
+    """The partner a message goes to, as its adapter needs it."""
+
+    id: str
+    system: str
+    connection: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class ToDeliver:
     """What a delivery needs, read before the partner is called (no transaction open)."""
 
@@ -104,20 +126,22 @@ class Deliverer:
                                  base_url=get_settings().fhir_base_url)
         self.breaker = breaker or circuit.Breaker(failures=0, seconds=60.0)
 
-    def adapter_for(self, partner: Partner) -> PartnerAdapter | None:
+    def adapter_for(self, partner: Partner | Target) -> PartnerAdapter | None:
         return self.adapters.for_partner(partner.id, partner.system, partner.connection)
 
     def handle(self, envelope: dict[str, Any], attempt: int) -> Outcome:
         """Deliver, unless the target is suspended or its circuit open; keep its circuit."""
         target = envelope["target"]
         with self.sessions() as session:
-            # One read: the partner's standing and, for a delivery, what it delivers.
-            standing = circuit.standing(session, target)
+            # One session: the partner's standing and system, and what a delivery delivers.
+            row = session.execute(_TARGET, {"id": target}).one_or_none()
+            standing = circuit.standing_of(row)
             if standing.paused is not None:
                 return Wait(standing.paused)
-            ready = (self._read_delivery(session, envelope, attempt)
+            to = None if row is None else Target(row.id, row.system, row.connection)
+            ready = (self._read_delivery(session, envelope, attempt, to)
                      if envelope.get("type") == "deliver" else None)
-        outcome = self._handle(envelope, attempt, ready)
+        outcome = self._handle(envelope, attempt, ready, to)
         # A refusal is an answer too: the partner's system is up.
         answered = isinstance(outcome, Done) or (isinstance(outcome, Dead)
                                                  and outcome.reason == "partner_refused")
@@ -130,7 +154,7 @@ class Deliverer:
         return outcome
 
     def _handle(self, envelope: dict[str, Any], attempt: int,
-                ready: ToDeliver | Outcome | None) -> Outcome:
+                ready: ToDeliver | Outcome | None, to: Target | None) -> Outcome:
         try:
             if envelope.get("type") == "deliver":
                 if not isinstance(ready, ToDeliver):
@@ -138,7 +162,7 @@ class Deliverer:
                     return ready  # nothing to deliver: the read said why
                 return self._deliver(envelope, attempt, ready)
             if envelope.get("type") == "status":
-                return self._send_status(envelope, attempt)
+                return self._send_status(envelope, attempt, to)
             if envelope.get("type") == "alert":
                 return self._send_alert(envelope, attempt)
             if envelope.get("type") == NOTIFY:
@@ -156,8 +180,8 @@ class Deliverer:
             self._record(envelope, attempt, "mapping_error", error.detail)
             return Dead("mapping_error", error.detail)
 
-    def _read_delivery(self, session: Session, envelope: dict[str, Any],
-                       attempt: int) -> ToDeliver | Outcome:
+    def _read_delivery(self, session: Session, envelope: dict[str, Any], attempt: int,
+                       to: Target | None) -> ToDeliver | Outcome:
         """The referral to deliver and its receiver's adapter, or why nothing is delivered."""
         referral = session.get(Referral, envelope["referral_id"])
         if referral is None:
@@ -166,7 +190,9 @@ class Deliverer:
             return self._withhold(envelope, attempt, referral.stopped)
         if referral.status != State.SUBMITTED:
             return Done(f"already {referral.status}: nothing to deliver")
-        receiver = session.get(Partner, referral.receiver_id)
+        # The receiver is the envelope's target, read already (else read it now).
+        receiver = to if to is not None and to.id == referral.receiver_id \
+            else session.get(Partner, referral.receiver_id)
         assert receiver is not None  # a foreign key guarantees it
         return ToDeliver(referral.kind, referral.content, receiver.system,
                          self.adapter_for(receiver))
@@ -184,17 +210,17 @@ class Deliverer:
             referral = session.get(Referral, envelope["referral_id"], with_for_update=True,
                                    options=[defer(Referral.content)])
             assert referral is not None
-            if native_id is not None and session.scalar(select(PartnerRecord.id).where(
-                    PartnerRecord.referral_id == referral.id,
-                    PartnerRecord.partner_id == referral.receiver_id)) is None:
-                session.add(PartnerRecord(referral_id=referral.id,
-                                          partner_id=referral.receiver_id,
-                                          native_id=native_id, role="receiver"))
             delivery = _delivery(envelope, attempt, "delivered",
                                  f"stored at the partner as {native_id}" if native_id
                                  else "available to the partner through the API")
             delivery.mapping_hash = mapping_hash
-            session.add(delivery)
+            # Core INSERTs: nothing in this transaction reads these rows back.
+            insert_now(session, delivery, *(
+                [PartnerRecord(referral_id=referral.id, partner_id=referral.receiver_id,
+                               native_id=native_id, role="receiver")]
+                if native_id is not None and session.scalar(_RECORD_OF, {
+                    "referral": referral.id, "partner": referral.receiver_id}) is None
+                else []))
             audit.record(session, actor="system:worker", action="delivery.deliver",
                          partner_id=referral.receiver_id, referral_id=referral.id,
                          correlation_id=referral.correlation_id,
@@ -221,18 +247,21 @@ class Deliverer:
                          detail={"why": why})
         return Done(f"{why}: nothing delivered")
 
-    def _send_status(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+    def _send_status(self, envelope: dict[str, Any], attempt: int,
+                     target: Target | None) -> Outcome:
+        adapter = None if target is None else self.adapter_for(target)
         with self.sessions() as session:
-            event = session.get(StatusEvent, envelope["status_event_id"])
-            target = session.get(Partner, envelope["target"])
-            if event is None or target is None:
-                return Dead("unknown_referral", "no status event or partner with these ids")
-            adapter = self.adapter_for(target)
-            if adapter is None:
+            if target is None or adapter is None:
+                # An API partner reads its status: only whether the event exists matters.
+                if target is None or session.scalar(
+                        _EVENT_EXISTS, {"id": envelope["status_event_id"]}) is None:
+                    return Dead("unknown_referral", "no status event or partner with these ids")
                 return Done("the partner reads status through the API")
-            native_id = session.scalar(select(PartnerRecord.native_id).where(
-                PartnerRecord.referral_id == event.referral_id,
-                PartnerRecord.partner_id == target.id))
+            event = session.get(StatusEvent, envelope["status_event_id"])
+            if event is None:
+                return Dead("unknown_referral", "no status event or partner with these ids")
+            native_id = session.scalar(_RECORD_OF, {"referral": event.referral_id,
+                                                    "partner": target.id})
             if native_id is None and event.to_state == State.WITHDRAWN:
                 return Done("the partner never stored it: nothing to withdraw there")
             if native_id is None:

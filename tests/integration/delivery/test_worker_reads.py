@@ -1,0 +1,141 @@
+"""What the worker reads before and writes after a partner's call, without a broker: the
+target's standing and system in one read, a status for an API partner settled on the
+event's id alone, the partner's record written once however often a delivery repeats."""
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.casework import submit_referral
+from gateway.contracts import Contracts
+from gateway.delivery.worker import Dead, Deliverer, Done, Wait
+from gateway.partners import register_partner
+from gateway.settings import Settings
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import Delivery, OutboxMessage, Partner, PartnerRecord, utcnow
+from sharing import agreed
+
+
+class StoringAdapter:
+    """A partner system that stores whatever it is sent under one native id."""
+
+    system = "other"
+    channel = None
+    shows_alerts = False
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def create(self, *, referral_id: str, kind: str, record: dict[str, Any]) -> str:
+        self.created.append(referral_id)
+        return f"native-{referral_id}"
+
+
+class OneAdapter:
+    """An adapter pool: the partners with a connection reach `adapter`."""
+
+    def __init__(self, adapter: StoringAdapter) -> None:
+        self.adapter = adapter
+
+    def for_partner(self, partner_id: str, system: str,
+                    connection: dict[str, Any] | None) -> StoringAdapter | None:
+        return self.adapter if connection else None
+
+
+class PlainTranslator:
+    def outbound(self, system: str, kind: str, content: dict[str, Any], *,
+                 channel: str | None = None) -> tuple[dict[str, Any], str]:
+        return {"kind": kind}, "mapping-hash"
+
+
+@pytest.fixture
+def sessions(isolated_database_url: str) -> sessionmaker[Session]:
+    return make_sessionmaker(make_engine(isolated_database_url))
+
+
+def referral_between(sessions: sessionmaker[Session], settings: Settings, make_referral: Any,
+                     *, receiver_connected: bool) -> tuple[str, str, dict[str, Any]]:
+    """(sender, receiver, the deliver envelope) of a new referral."""
+    sender, receiver = (f"reads-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    with unit_of_work(sessions) as session:
+        register_partner(session=session, partner_id=sender, name="Sender", system="other")
+        partner, _ = register_partner(session=session, partner_id=receiver, name="Receiver",
+                                      system="other")
+        partner.connection = {"base_url": "http://127.0.0.1:9"} if receiver_connected else None
+    with unit_of_work(sessions) as session:
+        referral = submit_referral(
+            session=session, contracts=Contracts(settings.contracts_dir),
+            agreements=agreed(settings, sender, receiver),
+            sender=session.get_one(Partner, sender), document=make_referral(sender, receiver),
+            idempotency_key=uuid.uuid4().hex, correlation_id=uuid.uuid4().hex).referral
+        envelope = session.scalars(select(OutboxMessage.envelope).where(
+            OutboxMessage.referral_id == referral.id)).one()
+    return sender, receiver, envelope
+
+
+def deliverer(sessions: sessionmaker[Session], settings: Settings,
+              adapter: StoringAdapter) -> Deliverer:
+    return Deliverer(sessions=sessions, contracts=Contracts(settings.contracts_dir),
+                     translator=PlainTranslator(),  # type: ignore[arg-type]
+                     adapters=OneAdapter(adapter))  # type: ignore[arg-type]
+
+
+def status_envelope(sessions: sessionmaker[Session], referral_id: str) -> dict[str, Any]:
+    with sessions() as session:
+        envelope: dict[str, Any] = session.scalars(select(OutboxMessage.envelope).where(
+            OutboxMessage.referral_id == referral_id,
+            OutboxMessage.message_type == "status")).one()
+    return envelope
+
+
+def test_a_status_for_an_api_partner_is_done_and_one_for_an_unknown_event_is_dead(
+        sessions: sessionmaker[Session], settings: Settings, make_referral: Any) -> None:
+    adapter = StoringAdapter()
+    worker = deliverer(sessions, settings, adapter)
+    _, _, envelope = referral_between(sessions, settings, make_referral,
+                                      receiver_connected=False)
+    assert worker.handle(envelope, 1) == Done("delivered")
+    status = status_envelope(sessions, envelope["referral_id"])
+    assert worker.handle(status, 1) == Done("the partner reads status through the API")
+    unknown = worker.handle({**status, "status_event_id": "no-such-event"}, 1)
+    assert isinstance(unknown, Dead) and unknown.reason == "unknown_referral"
+    nobody = worker.handle({**status, "target": "no-such-partner"}, 1)
+    assert isinstance(nobody, Dead) and nobody.reason == "unknown_referral"
+    assert adapter.created == []  # an API partner's system is never called
+
+
+def test_a_repeated_delivery_stores_one_partner_record_and_two_attempts(
+        sessions: sessionmaker[Session], settings: Settings, make_referral: Any) -> None:
+    adapter = StoringAdapter()
+    worker = deliverer(sessions, settings, adapter)
+    _, receiver, envelope = referral_between(sessions, settings, make_referral,
+                                             receiver_connected=True)
+    assert worker.handle(envelope, 1) == Done("delivered")
+    # The broker gives it again (an ack lost): the referral is delivered already.
+    assert worker.handle(envelope, 2) == Done("already delivered: nothing to deliver")
+    with sessions() as session:
+        records = session.scalars(select(PartnerRecord.native_id).where(
+            PartnerRecord.referral_id == envelope["referral_id"])).all()
+        delivered = session.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.referral_id == envelope["referral_id"], Delivery.outcome == "delivered",
+            Delivery.partner_id == receiver))
+    assert records == [f"native-{envelope['referral_id']}"]
+    assert delivered == 1 and adapter.created == [envelope["referral_id"]]
+
+
+def test_a_suspended_target_waits_and_nothing_is_read_or_called(
+        sessions: sessionmaker[Session], settings: Settings, make_referral: Any) -> None:
+    adapter = StoringAdapter()
+    worker = deliverer(sessions, settings, adapter)
+    _, receiver, envelope = referral_between(sessions, settings, make_referral,
+                                             receiver_connected=True)
+    with unit_of_work(sessions) as session:
+        session.get_one(Partner, receiver).suspended_at = utcnow()
+    assert worker.handle(envelope, 1) == Wait("suspended")
+    with unit_of_work(sessions) as session:
+        session.get_one(Partner, receiver).suspended_at = None
+    assert worker.handle(envelope, 1) == Done("delivered")
+    assert adapter.created == [envelope["referral_id"]]
