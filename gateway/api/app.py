@@ -1,12 +1,9 @@
 """The FastAPI application: wiring of store, contracts, middleware, routes and problems."""
 
-import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from gateway.api import (
     alerts,
@@ -22,26 +19,20 @@ from gateway.api import (
     referrals,
     reports,
 )
-from gateway.api.headers import add_security_headers
+from gateway.api.correlation import CorrelationMiddleware
 from gateway.api.ratelimit import RateLimiter
 from gateway.console.app import install_console
 from gateway.contracts import Contracts
 from gateway.directory.registry import DirectoryRegistry
 from gateway.fhir import router as fhir
 from gateway.logs import (
-    CORRELATION_HEADER,
-    bind_correlation_id,
     ensure_logging,
-    new_correlation_id,
 )
 from gateway.mapping.registry import MappingRegistry
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.crypto import Keyring, use_keyring
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker
-
-log = structlog.get_logger()
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,27 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                             calendars_dir=settings.calendars_dir)
     app.state.rate_limiter = RateLimiter()
 
-    @app.middleware("http")
-    async def correlate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        given = request.headers.get(CORRELATION_HEADER, "")
-        correlation_id = given if _CORRELATION_ID.match(given) else new_correlation_id()
-        bind_correlation_id(correlation_id)
-        request.state.correlation_id = correlation_id
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as error:  # the one place unplanned errors become a 500
-            response = problems.unexpected(request, error)
-        response.headers.setdefault(CORRELATION_HEADER, correlation_id)
-        add_security_headers(request, response)
-        route = request.scope.get("route")
-        log.info("request_handled", method=request.method,
-                 route=getattr(route, "path", "unmatched"), status=response.status_code,
-                 ms=round((time.perf_counter() - started) * 1000, 1))
-        return response
-
+    app.add_middleware(CorrelationMiddleware)
     problems.install(app)
     app.include_router(referrals.router)
     app.include_router(alerts.router)
