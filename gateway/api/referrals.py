@@ -4,9 +4,9 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
+import anyio.to_thread
 import structlog
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 from structlog.contextvars import bind_contextvars
 
@@ -103,10 +103,11 @@ async def post_referral(
     """
     # The intake bench's hottest path: authentication, the body's JSON, the work and the
     # commit take ONE turn on a worker thread (each turn costs about a millisecond of CPU
-    # under load), and the answer is sent as it is (FastAPI would check it again).
-    referral, replayed, warnings = await run_in_threadpool(
+    # under load), as many at once as the store usefully takes (`intake_turns`), and the
+    # answer is sent as it is (FastAPI would check it again).
+    referral, replayed, warnings = await anyio.to_thread.run_sync(
         _post_referral, request, session, sessions, credentials, contracts, agreements,
-        directory, body, idempotency_key)
+        directory, body, idempotency_key, limiter=request.app.state.intake_turns)
     headers = {"Location": f"/v1/referrals/{referral.id}",
                CORRELATION_HEADER: referral.correlation_id,
                **({"Idempotent-Replayed": "true"} if replayed else {})}
