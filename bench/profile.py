@@ -37,9 +37,11 @@ STAGES = [
     ("JSON Schema validation", r"Contracts\.validate|schema_errors"),
     ("audit entry (hash chain, head row)", r"record \(.*protection/audit"),
     ("commit", r"Session\.commit"),
-    ("ORM flush: referral, event, outbox, digests", r"Session\.flush|_autoflush|store_digests"),
+    ("store writes: referral, event, outbox, digests", r"Session\.flush|_autoflush|insert_now|"
+                                                        r"digests_of|outbox_message"),
     ("idempotency-key lookup", r"_by_idempotency_key"),
     ("consent gate, need-to-know filter, agreement", r"admit \(|disclosed \("),
+    ("service directory check (files, availability)", r"DirectoryRegistry\.view|check_referral"),
     ("authentication (API key lookup)", r"get_partner|authenticate \("),
     ("the rest of submit_referral (receiver, directory, objects)", r"submit_referral"),
     ("body read and JSON limits", r"json_document|read_json|parse_json"),
