@@ -102,9 +102,9 @@ async def post_referral(
     directory lists; a waiting list is accepted, with a warning in `warnings`.
     """
     # The intake bench's hottest path: authentication, the body's JSON, the work and the
-    # commit take ONE turn on a worker thread (each turn costs about a millisecond of CPU
-    # under load), as many at once as the store usefully takes (`intake_turns`), and the
-    # answer is sent as it is (FastAPI would check it again).
+    # commit take one turn on a worker thread, as many at once as the store usefully takes
+    # (`intake_turns`: more threads only contend for the interpreter and SQLite's lock),
+    # and the answer is sent as it is (FastAPI would check it against its model again).
     referral, replayed, warnings = await anyio.to_thread.run_sync(
         _post_referral, request, session, sessions, credentials, contracts, agreements,
         directory, body, idempotency_key, limiter=request.app.state.intake_turns)
