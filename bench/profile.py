@@ -39,11 +39,10 @@ STAGES = [
     ("commit", r"Session\.commit"),
     ("store writes: referral, event, outbox, digests", r"Session\.flush|_autoflush|insert_now|"
                                                         r"digests_of|outbox_message"),
-    ("idempotency-key lookup", r"_by_idempotency_key"),
     ("consent gate, need-to-know filter, agreement", r"admit \(|disclosed \("),
     ("service directory check (files, availability)", r"DirectoryRegistry\.view|check_referral"),
     ("authentication (API key lookup)", r"get_partner|authenticate \("),
-    ("the rest of submit_referral (receiver, directory, objects)", r"submit_referral"),
+    ("the rest of submit_referral (idempotency check, receiver, objects)", r"submit_referral"),
     ("body read and JSON limits", r"json_document|read_json|parse_json"),
     ("response: model and JSON", r"serialize_response|ReferralOut"),
     ("HTTP stack: uvicorn, Starlette, FastAPI, thread pool", r"."),
