@@ -154,7 +154,8 @@ def submit_referral(
             FieldError("/receiver/partner", "known-partner",
                        "must be the id of another active partner")])
     now = utcnow()
-    warnings = (check_referral(directory.view(session), document, today=now.date())
+    warnings = (check_referral(directory.view(session, partner=receiver.id), document,
+                               today=now.date())
                 if directory is not None else [])
     try:
         admitted = admit(document, agreements=agreements, contracts=contracts,

@@ -14,6 +14,7 @@ from gateway.api.openapi import declare
 from gateway.api.ratelimit import RateLimited, RateLimiter
 from gateway.contracts import Contracts
 from gateway.directory.registry import DirectoryRegistry
+from gateway.errors import NotAuthenticated
 from gateway.partners import authenticate
 from gateway.protection.agreements import AgreementRegistry
 from gateway.settings import Settings
@@ -104,16 +105,29 @@ partner_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="
                                description="An API key, for systems that cannot send Bearer.")
 
 
-def get_partner(
-    request: Request, session: SessionDep,
+async def get_credentials(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(partner_bearer)],
     api_key: Annotated[str | None, Depends(partner_api_key)],
-) -> Partner:
-    """The partner system calling, from `Authorization: Bearer <API key or access token>`
-    or `X-API-Key`, within its rate limit."""
-    partner = authenticate(session=session, api_key=bearer.credentials if bearer else api_key)
+) -> str:
+    """The API key or access token presented, from `Authorization: Bearer …` or
+    `X-API-Key`; none at all is refused here, a wrong one by `authenticated`."""
+    presented = bearer.credentials if bearer else api_key
+    if not presented:
+        raise NotAuthenticated()
+    return presented
+
+
+def authenticated(request: Request, session: Session, credentials: str) -> Partner:
+    """The partner system owning `credentials`, within its rate limit."""
+    partner = authenticate(session=session, api_key=credentials)
     within_rate_limit(request, partner)
     return partner
+
+
+def get_partner(request: Request, session: SessionDep,
+                credentials: Annotated[str, Depends(get_credentials)]) -> Partner:
+    """The partner system calling (a dependency: one turn on a worker thread)."""
+    return authenticated(request, session, credentials)
 
 
 def within_rate_limit(request: Request, partner: Partner) -> None:
@@ -130,4 +144,7 @@ def within_rate_limit(request: Request, partner: Partner) -> None:
 
 
 declare(get_partner, 401, 429)
+declare(get_credentials, 401, 429)
 PartnerDep = Annotated[Partner, Depends(get_partner)]
+# For a view that authenticates on its own worker-thread turn (`authenticated`).
+CredentialsDep = Annotated[str, Depends(get_credentials)]

@@ -7,8 +7,7 @@ from a CDN, so they get no policy. HSTS is sent only over HTTPS (as uvicorn sees
 request: behind a proxy, with `--proxy-headers` trusting its X-Forwarded-Proto).
 """
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import MutableHeaders
 
 CONSOLE_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
                "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -18,11 +17,9 @@ _DOCS = ("/docs", "/redoc")
 _STATIC = "/console/static/"
 
 
-def add_security_headers(request: Request, response: Response) -> None:
-    """Set the security headers a route did not set itself."""
-    path = request.url.path
+def add_security_headers(path: str, https: bool, headers: MutableHeaders) -> None:
+    """Set the security headers the answer to `path` did not set itself."""
     console = path == "/console" or path.startswith("/console/")
-    headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin" if console else "no-referrer")
@@ -32,5 +29,5 @@ def add_security_headers(request: Request, response: Response) -> None:
         headers.setdefault("Content-Security-Policy", API_CSP)
     if not path.startswith(_STATIC):  # answers may hold personal data: no copy kept anywhere
         headers.setdefault("Cache-Control", "no-store")
-    if request.url.scheme == "https":
+    if https:
         headers.setdefault("Strict-Transport-Security", HSTS)

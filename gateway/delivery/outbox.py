@@ -32,7 +32,9 @@ def outbox_message(referral: Referral, event: StatusEvent | None, *, message_typ
         "target": target, "correlation_id": referral.correlation_id, **metadata}
     if event is not None:
         envelope |= {"status_event_id": event.id, "state": event.to_state}
-    return OutboxMessage(referral=referral, referral_id=referral.id, status_event=event,
+    # Ids, not relationships: a referral written by `insert_now` is not in the session,
+    # and a relationship would cascade it in to be inserted twice.
+    return OutboxMessage(referral_id=referral.id,
                          status_event_id=event.id if event is not None else None,
                          message_type=message_type, routing_key=f"{message_type}.{target}",
                          envelope=envelope)

@@ -58,9 +58,13 @@ class DirectoryRegistry:
                 self._merged = (key, Directory.merge(operations))
             return self._merged[1]
 
-    def view(self, session: Session) -> Directory:
-        """The directory with the organisations' own availability updates applied."""
-        return self.files().with_availability(availability_updates(session))
+    def view(self, session: Session, *, partner: str | None = None) -> Directory:
+        """The directory with the organisations' own availability updates applied; for
+        a check of one `partner`'s services, without reading them when it has none."""
+        files = self.files()
+        if partner is not None and not files.organizations_of(partner):
+            return files
+        return files.with_availability(availability_updates(session))
 
 
 def _checked(path: Path, codes: Mapping[str, Collection[str]],

@@ -82,8 +82,8 @@ def take_write_turn(session: Session) -> None:
 
 
 def insert_now(session: Session, *objects: object) -> None:
-    """INSERT new ORM objects at once, one statement per table and set of columns given,
-    in the order their tables first appear (parents first), without the unit of work.
+    """INSERT new ORM objects at once, without the unit of work: one statement per table
+    and set of columns given, in the order each first appears (so give parents first).
 
     For hot paths whose new rows nothing in the session reads back (intake, the worker's
     record of a delivery): the ORM's flush costs several times what the statements do.

@@ -70,3 +70,19 @@ def test_hsts_is_sent_over_https_only(gateway) -> None:
     # uvicorn trusts X-Forwarded-Proto from 127.0.0.1, as from a TLS proxy on the host.
     answer = httpx.get(f"{gateway.url}/healthz", headers={"X-Forwarded-Proto": "https"})
     assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_a_caller_without_a_valid_key_learns_nothing_of_its_body(gateway) -> None:
+    """No key, or a wrong one, is a 401 before the body is parsed or checked; only the
+    media type and size are looked at first (they are read before the key is)."""
+    headers = {**key(), "Content-Type": "application/json"}
+    with httpx.Client(base_url=gateway.url) as client:
+        for credentials in ({}, {"Authorization": "Bearer cbk_not-a-key"},
+                            {"X-API-Key": "not-a-key"}):
+            for body in (b"{not json", b"[" * 200_000, b'{"kind": "referral"}'):
+                answer = client.post("/v1/referrals", content=body,
+                                     headers={**headers, **credentials})
+                assert_problem(answer, 401, "not-authenticated")
+        wrong_type = client.post("/v1/referrals", content=b"{}", headers={
+            **key(), "Content-Type": "text/plain", "Authorization": "Bearer cbk_not-a-key"})
+        assert_problem(wrong_type, 415, "unsupported-media-type")

@@ -1,0 +1,69 @@
+"""`insert_now`: new rows written with Core INSERTs, parents first, defaults applied, on
+SQLite and PostgreSQL."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.partners import register_partner
+from gateway.store.db import insert_now, make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import IdentifierDigest, OutboxMessage, Referral, StatusEvent, new_id
+
+NOW = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+
+
+def referral(sender: str, receiver: str) -> Referral:
+    return Referral(id=new_id(), kind="referral", sender_id=sender, receiver_id=receiver,
+                    status="submitted", correlation_id="corr-insert-now", request_hash="0" * 64,
+                    idempotency_key=new_id(),
+                    content={"subject": {"given_name": "Zawadi"}}, created_at=NOW,
+                    updated_at=NOW)
+
+
+def test_rows_land_parents_first_with_their_defaults_and_the_objects_stay_transient(
+        isolated_database_url: str) -> None:
+    sessions = make_sessionmaker(make_engine(isolated_database_url))
+    with unit_of_work(sessions) as session:
+        register_partner(session=session, partner_id="in-a", name="A", system="other")
+        register_partner(session=session, partner_id="in-b", name="B", system="other")
+    first, second = referral("in-a", "in-b"), referral("in-a", "in-b")
+    event = StatusEvent(id=new_id(), referral_id=first.id, seq=1, to_state="submitted",
+                        actor="sender", occurred_at=NOW, recorded_at=NOW)
+    with unit_of_work(sessions) as session:
+        # children of `first` given between the two parents: its row must still go first
+        insert_now(session, first, event, second,
+                   IdentifierDigest(referral_id=first.id, digest="a" * 64),
+                   IdentifierDigest(referral_id=second.id, digest="b" * 64),
+                   OutboxMessage(referral_id=first.id, message_type="deliver",
+                                 routing_key="deliver.in-b", envelope={"type": "deliver"}))
+    assert all(inspect(o).transient for o in (first, second, event))
+    with sessions() as session:
+        stored = session.get(Referral, first.id)
+        assert stored is not None and stored.content == first.content  # decrypted back
+        assert stored.withheld == []  # the column's default
+        event_back = session.get(StatusEvent, event.id)
+        assert event_back is not None and event_back.content == {} and not event_back.inferred
+        outbox = session.scalars(select(OutboxMessage)).one()
+        assert (outbox.publish_attempts, outbox.published_at) == (0, None)
+        assert sorted(d.digest[0] for d in session.scalars(select(IdentifierDigest))) == [
+            "a", "b"]
+
+
+def test_a_duplicate_raises_and_the_transaction_rolls_back_whole(
+        isolated_database_url: str) -> None:
+    sessions = make_sessionmaker(make_engine(isolated_database_url))
+    with unit_of_work(sessions) as session:
+        register_partner(session=session, partner_id="dup-a", name="A", system="other")
+        register_partner(session=session, partner_id="dup-b", name="B", system="other")
+    kept = referral("dup-a", "dup-b")
+    with unit_of_work(sessions) as session:
+        insert_now(session, kept)
+    again = referral("dup-a", "dup-b")
+    again.idempotency_key = kept.idempotency_key  # same sender and key: refused
+    with pytest.raises(IntegrityError), unit_of_work(sessions) as session:
+        insert_now(session, referral("dup-a", "dup-b"), again)
+    with sessions() as session:
+        assert session.scalars(select(Referral.id).where(Referral.sender_id == "dup-a")
+                               ).all() == [kept.id]
