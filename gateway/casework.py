@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.contracts import Contracts
-from gateway.delivery.outbox import enqueue, outbox_message
+from gateway.delivery.outbox import outbox_message
 from gateway.directory.registry import DirectoryRegistry
 from gateway.directory.submission import check_referral
 from gateway.errors import (
@@ -323,19 +323,26 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     """Store one state change and announce it to the other side through the outbox."""
     now = utcnow()
     current = referral.status
+    # The next number from a count (an ORM read: pending events are flushed first), not
+    # from loading every earlier event and decrypting its content.
+    seq = (session.scalar(select(func.count(StatusEvent.id)).where(
+        StatusEvent.referral_id == referral.id)) or 0) + 1
     event = StatusEvent(
-        id=new_id(), referral=referral, seq=len(referral.events) + 1, from_state=current,
+        id=new_id(), referral_id=referral.id, seq=seq, from_state=current,
         to_state=to_state, actor=actor, actor_partner_id=actor_partner.id if actor_partner
         else None, reason_code=reason_code, inferred=bool(content.get("inferred")),
         content=content,
         occurred_at=datetime.fromisoformat(occurred_at) if occurred_at else now,
         recorded_at=now,
     )
+    target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
+    # Core INSERTs (the unit of work cost several times as much); the referral's events,
+    # if this session loaded them, are read again when next asked for.
+    insert_now(session, event, outbox_message(referral, event, message_type="status",
+                                              target=target))
+    session.expire(referral, ["events"])
     referral.status = to_state
     referral.updated_at = now
-    session.add(event)
-    target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
-    enqueue(session, referral, event, message_type="status", target=target)
     announce(session, referral, event)
     session.flush()
     audit.record(session, actor=f"partner:{actor_partner.id}" if actor_partner

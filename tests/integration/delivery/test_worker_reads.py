@@ -1,6 +1,7 @@
 """What the worker reads before and writes after a partner's call, without a broker: the
 target's standing and system in one read, a status for an API partner settled on the
-event's id alone, the partner's record written once however often a delivery repeats."""
+event's id alone, the partner's record written once however often a delivery repeats,
+status events numbered in turn."""
 
 import uuid
 from typing import Any
@@ -9,13 +10,21 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.casework import submit_referral
+from gateway.casework import record_status_event, submit_referral
 from gateway.contracts import Contracts
 from gateway.delivery.worker import Dead, Deliverer, Done, Wait
+from gateway.lifecycle import Actor
 from gateway.partners import register_partner
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
-from gateway.store.models import Delivery, OutboxMessage, Partner, PartnerRecord, utcnow
+from gateway.store.models import (
+    Delivery,
+    OutboxMessage,
+    Partner,
+    PartnerRecord,
+    Referral,
+    utcnow,
+)
 from sharing import agreed
 
 
@@ -139,3 +148,27 @@ def test_a_suspended_target_waits_and_nothing_is_read_or_called(
         session.get_one(Partner, receiver).suspended_at = None
     assert worker.handle(envelope, 1) == Done("delivered")
     assert adapter.created == [envelope["referral_id"]]
+
+
+def test_status_events_of_one_transaction_are_numbered_in_turn_and_read_back_in_order(
+        sessions: sessionmaker[Session], settings: Settings, make_referral: Any) -> None:
+    _, receiver, envelope = referral_between(sessions, settings, make_referral,
+                                             receiver_connected=False)
+    contracts = Contracts(settings.contracts_dir)
+    with unit_of_work(sessions) as session:
+        referral = session.get_one(Referral, envelope["referral_id"])
+        assert [e.to_state for e in referral.events] == ["submitted"]  # loaded before
+        record_status_event(session=session, contracts=contracts, referral=referral,
+                            actor=Actor.GATEWAY, actor_partner=None,
+                            document={"status": "delivered"})
+        record_status_event(session=session, contracts=contracts, referral=referral,
+                            actor=Actor.RECEIVER,
+                            actor_partner=session.get_one(Partner, receiver),
+                            document={"status": "acknowledged"})
+        assert [(e.seq, e.to_state) for e in referral.events] == [
+            (1, "submitted"), (2, "delivered"), (3, "acknowledged")]
+    with sessions() as session:
+        told = session.scalars(select(OutboxMessage.envelope).where(
+            OutboxMessage.referral_id == envelope["referral_id"],
+            OutboxMessage.message_type == "status").order_by(OutboxMessage.id)).all()
+    assert [m["state"] for m in told] == ["delivered", "acknowledged"]
