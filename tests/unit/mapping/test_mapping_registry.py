@@ -192,3 +192,43 @@ def test_a_channel_is_a_short_name(mappings: Path, contracts: Contracts) -> None
     registry.refresh()
     [refusal] = registry.refusals
     assert any("bad-value: a channel is a short name" in p for p in refusal.problems)
+
+
+def test_a_second_registry_of_the_same_files_takes_what_the_first_checked(
+        mappings: Path, contracts: Contracts) -> None:
+    first = MappingRegistry(mappings, contracts)
+    first.refresh()
+    second = MappingRegistry(mappings, Contracts(ROOT / "contracts"))
+    assert len(second.refresh()) == 6 and second.refusals == []
+    for compiled in first.loaded():
+        assert second.get(compiled.system, compiled.name) is compiled
+
+
+def test_a_second_registry_checks_again_what_changed_since_the_first_checked_it(
+        mappings: Path, contracts: Contracts) -> None:
+    first = MappingRegistry(mappings, contracts)
+    first.refresh()
+    edit(mappings / "primero" / "codes" / "sex.yaml", "  - {native: male, canonical: male}",
+         "  - {native: male, canonical: male}\n  - {native: m, canonical: male, only: inbound}")
+    second = MappingRegistry(mappings, contracts)
+    second.refresh()
+    assert (second.get("primero", "case-to-referral").content_hash
+            != first.get("primero", "case-to-referral").content_hash)
+    edit(mappings / "primero" / "referral-status.yaml", "      code: transition-status\n",
+         "      code: transition-statuses\n")
+    third = MappingRegistry(mappings, contracts)
+    third.refresh()
+    assert [(r.name, len(r.problems)) for r in third.refusals] == [("referral-status", 1)]
+    assert first.get("primero", "referral-status").inbound(
+        {"referral": {"status": "done"}})["status"] == "completed"
+
+
+def test_a_registry_on_other_contracts_checks_the_same_files_again(
+        mappings: Path, contracts: Contracts) -> None:
+    first = MappingRegistry(mappings, contracts)
+    first.refresh()
+    other = Contracts(ROOT / "contracts")
+    other.schemas["status-event"] = {**other.schemas["status-event"], "description": "other"}
+    second = MappingRegistry(mappings, other)
+    second.refresh()
+    assert second.get("primero", "referral-status") is not first.get("primero", "referral-status")
