@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis_budget import load_profile
 
 from fictional import remember
 from gateway.partners import register_partner
@@ -21,6 +22,7 @@ from sharing import write_agreement
 # One encryption key for this run, in the environment so that every process the tests
 # start (gateway, workers, CLI) finds it, as a deployment's processes find theirs.
 os.environ.setdefault("CASEBRIDGE_KEYS", new_key_line("test-run"))
+load_profile()
 
 @pytest.fixture(autouse=True)
 def _keyring_kept() -> Iterator[None]:
