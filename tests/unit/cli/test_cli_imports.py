@@ -67,3 +67,8 @@ def test_every_command_group_is_listed_in_the_order_it_was_and_runs_its_commands
         assert answer.exit_code == 0 and f"Usage: root {name} [OPTIONS] COMMAND" in answer.output
     typo = CliRunner().invoke(app, ["mapings"])
     assert typo.exit_code == 2 and "Did you mean 'mappings'?" in typo.output
+
+
+def test_the_store_is_opened_without_importing_the_migration_tool() -> None:
+    modules = imported_after("import gateway.store.db, gateway.store.models")
+    assert "gateway.store.db" in modules and "alembic" not in modules
