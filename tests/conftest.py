@@ -11,6 +11,7 @@ import pytest
 from hypothesis_budget import load_profile
 
 from fictional import remember
+from gateway.console import users
 from gateway.partners import register_partner
 from gateway.protection import crypto
 from gateway.protection.crypto import new_key_line
@@ -23,6 +24,29 @@ from sharing import write_agreement
 # start (gateway, workers, CLI) finds it, as a deployment's processes find theirs.
 os.environ.setdefault("CASEBRIDGE_KEYS", new_key_line("test-run"))
 load_profile()
+
+# Console users made in this process get scrypt at N=2^10 (1 MiB, a millisecond a check)
+# instead of the gateway's 2^15 (32 MiB, 50-100 ms): the suite makes and logs in hundreds.
+# A hash records its parameters and is checked with them, so nothing else changes; a test
+# of what the gateway stores asks for `real_password_hashing`.
+QUICK_SCRYPT_N = 2**10
+REAL_SCRYPT_N = users.SCRYPT_N
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "SCRYPT_N", QUICK_SCRYPT_N)
+        users._decoy.cache_clear()
+        yield
+    users._decoy.cache_clear()
+
+
+@pytest.fixture
+def real_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords hashed with the gateway's own scrypt parameters in this test."""
+    monkeypatch.setattr(users, "SCRYPT_N", REAL_SCRYPT_N)
+
 
 @pytest.fixture(autouse=True)
 def _keyring_kept() -> Iterator[None]:
