@@ -1,6 +1,7 @@
-"""`make test` runs the hypothesis properties at half their example counts, never under 25;
-a targeted run at their full counts."""
+"""What keeps `make test` short: the hypothesis properties at half their example counts
+(never under 25; a targeted run at their full counts), no plugin loaded for nothing."""
 
+import pytest
 from hypothesis import settings
 from hypothesis_budget import examples
 
@@ -16,3 +17,8 @@ def test_the_ci_profile_halves_each_count_and_keeps_a_floor() -> None:
 def test_make_test_runs_the_ci_profile() -> None:
     script = (ROOT / "scripts" / "test.sh").read_text()
     assert "\nexport CASEBRIDGE_TEST_HYPOTHESIS=ci\n" in script
+
+
+def test_schemathesis_pytest_plugin_is_not_loaded(pytestconfig: pytest.Config) -> None:
+    assert pytestconfig.pluginmanager.get_plugin("schemathesis") is None
+    assert pytestconfig.pluginmanager.get_plugin("hypothesispytest") is not None
