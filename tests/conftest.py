@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx._transports.default as httpx_transports
 import pytest
 from hypothesis_budget import load_profile
 
+from adapters.http import tls
 from fictional import remember
 from gateway.console import users
 from gateway.partners import register_partner
@@ -46,6 +48,23 @@ def _quick_password_hashing() -> Iterator[None]:
 def real_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Passwords hashed with the gateway's own scrypt parameters in this test."""
     monkeypatch.setattr(users, "SCRYPT_N", REAL_SCRYPT_N)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context() -> Iterator[None]:
+    """The httpx clients tests make (hundreds) share the gateway's one default TLS context
+    (adapters.http.tls) instead of reading the CA bundle again each (20-50 ms of CPU); no
+    test speaks TLS, and any other verify or cert still gets a context of its own."""
+    make = httpx_transports.create_ssl_context
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None and trust_env:
+            return tls()
+        return make(verify=verify, cert=cert, trust_env=trust_env)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx_transports, "create_ssl_context", shared)
+        yield
 
 
 @pytest.fixture(autouse=True)
