@@ -1,53 +1,127 @@
-"""The `casebridge` command line."""
+"""The `casebridge` command line.
 
-import getpass
+Every process the gateway runs starts here, so importing this module stays cheap: the
+command groups that live in other modules (`mappings`, `users` …) are imported only when
+one of their commands runs, and each command imports what it needs when it is called.
+"""
+
 import importlib
 import json
 import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
-from sqlalchemy import select
+import typer.main
+from typer import _click
+from typer.core import TyperGroup
 
 from gateway import ROOT
-from gateway.console.users_cli import users_app
-from gateway.deadlines.cli import deadlines_app
-from gateway.directory.cli import directory_app
-from gateway.logs import configure_logging, ensure_logging
-from gateway.mapping.cli import mapping_app
-from gateway.partners import register_partner
-from gateway.protection.agreements_cli import agreements_app
-from gateway.protection.audit_cli import audit_app
-from gateway.protection.crypto import Keyring, use_keyring
-from gateway.protection.keys_cli import cli_errors, keys_app
-from gateway.protection.subject_cli import subject_app
-from gateway.reports.cli import report_app
-from gateway.settings import Settings, get_settings
-from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
-from gateway.store.models import Partner
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+    from gateway.store.models import Partner
+
+
+@dataclass(frozen=True)
+class SubApp:
+    """A command group kept in its own module: where it is, and its one-line help (the
+    root's --help lists it without importing it; a test checks the two helps agree)."""
+
+    module: str
+    attribute: str
+    help: str
+
+    def load(self) -> typer.Typer:
+        typer_app: typer.Typer = getattr(importlib.import_module(self.module), self.attribute)
+        return typer_app
+
+
+SUB_APPS = {
+    "mappings": SubApp("gateway.mapping.cli", "mapping_app",
+                       "Mapping files: check them, run their examples, preview one record."),
+    "agreements": SubApp("gateway.protection.agreements_cli", "agreements_app",
+                         "Data-sharing agreements: list them, check them."),
+    "deadlines": SubApp("gateway.deadlines.cli", "deadlines_app",
+                        "Deadline policies and working-day calendars: check them."),
+    "directory": SubApp("gateway.directory.cli", "directory_app",
+                        "The service directory: check it, search it, HSDS in and out."),
+    "keys": SubApp("gateway.protection.keys_cli", "keys_app",
+                   "Encryption keys: add one, see which keys the stored data needs, "
+                   "re-encrypt."),
+    "audit": SubApp("gateway.protection.audit_cli", "audit_app",
+                    "The audit trail: verify its hash chain, export it for an auditor."),
+    "users": SubApp("gateway.console.users_cli", "users_app",
+                    "Console users: who may log in to /console, with which role."),
+    "report": SubApp("gateway.reports.cli", "report_app",
+                     "Reports over the referrals: aggregates, never a person."),
+    "subject": SubApp("gateway.protection.subject_cli", "subject_app",
+                      "Data-subject requests: find a person's referrals, export them for the "
+                      "person, restrict or erase them."),
+}
+
+
+class _Commands(MutableMapping[str, _click.Command]):
+    """The root's commands, the groups of SUB_APPS among them: a group's module is imported
+    the first time its name is looked up. While the root's help is being written a group
+    not yet imported stands in as its name and help alone."""
+
+    def __init__(self, commands: MutableMapping[str, _click.Command]) -> None:
+        self._loaded = commands
+        self.listing = False
+
+    def __getitem__(self, name: str) -> _click.Command:
+        if name in self._loaded or name not in SUB_APPS:
+            return self._loaded[name]
+        sub_app = SUB_APPS[name]
+        if self.listing:
+            return TyperGroup(name=name, help=sub_app.help)
+        group = typer.main.get_group(sub_app.load())
+        group.name = name
+        self._loaded[name] = group
+        return group
+
+    def __setitem__(self, name: str, command: _click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (name for name in self._loaded if name not in SUB_APPS)
+        yield from SUB_APPS
+
+    def __len__(self) -> int:
+        return len(set(self._loaded) | set(SUB_APPS))
+
+
+class _Root(TyperGroup):
+    """The `casebridge` group: its commands are a _Commands."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = self.lazy = _Commands(self.commands)
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        self.lazy.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.lazy.listing = False
+
 
 app = typer.Typer(help="CaseBridge: referrals and transfers between case-management systems.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, cls=_Root)
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
 partners_app = typer.Typer(help="Partner systems and their API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(partners_app, name="partners")
-app.add_typer(mapping_app, name="mappings")
-app.add_typer(agreements_app, name="agreements")
-app.add_typer(deadlines_app, name="deadlines")
-app.add_typer(directory_app, name="directory")
-app.add_typer(keys_app, name="keys")
-app.add_typer(audit_app, name="audit")
-app.add_typer(users_app, name="users")
-app.add_typer(report_app, name="report")
-app.add_typer(subject_app, name="subject")
 
 
 @app.command()
@@ -57,6 +131,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Serve the partner API (OpenAPI at /docs and /openapi.json)."""
+    import uvicorn
+
     settings = _process_settings()
     uvicorn.run("gateway.api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, log_config=None,
@@ -82,6 +158,10 @@ def sandbox(
         help="key=value for the sandbox, e.g. instance=cpims-uga or provider=N03")] = None,
 ) -> None:
     """Run a stand-in partner system (a real HTTP server with its own store)."""
+    import uvicorn
+
+    from gateway.logs import configure_logging
+    from gateway.settings import get_settings
     from sandboxes import SANDBOXES
     from sandboxes.faults import Faults
 
@@ -105,6 +185,7 @@ def sandbox(
 def relay() -> None:
     """Publish the outbox to RabbitMQ (with confirms) until stopped."""
     from gateway.delivery.relay import run_relay
+    from gateway.store.db import make_engine, make_sessionmaker
 
     settings = _process_settings()
     sessions = make_sessionmaker(make_engine(settings.database_url))
@@ -117,6 +198,7 @@ def worker() -> None:
     from gateway.contracts import Contracts
     from gateway.delivery.consumer import run_worker
     from gateway.mapping.translator import MappingTranslator
+    from gateway.store.db import make_engine, make_sessionmaker
 
     settings = _process_settings()
     sessions = make_sessionmaker(make_engine(settings.database_url))
@@ -136,6 +218,7 @@ def poll(
     from gateway.directory.registry import DirectoryRegistry
     from gateway.mapping.translator import MappingTranslator
     from gateway.protection.agreements import AgreementRegistry
+    from gateway.store.db import make_engine, make_sessionmaker
 
     settings = _process_settings()
     sessions = make_sessionmaker(make_engine(settings.database_url))
@@ -167,6 +250,7 @@ def scheduler(
     from gateway.deadlines.keeper import tick
     from gateway.deadlines.scheduler import run_scheduler
     from gateway.protection.agreements import AgreementRegistry
+    from gateway.store.db import make_engine, make_sessionmaker
     from gateway.store.models import utcnow
 
     settings = _process_settings()
@@ -225,6 +309,8 @@ def dead_letters_list(
     """List dead letters: id, when, partner, type, reason, attempts, detail, and below each
     what the partner's system answered (its status, error code and message)."""
     from gateway.delivery import dead_letters
+    from gateway.settings import get_settings
+    from gateway.store.db import make_engine, make_sessionmaker
 
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
     with sessions() as session:
@@ -252,8 +338,12 @@ def redrive(
         "your login name)")] = None,
 ) -> None:
     """Send dead letters through delivery again, one by one or in bulk by filter."""
+    import getpass
+
     from gateway.contracts import Contracts
     from gateway.delivery import dead_letters
+    from gateway.settings import get_settings
+    from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 
     if not ids and not reason and not partner:
         raise typer.BadParameter("name dead letter ids, or filter by --reason or --partner")
@@ -278,6 +368,7 @@ def purge(
 ) -> None:
     """Purge closed referrals past their agreement's retention period (audited)."""
     from gateway.protection.retention import purge as run_purge
+    from gateway.store.db import make_engine, make_sessionmaker
 
     settings = _process_settings()
     sessions = make_sessionmaker(make_engine(settings.database_url))
@@ -316,11 +407,16 @@ def _key_values(items: list[str] | None, hint: str) -> dict[str, Any]:
     return values
 
 
-def _process_settings() -> Settings:
+def _process_settings() -> "Settings":
     """The settings of a long-running process, its logging set up and its key ring in use.
 
     Without an encryption key the process does not start: one line says why (exit 2).
     """
+    from gateway.logs import ensure_logging
+    from gateway.protection.crypto import Keyring, use_keyring
+    from gateway.protection.keys_cli import cli_errors
+    from gateway.settings import get_settings
+
     settings = get_settings()
     # ensure_: a test running commands in-process keeps the logging it set up.
     ensure_logging(level=settings.log_level, json=settings.log_json)
@@ -340,6 +436,9 @@ def _until_signal(run: Callable[[threading.Event], None]) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the migrations to CASEBRIDGE_DATABASE_URL."""
+    from gateway.settings import get_settings
+    from gateway.store.db import upgrade
+
     upgrade(get_settings().database_url, revision)
     typer.echo(f"database at {revision}")
 
@@ -356,6 +455,11 @@ def partners_add(
         "narrowed by countries match it")] = None,
 ) -> None:
     """Register a partner system and print its API key (shown once, stored hashed)."""
+    from gateway.partners import register_partner
+    from gateway.settings import get_settings
+    from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+    from gateway.store.models import Partner
+
     if api_key is not None and len(api_key) < 24:
         raise typer.BadParameter("an API key needs at least 24 characters", param_hint="--api-key")
     if country is not None and not re.fullmatch(r"[A-Z]{3}", country):
@@ -444,8 +548,12 @@ def partners_limit(
 
 
 @contextmanager
-def _changing_partner(partner_id: str) -> Iterator[Partner]:
+def _changing_partner(partner_id: str) -> Iterator["Partner"]:
     """The registered partner, in a transaction that commits its changes; exit 1 if none."""
+    from gateway.settings import get_settings
+    from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+    from gateway.store.models import Partner
+
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
     with unit_of_work(sessions) as session:
         partner = session.get(Partner, partner_id)
@@ -458,6 +566,12 @@ def _changing_partner(partner_id: str) -> Iterator[Partner]:
 @partners_app.command("list")
 def partners_list() -> None:
     """List the registered partner systems."""
+    from sqlalchemy import select
+
+    from gateway.settings import get_settings
+    from gateway.store.db import make_engine, make_sessionmaker
+    from gateway.store.models import Partner
+
     sessions = make_sessionmaker(make_engine(get_settings().database_url))
     with sessions() as session:
         for partner in session.scalars(select(Partner).order_by(Partner.id)):

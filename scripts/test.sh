@@ -9,6 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTEST=.venv/bin/pytest
+# The hypothesis properties at half their example counts (tests/hypothesis_budget.py).
+export CASEBRIDGE_TEST_HYPOTHESIS=ci
 e2e_log=$(mktemp -t casebridge-e2e.XXXXXX)
 faults_log=$(mktemp -t casebridge-faults.XXXXXX)
 lint_log=$(mktemp -t casebridge-lint.XXXXXX)

@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx._transports.default as httpx_transports
 import pytest
+from hypothesis_budget import load_profile
 
+from adapters.http import tls
 from fictional import remember
+from gateway.console import users
 from gateway.partners import register_partner
 from gateway.protection import crypto
 from gateway.protection.crypto import new_key_line
@@ -21,6 +25,47 @@ from sharing import write_agreement
 # One encryption key for this run, in the environment so that every process the tests
 # start (gateway, workers, CLI) finds it, as a deployment's processes find theirs.
 os.environ.setdefault("CASEBRIDGE_KEYS", new_key_line("test-run"))
+load_profile()
+
+# Console users made in this process get scrypt at N=2^10 (1 MiB, a millisecond a check)
+# instead of the gateway's 2^15 (32 MiB, 50-100 ms): the suite makes and logs in hundreds.
+# A hash records its parameters and is checked with them, so nothing else changes; a test
+# of what the gateway stores asks for `real_password_hashing`.
+QUICK_SCRYPT_N = 2**10
+REAL_SCRYPT_N = users.SCRYPT_N
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "SCRYPT_N", QUICK_SCRYPT_N)
+        users._decoy.cache_clear()
+        yield
+    users._decoy.cache_clear()
+
+
+@pytest.fixture
+def real_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords hashed with the gateway's own scrypt parameters in this test."""
+    monkeypatch.setattr(users, "SCRYPT_N", REAL_SCRYPT_N)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context() -> Iterator[None]:
+    """The httpx clients tests make (hundreds) share the gateway's one default TLS context
+    (adapters.http.tls) instead of reading the CA bundle again each (20-50 ms of CPU); no
+    test speaks TLS, and any other verify or cert still gets a context of its own."""
+    make = httpx_transports.create_ssl_context
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None and trust_env:
+            return tls()
+        return make(verify=verify, cert=cert, trust_env=trust_env)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx_transports, "create_ssl_context", shared)
+        yield
+
 
 @pytest.fixture(autouse=True)
 def _keyring_kept() -> Iterator[None]:

@@ -1,14 +1,17 @@
 """Real servers for tests: ASGI apps served by uvicorn on 127.0.0.1, fresh PostgreSQL databases."""
 
+import atexit
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -123,27 +126,57 @@ class TcpProxy:
             source.close()  # each socket is the source of one pump: closed once
 
 
-def fresh_pg_database() -> str:
-    """Create an empty PostgreSQL database; returns its SQLAlchemy URL."""
+def fresh_pg_database(template: str | None = None) -> str:
+    """Create an empty PostgreSQL database (a copy of `template`, if named); returns its
+    SQLAlchemy URL."""
     name = f"casebridge_test_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"'
+                      + (f' TEMPLATE "{template}"' if template else ""))
     server = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     return f"{server}/{name}"
+
+
+# Migrating a store runs every migration (a third of a second and more of CPU, and the
+# suite makes a hundred stores): each process migrates one store of each kind once and
+# copies it for every fresh store after that.
+_templates: dict[str, str] = {}
+_templates_lock = threading.RLock()
+
+
+def _migrated_template(kind: str) -> str:
+    """A store of `kind` ("sqlite": its file; "postgresql": its database name) migrated to
+    head, made on first use and kept until the process ends."""
+    with _templates_lock:
+        if kind not in _templates:
+            if kind == "sqlite":
+                path = Path(tempfile.mkdtemp(prefix="casebridge-template-")) / "template.db"
+                upgrade(f"sqlite:///{path}")
+                atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
+                _templates[kind] = str(path)
+            else:
+                url = fresh_pg_database()
+                upgrade(url)
+                atexit.register(drop_pg_database, url)
+                _templates[kind] = url.rsplit("/", 1)[1]
+        return _templates[kind]
 
 
 @contextmanager
 def fresh_store(kind_of: str, folder: Path) -> Iterator[str]:
     """An empty store, migrated, of the same kind as the URL `kind_of` (SQLite in `folder`,
-    or a new PostgreSQL database, dropped afterwards)."""
+    or a new PostgreSQL database, dropped afterwards): a copy of the process's migrated one."""
     if kind_of.startswith("sqlite"):
-        url = f"sqlite:///{folder / 'casebridge.db'}"
-        upgrade(url)
-        yield url
+        path = folder / "casebridge.db"
+        folder.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(_migrated_template("sqlite"))) as template, \
+                closing(sqlite3.connect(path)) as store:
+            template.backup(store)
+        yield f"sqlite:///{path}"
         return
-    url = fresh_pg_database()
+    with _templates_lock:  # a template database is copied only while nobody is connected
+        url = fresh_pg_database(template=_migrated_template("postgresql"))
     try:
-        upgrade(url)
         yield url
     finally:
         drop_pg_database(url)

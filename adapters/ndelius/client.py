@@ -13,7 +13,14 @@ from typing import Any
 
 import httpx
 
-from adapters.http import BearerToken, access_token, failure, partner_message, transport_failure
+from adapters.http import (
+    BearerToken,
+    access_token,
+    failure,
+    partner_message,
+    tls,
+    transport_failure,
+)
 from gateway.errors import DeliveryError, TransientDeliveryError
 
 Json = dict[str, Any]
@@ -28,7 +35,7 @@ class NdeliusClient:
                  transport: httpx.BaseTransport | None = None) -> None:
         self._credentials = (client_id, client_secret)
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport,
-                                  headers={"Accept": "application/json"},
+                                  verify=tls(), headers={"Accept": "application/json"},
                                   auth=BearerToken(self._fetch_token, system="ndelius"))
 
     def close(self) -> None:

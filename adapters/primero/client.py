@@ -13,7 +13,14 @@ from typing import Any
 
 import httpx
 
-from adapters.http import BearerToken, failure, is_transient, partner_message, transport_failure
+from adapters.http import (
+    BearerToken,
+    failure,
+    is_transient,
+    partner_message,
+    tls,
+    transport_failure,
+)
 from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 
 # Primero's error messages that carry no record values: i18n keys and fixed phrases.
@@ -37,7 +44,7 @@ class PrimeroClient:
         self.user = user
         self._password = password
         self._http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v2", timeout=timeout,
-                                  transport=transport,
+                                  transport=transport, verify=tls(),
                                   headers={"Accept": "application/json"})
         self._auth = BearerToken(self._log_in, system="primero")
 

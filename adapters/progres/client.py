@@ -14,7 +14,14 @@ from typing import Any
 import httpx
 import structlog
 
-from adapters.http import BearerToken, access_token, failure, partner_message, transport_failure
+from adapters.http import (
+    BearerToken,
+    access_token,
+    failure,
+    partner_message,
+    tls,
+    transport_failure,
+)
 from gateway.errors import TransientDeliveryError
 
 log = structlog.get_logger()
@@ -88,7 +95,7 @@ class ProgresClient:
         self.page_size = page_size
         self._credentials = {"grant_type": "client_credentials", "client_id": client_id,
                              "client_secret": client_secret, "scope": self.scope}
-        self._http = httpx.Client(timeout=timeout, transport=transport, headers={
+        self._http = httpx.Client(timeout=timeout, transport=transport, verify=tls(), headers={
             "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
             auth=BearerToken(self._fetch_token, system="progres"))
 

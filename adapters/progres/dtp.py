@@ -62,7 +62,7 @@ import httpx
 import structlog
 
 from adapters.base import ChangeKind, Discovery, NativeChange
-from adapters.http import failure, partner_message, transport_failure
+from adapters.http import failure, partner_message, tls, transport_failure
 from gateway.errors import FieldError, PermanentDeliveryError, ValidationProblem
 
 log = structlog.get_logger()
@@ -151,7 +151,7 @@ class DtpClient:
     def __init__(self, base_url: str, *, subscription_key: str, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(timeout=timeout, transport=transport, headers={
+        self._http = httpx.Client(timeout=timeout, transport=transport, verify=tls(), headers={
             "Ocp-Apim-Subscription-Key": subscription_key, "Accept": "application/json"})
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.http import failure, partner_message, transport_failure
+from adapters.http import failure, partner_message, tls, transport_failure
 from gateway.delivery.outbox import enqueue
 from gateway.delivery.translate import Translator
 from gateway.errors import DeliveryError, FieldError, MalformedRequest, NotFound
@@ -204,7 +204,7 @@ class Notifier:
         self.sessions = sessions
         self.translator = translator
         self.base_url = base_url
-        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False, verify=tls())
 
     def notify(self, envelope: dict[str, Any], attempt: int) -> str:
         """POST the notification; raises the delivery error a failure stands for."""

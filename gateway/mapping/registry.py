@@ -3,10 +3,18 @@
 A changed file is checked before it replaces anything: a file that fails its check is
 refused, the last good version stays in force, and the refusal is logged and kept in
 `refusals` for the console. A broken file can never stop the gateway or half-apply.
+
+Parsing and checking a mapping is slow (a tenth of a second a file), and one process may
+hold several registries of the same files (the API's, the FHIR face's, the proGres DTP
+intake's; a test run, hundreds): what one registry checked, another takes as it is, as
+long as every file the check read still holds the same bytes against the same contracts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,8 +50,11 @@ class MappingRegistry:
         self.root = root
         self.contracts = contracts
         self._view = SchemaView(contracts)
+        self._schemas = _digest(json.dumps(contracts.schemas, sort_keys=True).encode())
         # Code lists read once per refresh and shared by the mappings of one system.
         self._folders: dict[Path, CodeListFolder] = {}
+        # What each system folder holds, read once per refresh before any of its files is.
+        self._contents: dict[Path, str] = {}
         self._files = CheckedFiles(root, f"{system or '*'}/*.yaml", self._check, kind="mapping",
                                    name=_identity, companions=_code_lists,
                                    max_refusals=max_refusals)
@@ -68,14 +79,51 @@ class MappingRegistry:
 
     def refresh(self) -> list[str]:
         """Look for new, changed and removed files; return the files put in force just now."""
-        self._folders = {}
+        self._folders, self._contents = {}, {}
         return self._files.refresh()
 
     def _check(self, path: Path) -> tuple[CompiledMapping | None, list[str]]:
+        folder = path.parent
+        if folder not in self._contents:
+            self._contents[folder] = _folder_digest(folder)
+        key = (path.resolve(), Path.cwd(), self._schemas, self._contents[folder])
+        with _checked_lock:
+            if key in _checked:
+                return _checked[key]
         checked = check_mapping_file(path, self._view, folders=self._folders)
-        if not checked.ok:
-            return None, [str(p) for p in checked.problems]
-        return compile_mapping(checked), []
+        result: tuple[CompiledMapping | None, list[str]] = (
+            (compile_mapping(checked), []) if checked.ok
+            else (None, [str(p) for p in checked.problems]))
+        reverse = checked.mapping.reverse if checked.mapping is not None else None
+        # Kept only if what was read is what the key says: not when a file changed during
+        # the check, nor when the reverse file lies outside the folder.
+        if ((reverse is None or (folder / reverse).resolve().parent == folder.resolve())
+                and _folder_digest(folder) == self._contents[folder]):
+            with _checked_lock:
+                _checked[key] = result
+        return result
+
+
+# (file, working folder (it shows in problems), contracts, its folder's bytes) -> result.
+_checked: dict[tuple[Path, Path, str, str], tuple[CompiledMapping | None, list[str]]] = {}
+_checked_lock = threading.Lock()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _folder_digest(folder: Path) -> str:
+    """The names and bytes of the mappings of a system folder and of its code lists: all a
+    check of one of its mappings reads (its own file, code lists, its reverse file)."""
+    digest = hashlib.sha256()
+    for file in sorted([*folder.glob("*.yaml"), *(folder / "codes").glob("*.yaml")]):
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        digest.update(f"{file.relative_to(folder)}\0{len(data)}\0".encode() + data)
+    return digest.hexdigest()
 
 
 def _identity(path: Path) -> str:

@@ -25,7 +25,7 @@ def users_cli(settings):
 
 
 def test_users_are_added_listed_changed_and_disabled_from_the_command_line(
-    users_cli, sessions
+    users_cli, sessions, real_password_hashing
 ) -> None:
     name = f"cli.{uuid.uuid4().hex[:6]}"
     added = users_cli("add", name, "--role", "auditor",

@@ -1,5 +1,7 @@
 """Migrations: the same Alembic history builds the same store on SQLite and PostgreSQL."""
 
+import uuid
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -82,3 +84,20 @@ def test_a_store_holding_referrals_upgrades_from_0007_to_head(database_url, tmp_
     finally:
         if not url.startswith("sqlite"):
             drop_pg_database(url)
+
+
+def test_a_fresh_test_store_is_the_migrated_store_and_empty(database_url, tmp_path) -> None:
+    """Tests copy one migrated store per process (tests/servers.py): each copy matches the
+    models like a store migrated itself, holds no rows, and SQLite's is in WAL mode."""
+    from servers import fresh_store
+
+    for _ in range(2):  # the first copy makes the template, the second only copies it
+        with fresh_store(database_url, tmp_path / uuid.uuid4().hex) as url:
+            engine = make_engine(url)
+            with engine.connect() as connection:
+                context = MigrationContext.configure(connection, opts={"compare_type": True})
+                assert compare_metadata(context, Base.metadata) == []
+                assert connection.execute(text("SELECT count(*) FROM referrals")).scalar() == 0
+                if url.startswith("sqlite"):
+                    assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            engine.dispose()

@@ -12,6 +12,7 @@ import pytest
 import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from adapters.alerts import read_alert
 from adapters.progres.adapter import REFERRALS, TASK_NAMESPACE, ProgresAdapter, parse_native_id
@@ -336,7 +337,7 @@ def test_discover_reports_each_row_version_once_across_equal_timestamps(
     assert referrals.calls[1].request.url.params["$filter"] == "modifiedon ge 2026-11-23T07:59:55Z"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.booleans()),
                 min_size=1, max_size=25))
 def test_discover_reports_every_latest_version_once_whatever_the_timing(

@@ -192,3 +192,53 @@ def test_a_channel_is_a_short_name(mappings: Path, contracts: Contracts) -> None
     registry.refresh()
     [refusal] = registry.refusals
     assert any("bad-value: a channel is a short name" in p for p in refusal.problems)
+
+
+@pytest.fixture
+def one_mapping(tmp_path: Path) -> Path:
+    """The shipped Primero status mapping alone, with its system's code lists."""
+    (tmp_path / "primero").mkdir()
+    shutil.copy(SHIPPED / "referral-status.yaml", tmp_path / "primero")
+    shutil.copytree(SHIPPED / "codes", tmp_path / "primero" / "codes")
+    return tmp_path
+
+
+def test_a_second_registry_of_the_same_files_takes_what_the_first_checked(
+        one_mapping: Path, contracts: Contracts) -> None:
+    first = MappingRegistry(one_mapping, contracts)
+    first.refresh()
+    second = MappingRegistry(one_mapping, Contracts(ROOT / "contracts"))
+    assert len(second.refresh()) == 1 and second.refusals == []
+    assert second.get("primero", "referral-status") is first.get("primero", "referral-status")
+
+
+def test_a_second_registry_checks_again_what_changed_since_the_first_checked_it(
+        one_mapping: Path, contracts: Contracts) -> None:
+    first = MappingRegistry(one_mapping, contracts)
+    first.refresh()
+    edit(one_mapping / "primero" / "codes" / "rejection-reason.yaml",
+         "  - {native: duplicate, canonical: duplicate}",
+         "  - {native: duplicate, canonical: duplicate}\n"
+         "  - {native: twice, canonical: duplicate, only: inbound}")
+    second = MappingRegistry(one_mapping, contracts)
+    second.refresh()
+    assert (second.get("primero", "referral-status").content_hash
+            != first.get("primero", "referral-status").content_hash)
+    edit(one_mapping / "primero" / "referral-status.yaml", "      code: transition-status\n",
+         "      code: transition-statuses\n")
+    third = MappingRegistry(one_mapping, contracts)
+    third.refresh()
+    assert [(r.name, len(r.problems)) for r in third.refusals] == [("referral-status", 1)]
+    assert first.get("primero", "referral-status").inbound(
+        {"referral": {"status": "done"}})["status"] == "completed"
+
+
+def test_a_registry_on_other_contracts_checks_the_same_files_again(
+        one_mapping: Path, contracts: Contracts) -> None:
+    first = MappingRegistry(one_mapping, contracts)
+    first.refresh()
+    other = Contracts(ROOT / "contracts")
+    other.schemas["status-event"] = {**other.schemas["status-event"], "description": "other"}
+    second = MappingRegistry(one_mapping, other)
+    second.refresh()
+    assert second.get("primero", "referral-status") is not first.get("primero", "referral-status")

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 from mapping_testkit import ROOT
 
 from gateway.contracts import Contracts
@@ -180,7 +181,7 @@ def test_the_shipped_mappings_declare_reversible_fields() -> None:
 
 @pytest.mark.parametrize(("forward_path", "back_path"), PAIRS,
                          ids=[p.name for p, _ in PAIRS])
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_inbound_then_outbound_returns_every_reversible_native_field(
         forward_path: Path, back_path: Path, data: st.DataObject) -> None:
@@ -222,7 +223,7 @@ def test_primero_has_a_status_mapping_going_both_ways() -> None:
 
 
 @pytest.mark.parametrize("path", STATUS_FILES, ids=[p.parent.name for p in STATUS_FILES])
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(data=st.data())
 def test_a_native_status_comes_back_as_itself_through_the_canonical_one(
         path: Path, data: st.DataObject) -> None:
@@ -246,7 +247,7 @@ def test_a_native_status_comes_back_as_itself_through_the_canonical_one(
 
 
 @pytest.mark.parametrize("path", STATUS_FILES, ids=[p.parent.name for p in STATUS_FILES])
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(data=st.data())
 def test_a_canonical_status_comes_back_as_itself_through_the_native_one(
         path: Path, data: st.DataObject) -> None:
@@ -295,7 +296,7 @@ SHIPPED = sorted(MAPPINGS.glob("*/*.yaml"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.data())
 def test_a_record_of_any_shape_is_translated_or_refused_with_a_mapping_error(
         path: Path, data: st.DataObject) -> None:

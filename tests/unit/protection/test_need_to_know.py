@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from gateway import ROOT
 from gateway.contracts import Contracts
@@ -235,7 +236,7 @@ def test_nothing_allowed_still_leaves_a_routable_skeleton(path: Path) -> None:
 DOCUMENTS = [everything(), *(example(p.name) for p in EXAMPLES)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(document=st.sampled_from(DOCUMENTS),
        allowed=st.frozensets(st.sampled_from(CATEGORIES)))
 def test_no_field_of_a_category_not_allowed_survives_and_every_allowed_one_does(
