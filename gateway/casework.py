@@ -320,7 +320,10 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
                   actor_partner: Partner | None, content: dict[str, Any],
                   reason_code: str | None, occurred_at: str | None,
                   audit_actor: str | None = None) -> StatusEvent:
-    """Store one state change and announce it to the other side through the outbox."""
+    """Store one state change and announce it to the other side through the outbox.
+
+    The event returned is written but not in the session: `referral.events`, read again
+    when next asked for, holds its stored twin (compare events by id, not identity)."""
     now = utcnow()
     current = referral.status
     # The next number from a count (an ORM read: pending events are flushed first), not
