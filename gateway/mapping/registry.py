@@ -86,10 +86,11 @@ class MappingRegistry:
         folder = path.parent
         if folder not in self._contents:
             self._contents[folder] = _folder_digest(folder)
-        key = (path.resolve(), Path.cwd(), self._schemas, self._contents[folder])
+        place, contents = (path.resolve(), Path.cwd(), self._schemas), self._contents[folder]
         with _checked_lock:
-            if key in _checked:
-                return _checked[key]
+            kept = _checked.get(place)
+            if kept is not None and kept[0] == contents:
+                return kept[1]
         checked = check_mapping_file(path, self._view, folders=self._folders)
         result: tuple[CompiledMapping | None, list[str]] = (
             (compile_mapping(checked), []) if checked.ok
@@ -98,14 +99,15 @@ class MappingRegistry:
         # Kept only if what was read is what the key says: not when a file changed during
         # the check, nor when the reverse file lies outside the folder.
         if ((reverse is None or (folder / reverse).resolve().parent == folder.resolve())
-                and _folder_digest(folder) == self._contents[folder]):
+                and _folder_digest(folder) == contents):
             with _checked_lock:
-                _checked[key] = result
+                _checked[place] = (contents, result)  # the latest only: edits do not pile up
         return result
 
 
-# (file, working folder (it shows in problems), contracts, its folder's bytes) -> result.
-_checked: dict[tuple[Path, Path, str, str], tuple[CompiledMapping | None, list[str]]] = {}
+# (file, working folder (it shows in problems), contracts) -> (its folder's bytes, result).
+_checked: dict[tuple[Path, Path, str],
+               tuple[str, tuple[CompiledMapping | None, list[str]]]] = {}
 _checked_lock = threading.Lock()
 
 

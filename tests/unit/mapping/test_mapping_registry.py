@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from gateway.contracts import Contracts
 from gateway.errors import MappingError
+from gateway.mapping import registry as checked_mappings
 from gateway.mapping.registry import MappingRegistry
 from gateway.mapping.translator import MappingTranslator
 
@@ -231,6 +232,9 @@ def test_a_second_registry_checks_again_what_changed_since_the_first_checked_it(
     assert [(r.name, len(r.problems)) for r in third.refusals] == [("referral-status", 1)]
     assert first.get("primero", "referral-status").inbound(
         {"referral": {"status": "done"}})["status"] == "completed"
+    # What a process keeps is the latest check of each file: edits do not pile up.
+    mapping_file = (one_mapping / "primero" / "referral-status.yaml").resolve()
+    assert sum(place[0] == mapping_file for place in checked_mappings._checked) == 1
 
 
 def test_a_registry_on_other_contracts_checks_the_same_files_again(
