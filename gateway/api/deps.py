@@ -97,7 +97,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ContractsDep = Annotated[Contracts, Depends(get_contracts)]
 
 
-# auto_error=False: a missing or wrong key is refused by `authenticate` as problem+json;
+# auto_error=False: a missing key is refused by `get_credentials`, a wrong one by
+# `authenticate`, both as problem+json;
 # the classes declare the schemes in the OpenAPI and read the scheme case-insensitively.
 partner_bearer = HTTPBearer(auto_error=False, scheme_name="PartnerToken",
                             description="An API key or an access token from /oauth/token.")
