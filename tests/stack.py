@@ -244,6 +244,20 @@ class Stack:
             return partner
 
 
+class NoTranslation:
+    """For a worker serving API partners only: they need no mapping, so any call here is
+    a test failure."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected translation: {name}")
+
+
+def status_of(sessions: Any, referral_id: str) -> str:
+    """The referral's state as the store holds it now."""
+    with sessions() as session:
+        return str(session.get_one(Referral, referral_id).status)
+
+
 def wait_for(condition: Callable[[], Any], *, timeout: float = 60.0, what: str = "") -> Any:
     """Poll `condition` until it is truthy; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -4,7 +4,6 @@ each delivery, each partner reads its own alerts at GET /v1/alerts, and /metrics
 the overdue deadline."""
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -29,23 +28,7 @@ from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import AuditEntry, Delivery, Partner, Referral, utcnow
 from servers import LiveServer
 from sharing import agreed, write_agreement
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
-class NoTranslation:
-    """API partners need no mapping; any call here is a test failure."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"unexpected translation: {name}")
+from stack import NoTranslation, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,8 @@ terms, over the real RabbitMQ and two real Primero sandboxes: not as a rejection
 as a dead letter of the status message; a re-drive that delivers it resolves the flag."""
 
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +20,13 @@ from gateway.delivery.consumer import run_worker
 from gateway.mapping.translator import MappingTranslator
 from gateway.partners import register_partner
 from gateway.settings import Settings
-from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.db import unit_of_work
 from gateway.store.models import DeadLetter, Partner, PartnerRecord, Referral
 from sandboxes.primero.app import create_app
 from sandboxes.primero.seed import GATEWAY_USER, SANDBOX_PASSWORD
 from servers import LiveServer
 from sharing import agreed
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
-
-
-def status_of(sessions: Any, referral_id: str) -> str:
-    with sessions() as session:
-        return str(session.get_one(Referral, referral_id).status)
-
-
-@pytest.fixture
-def delivery_settings(settings: Settings, isolated_database_url: str) -> Settings:
-    return settings.model_copy(update={"database_url": isolated_database_url,
-                                       "delivery_limit": 2, "retry_delays": [1, 2],
-                                       "relay_interval": 0.1})
-
-
-@pytest.fixture
-def sessions(delivery_settings: Settings) -> Any:
-    return make_sessionmaker(make_engine(delivery_settings.database_url))
+from stack import status_of, wait_for
 
 
 @pytest.fixture

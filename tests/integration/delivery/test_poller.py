@@ -27,6 +27,7 @@ from sandboxes.progres.schema import ReferralStatus as R
 from sandboxes.progres.seed import individual_id, intervention_type_id, sid
 from servers import LiveServer
 from sharing import write_agreement
+from stack import wait_for
 
 API = "/api/data/v9.2"
 REFERRALS = "progres_interoperabilityreferrals"
@@ -133,15 +134,6 @@ def letters(sessions: Any, partner_id: str) -> list[DeadLetter]:
         return list(session.scalars(select(DeadLetter).where(
             DeadLetter.partner_id == partner_id).order_by(DeadLetter.id)))
 
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_row_naming_a_referral_the_gateway_does_not_know_is_dead_lettered_and_the_round_goes_on(

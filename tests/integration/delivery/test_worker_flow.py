@@ -1,7 +1,6 @@
 """Relay, workers and dead letters together, over the real RabbitMQ and both databases."""
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,40 +15,11 @@ from gateway.contracts import Contracts
 from gateway.delivery import relay, topology
 from gateway.delivery.consumer import run_worker
 from gateway.partners import register_partner
-from gateway.settings import Settings
-from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.db import unit_of_work
 from gateway.store.models import DeadLetter, Delivery, Partner, Referral
 from servers import LiveServer
 from sharing import agreed
-
-
-class NoTranslation:
-    """API-only partners need no mapping; any call here is a test failure."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"unexpected translation: {name}")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
-@pytest.fixture
-def delivery_settings(settings: Settings, isolated_database_url: str) -> Settings:
-    return settings.model_copy(update={"database_url": isolated_database_url,
-                                       "delivery_limit": 2, "retry_delays": [1, 2],
-                                       "relay_interval": 0.1})
-
-
-@pytest.fixture
-def sessions(delivery_settings):
-    return make_sessionmaker(make_engine(delivery_settings.database_url))
+from stack import NoTranslation, status_of, wait_for
 
 
 @pytest.fixture
@@ -103,10 +73,6 @@ def submit(sessions, settings, sender_id, receiver_id, make_referral) -> str:
             document=make_referral(sender_id, receiver_id), idempotency_key=uuid.uuid4().hex,
             correlation_id=uuid.uuid4().hex).referral.id
 
-
-def status_of(sessions, referral_id: str) -> str:
-    with sessions() as session:
-        return session.get(Referral, referral_id).status
 
 
 def test_referral_to_an_api_partner_is_marked_delivered(
