@@ -512,14 +512,21 @@ def test_a_failed_delivery_flags_the_senders_case_naming_ids_and_the_agency_only
     assert not patch.called  # the referral's own status is not touched: no rejection
 
 
-def test_a_failed_delivery_told_again_while_its_flag_is_up_flags_nothing_more(
-        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+def flag_undelivered(primero: respx.MockRouter, adapter: PrimeroAdapter
+                     ) -> tuple[respx.Route, str]:
+    """Referral cbr-1 told undelivered to a case with no flags yet: the flags route and
+    the message of the flag it raised."""
     primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": []})
     primero.get(f"/cases/{CASE_ID}/referrals").respond(json={"data": [transition()]})
     post = primero.post(f"/cases/{CASE_ID}/flags").respond(json={"data": flag(2, "x")})
     adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
                           status={"flag": "delivery_failed"})
-    reason = json.loads(post.calls.last.request.content)["data"]["message"]
+    return post, json.loads(post.calls.last.request.content)["data"]["message"]
+
+
+def test_a_failed_delivery_told_again_while_its_flag_is_up_flags_nothing_more(
+        primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
+    post, reason = flag_undelivered(primero, adapter)
     assert " to " not in reason.split(";")[0]  # no agency on the transition: none named
     primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": [flag(2, reason)]})
     adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
@@ -533,12 +540,7 @@ def test_a_failed_delivery_told_again_while_its_flag_is_up_flags_nothing_more(
 
 def test_delivered_after_a_redrive_resolves_the_flag_and_only_that_flag(
         primero: respx.MockRouter, adapter: PrimeroAdapter) -> None:
-    primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": []})
-    primero.get(f"/cases/{CASE_ID}/referrals").respond(json={"data": [transition()]})
-    post = primero.post(f"/cases/{CASE_ID}/flags").respond(json={"data": flag(2, "x")})
-    adapter.update_status(native_id=NATIVE_ID, referral_id="cbr-1",
-                          status={"flag": "delivery_failed"})
-    ours = json.loads(post.calls.last.request.content)["data"]["message"]
+    post, ours = flag_undelivered(primero, adapter)
     theirs = make_alert("overdue", referral_id="cbr-1")
     primero.get(f"/cases/{CASE_ID}/flags").respond(json={"data": [
         flag(1, ours, removed=True), flag(2, ours), flag(3, "Home visit due"),
