@@ -543,35 +543,81 @@ def _consume(url: str, queue: str, prefetch: int, total: int, ready: Any, stop: 
     connection.close()
 
 
-def _collected(what: str, processes: list[Any], results: Any, counter: Any, count: int,
-               deadline: float, pump: Callable[[], object]) -> list[tuple[str, float]]:
-    """Wait until the consumer processes counted `count` messages; what each one saw."""
-    while counter.value < count:
-        if time.monotonic() > deadline:
-            raise BenchError(f"{what}: {counter.value} of {count} messages consumed")
-        if not all(p.is_alive() for p in processes):
-            raise BenchError(f"a {what} consumer exited")
-        pump()
-    arrived: list[tuple[str, float]] = []
-    for _ in processes:
-        try:
-            arrived += results.get(timeout=30)
-        except Empty:
-            raise BenchError(f"a {what} consumer did not report") from None
-    return arrived
+class _Consumers:
+    """Consumer processes on a bench queue of their own, each acking what it gets and
+    noting when (`_consume`), and the queue: declared and bound on `connection`'s
+    channel, deleted by `stop`."""
+
+    def __init__(self, url: str, connection: Any, settings: Settings, name: str,
+                 count: int, processes: int) -> None:
+        self.url, self.connection, self.count = url, connection, count
+        self.prefetch = settings.worker_prefetch
+        self.queue = f"bench.{name}.{uuid.uuid4().hex[:8]}"
+        context = multiprocessing.get_context("spawn")
+        self.context, self.name = context, f"bench-{name}"
+        self.ready = [context.Event() for _ in range(processes)]
+        self.halt = context.Event()
+        self.counter = context.Value("i", 0)
+        self.results = context.Queue()
+        self.processes: list[Any] = []
+        self.channel = connection.channel()
+        self.channel.queue_declare(
+            self.queue, durable=True,
+            arguments=topology.partner_queue_arguments(settings.delivery_limit))
+        self.channel.queue_bind(self.queue, topology.EXCHANGE, routing_key=self.queue)
+
+    def start(self) -> None:
+        for event in self.ready:
+            process = self.context.Process(
+                target=_consume, name=self.name, daemon=True,
+                args=(self.url, self.queue, self.prefetch, self.count, event, self.halt,
+                      self.counter, self.results))
+            process.start()
+            self.processes.append(process)
+
+    def wait_started(self, what: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all(event.is_set() for event in self.ready):
+            if time.monotonic() > deadline or not all(p.is_alive() for p in self.processes):
+                raise BenchError(f"a {what} consumer did not start")
+            time.sleep(0.05)
+
+    def collected(self, what: str, pump: Callable[[], object]) -> list[tuple[str, float]]:
+        """Wait until the consumers counted every message; what each one saw."""
+        deadline = time.monotonic() + START_TIMEOUT + self.count * 0.05
+        while self.counter.value < self.count:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{what}: {self.counter.value} of {self.count} messages "
+                                 "consumed")
+            if not all(p.is_alive() for p in self.processes):
+                raise BenchError(f"a {what} consumer exited")
+            pump()
+        arrived: list[tuple[str, float]] = []
+        for _ in self.processes:
+            try:
+                arrived += self.results.get(timeout=30)
+            except Empty:
+                raise BenchError(f"a {what} consumer did not report") from None
+        return arrived
+
+    def stop(self) -> None:
+        self.halt.set()
+        for process in self.processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+        with suppress(AMQPError, OSError):
+            if self.connection.is_open:
+                self.connection.channel().queue_delete(self.queue)
+                self.connection.close()
 
 
-def _stop_consumers(stop: Any, processes: list[Any], connection: Any, queue: str) -> None:
-    stop.set()
-    for process in processes:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=5)
-    with suppress(AMQPError, OSError):
-        if connection.is_open:
-            connection.channel().queue_delete(queue)
-            connection.close()
+def _fresh(envelope: dict[str, Any], queue: str) -> tuple[str, broker.Message]:
+    """`envelope` under a new message id (same size), as a message to `queue`."""
+    one = {**envelope, "message_id": str(uuid.uuid4())}
+    return one["message_id"], (topology.EXCHANGE, queue, broker.encode(one),
+                               broker.properties(one, attempt=1))
 
 
 def _exactly_once(what: str, arrived: list[tuple[str, float]], ids: set[str],
@@ -586,49 +632,26 @@ def baseline(url: str, envelope: dict[str, Any], count: int, consumers: int,
              settings: Settings) -> Run:
     """`count` envelopes published one by one with confirms, consumed by `consumers`
     processes with the workers' prefetch, acked; throughput and publish->consume latency."""
-    queue = f"bench.baseline.{uuid.uuid4().hex[:8]}"
-    context = multiprocessing.get_context("spawn")
-    ready = [context.Event() for _ in range(consumers)]
-    stop = context.Event()
-    counter = context.Value("i", 0)
-    results = context.Queue()
     connection = pika.BlockingConnection(pika.URLParameters(url))
-    processes: list[Any] = []
+    channel = connection.channel()
+    channel.confirm_delivery()
+    topology.declare(channel, partner_ids=[], delays=settings.retry_delays,
+                     delivery_limit=settings.delivery_limit)
+    bench = _Consumers(url, connection, settings, "baseline", count, consumers)
     try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        topology.declare(channel, partner_ids=[], delays=settings.retry_delays,
-                         delivery_limit=settings.delivery_limit)
-        channel.queue_declare(queue, durable=True,
-                              arguments=topology.partner_queue_arguments(settings.delivery_limit))
-        channel.queue_bind(queue, topology.EXCHANGE, routing_key=queue)
-        for event in ready:
-            process = context.Process(
-                target=_consume, name="bench-consumer", daemon=True,
-                args=(url, queue, settings.worker_prefetch, count, event, stop, counter, results))
-            process.start()
-            processes.append(process)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not all(event.is_set() for event in ready):
-            if time.monotonic() > deadline or not all(p.is_alive() for p in processes):
-                raise BenchError("a baseline consumer did not start")
-            time.sleep(0.05)
+        bench.start()
+        bench.wait_started("baseline")
         # Prepared before the clock: same body size, a fresh message id each.
-        messages = []
-        for _ in range(count):
-            one = {**envelope, "message_id": str(uuid.uuid4())}
-            messages.append((one["message_id"], broker.encode(one),
-                             broker.properties(one, attempt=1)))
+        messages = [_fresh(envelope, bench.queue) for _ in range(count)]
         sent: dict[str, float] = {}
         started = time.monotonic()
-        for message_id, body, props in messages:
+        for message_id, (exchange, key, body, props) in messages:
             sent[message_id] = time.monotonic()
-            channel.basic_publish(topology.EXCHANGE, queue, body, props, mandatory=True)
-        deadline = time.monotonic() + START_TIMEOUT + count * 0.05
-        arrived = _collected("baseline", processes, results, counter, count, deadline,
-                             lambda: connection.process_data_events(time_limit=0.05))
+            channel.basic_publish(exchange, key, body, props, mandatory=True)
+        arrived = bench.collected(
+            "baseline", lambda: connection.process_data_events(time_limit=0.05))
     finally:
-        _stop_consumers(stop, processes, connection, queue)
+        bench.stop()
     _exactly_once("baseline", arrived, set(sent), count)
     last = max(at for _, at in arrived)
     return Run("baseline", count, last - started, [at - sent[m] for m, at in arrived])
@@ -639,45 +662,24 @@ def raw_drain(url: str, envelope: dict[str, Any], count: int, consumers: int,
     """The bare broker's drain of a backlog: `count` real envelopes published (with
     confirms, in batches) to a quorum queue nobody consumes, then `consumers` consumer
     processes started; seconds from their start to the last message consumed and acked."""
-    queue = f"bench.drain.{uuid.uuid4().hex[:8]}"
-    context = multiprocessing.get_context("spawn")
-    ready = [context.Event() for _ in range(consumers)]
-    stop = context.Event()
-    counter = context.Value("i", 0)
-    results = context.Queue()
     connection = pika.BlockingConnection(pika.URLParameters(url))
-    processes: list[Any] = []
+    bench = _Consumers(url, connection, settings, "drain", count, consumers)
     try:
-        channel = connection.channel()
-        channel.queue_declare(queue, durable=True,
-                              arguments=topology.partner_queue_arguments(settings.delivery_limit))
-        channel.queue_bind(queue, topology.EXCHANGE, routing_key=queue)
-        publisher = broker.BatchPublisher(channel)
+        publisher = broker.BatchPublisher(bench.channel)
         ids: set[str] = set()
         for first in range(0, count, 500):
-            batch: list[broker.Message] = []
-            for _ in range(first, min(count, first + 500)):
-                one = {**envelope, "message_id": str(uuid.uuid4())}
-                ids.add(one["message_id"])
-                batch.append((topology.EXCHANGE, queue, broker.encode(one),
-                              broker.properties(one, attempt=1)))
-            if publisher.publish(batch):
+            batch = [_fresh(envelope, bench.queue) for _ in range(first, min(count, first + 500))]
+            ids.update(message_id for message_id, _ in batch)
+            if publisher.publish([message for _, message in batch]):
                 raise BenchError("raw drain: the broker returned messages as unroutable")
-        waiting = queue_state(url, queue)[0]
+        waiting = queue_state(url, bench.queue)[0]
         if waiting != count:
             raise BenchError(f"raw drain: {waiting} of {count} messages wait in the queue")
         started = time.monotonic()
-        for event in ready:
-            process = context.Process(
-                target=_consume, name="bench-drain", daemon=True,
-                args=(url, queue, settings.worker_prefetch, count, event, stop, counter, results))
-            process.start()
-            processes.append(process)
-        deadline = time.monotonic() + START_TIMEOUT + count * 0.05
-        arrived = _collected("raw drain", processes, results, counter, count, deadline,
-                             lambda: time.sleep(0.05))
+        bench.start()
+        arrived = bench.collected("raw drain", lambda: time.sleep(0.05))
     finally:
-        _stop_consumers(stop, processes, connection, queue)
+        bench.stop()
     _exactly_once("raw drain", arrived, ids, count)
     return max(at for _, at in arrived) - started
 
