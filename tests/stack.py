@@ -13,7 +13,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,28 @@ class Stack:
             partner = session.get(Partner, partner_id)
             assert partner is not None
             return partner
+
+
+@contextmanager
+def relay_and_worker(settings: Settings, sessions: Any, translator: Any) -> Iterator[None]:
+    """A relay and a worker (with the dead-letter consumer) in threads of this process, as
+    `casebridge relay` and `casebridge worker` run, until the block ends."""
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=run_relay, daemon=True, kwargs=dict(
+            settings=settings, sessions=sessions, stop=stop)),
+        threading.Thread(target=run_worker, daemon=True, kwargs=dict(
+            settings=settings, sessions=sessions, contracts=Contracts(settings.contracts_dir),
+            translator=translator, stop=stop)),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
 
 
 class NoTranslation:

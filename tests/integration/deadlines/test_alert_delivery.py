@@ -3,7 +3,6 @@ the keeper raises the flag, the relay publishes an alert to each side, the worke
 each delivery, each partner reads its own alerts at GET /v1/alerts, and /metrics counts
 the overdue deadline."""
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -20,15 +19,14 @@ from gateway.casework import submit_referral
 from gateway.contracts import Contracts
 from gateway.deadlines.book import DeadlineBook
 from gateway.deadlines.keeper import tick
-from gateway.delivery import relay, topology
-from gateway.delivery.consumer import run_worker
+from gateway.delivery import topology
 from gateway.partners import register_partner
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import AuditEntry, Delivery, Partner, Referral, utcnow
 from servers import LiveServer
 from sharing import agreed, write_agreement
-from stack import NoTranslation, wait_for
+from stack import NoTranslation, relay_and_worker, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +56,9 @@ def parties(sessions: sessionmaker[Session]) -> dict[str, tuple[str, str]]:
 def running(alert_settings: Settings, sessions: sessionmaker[Session],
             parties: dict[str, tuple[str, str]], amqp_url: str) -> Iterator[LiveServer]:
     """The relay and a worker in threads, and the API, on this module's store."""
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=relay.run_relay, daemon=True, kwargs=dict(
-            settings=alert_settings, sessions=sessions, stop=stop)),
-        threading.Thread(target=run_worker, daemon=True, kwargs=dict(
-            settings=alert_settings, sessions=sessions,
-            contracts=Contracts(alert_settings.contracts_dir), translator=NoTranslation(),
-            stop=stop)),
-    ]
-    for thread in threads:
-        thread.start()
-    with LiveServer(alert_settings) as server:
+    with relay_and_worker(alert_settings, sessions, NoTranslation()), \
+            LiveServer(alert_settings) as server:
         yield server
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=10)
     with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
         channel = connection.channel()
         with sessions() as session:

@@ -2,7 +2,6 @@
 terms, over the real RabbitMQ and two real Primero sandboxes: not as a rejection, and not
 as a dead letter of the status message; a re-drive that delivers it resolves the flag."""
 
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,7 @@ from sqlalchemy import select
 
 from gateway.casework import submit_referral
 from gateway.contracts import Contracts
-from gateway.delivery import dead_letters, relay, topology
-from gateway.delivery.consumer import run_worker
+from gateway.delivery import dead_letters, topology
 from gateway.mapping.translator import MappingTranslator
 from gateway.partners import register_partner
 from gateway.settings import Settings
@@ -26,7 +24,7 @@ from sandboxes.primero.app import create_app
 from sandboxes.primero.seed import GATEWAY_USER, SANDBOX_PASSWORD
 from servers import LiveServer
 from sharing import agreed
-from stack import status_of, wait_for
+from stack import relay_and_worker, status_of, wait_for
 
 
 @pytest.fixture
@@ -44,22 +42,10 @@ def receiving(tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture
 def running(delivery_settings: Settings, sessions: Any) -> Iterator[None]:
     """A relay and a worker (with the dead-letter consumer) in threads, with the mappings."""
-    stop = threading.Event()
-    contracts = Contracts(delivery_settings.contracts_dir)
-    translator = MappingTranslator(delivery_settings.mappings_dir, contracts=contracts)
-    threads = [
-        threading.Thread(target=relay.run_relay, daemon=True, kwargs=dict(
-            settings=delivery_settings, sessions=sessions, stop=stop)),
-        threading.Thread(target=run_worker, daemon=True, kwargs=dict(
-            settings=delivery_settings, sessions=sessions, contracts=contracts,
-            translator=translator, stop=stop)),
-    ]
-    for thread in threads:
-        thread.start()
-    yield
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=10)
+    translator = MappingTranslator(delivery_settings.mappings_dir,
+                                   contracts=Contracts(delivery_settings.contracts_dir))
+    with relay_and_worker(delivery_settings, sessions, translator):
+        yield
 
 
 def connection(server: LiveServer, password: str = SANDBOX_PASSWORD) -> dict[str, Any]:

@@ -1,6 +1,5 @@
 """Relay, workers and dead letters together, over the real RabbitMQ and both databases."""
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,14 +11,13 @@ from sqlalchemy import select
 
 from gateway.casework import submit_referral
 from gateway.contracts import Contracts
-from gateway.delivery import relay, topology
-from gateway.delivery.consumer import run_worker
+from gateway.delivery import topology
 from gateway.partners import register_partner
 from gateway.store.db import unit_of_work
 from gateway.store.models import DeadLetter, Delivery, Partner, Referral
 from servers import LiveServer
 from sharing import agreed
-from stack import NoTranslation, status_of, wait_for
+from stack import NoTranslation, relay_and_worker, status_of, wait_for
 
 
 @pytest.fixture
@@ -47,21 +45,8 @@ def partners(sessions, amqp_url: str) -> Iterator[Callable[..., str]]:
 @pytest.fixture
 def running(delivery_settings, sessions) -> Iterator[None]:
     """A relay and a worker in threads, as `casebridge relay` and `casebridge worker` run."""
-    stop = threading.Event()
-    contracts = Contracts(delivery_settings.contracts_dir)
-    threads = [
-        threading.Thread(target=relay.run_relay, daemon=True, kwargs=dict(
-            settings=delivery_settings, sessions=sessions, stop=stop)),
-        threading.Thread(target=run_worker, daemon=True, kwargs=dict(
-            settings=delivery_settings, sessions=sessions, contracts=contracts,
-            translator=NoTranslation(), stop=stop)),
-    ]
-    for thread in threads:
-        thread.start()
-    yield
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=10)
+    with relay_and_worker(delivery_settings, sessions, NoTranslation()):
+        yield
 
 
 def submit(sessions, settings, sender_id, receiver_id, make_referral) -> str:
