@@ -202,13 +202,23 @@ class Submission:
     latencies: list[float]
 
 
+def referral_bodies(count: int) -> list[bytes]:
+    """`count` canonical referrals from the bench's sender to its receiver, serialized."""
+    return [json.dumps(referral_document(SENDER, RECEIVER)).encode() for _ in range(count)]
+
+
+def api_client(base_url: str, api_key: str, connections: int) -> httpx.Client:
+    """The sender's client of the gateway's API, keeping up to `connections` open."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.Client(base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT,
+                        headers={"Authorization": f"Bearer {api_key}",
+                                 "Content-Type": "application/json"})
+
+
 def submit(base_url: str, api_key: str, count: int, concurrency: int) -> Submission:
     """POST `count` referrals from a pool of `concurrency` threads; every answer must be 201."""
-    bodies = [json.dumps(referral_document(SENDER, RECEIVER)).encode() for _ in range(count)]
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = httpx.Client(base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT,
-                          headers={"Authorization": f"Bearer {api_key}",
-                                   "Content-Type": "application/json"})
+    bodies = referral_bodies(count)
+    client = api_client(base_url, api_key, concurrency)
     ids: list[str] = []
     latencies: list[float] = []
     samples: list[str] = []
@@ -265,11 +275,8 @@ def submit_paced(base_url: str, api_key: str, rate: float, seconds: float,
     submission does not wait for the answer to the one before (`threads` POSTs may be in
     flight at once). How late each POST left is kept: if the client falls behind, it shows."""
     count = max(1, round(rate * seconds))
-    bodies = [json.dumps(referral_document(SENDER, RECEIVER)).encode() for _ in range(count)]
-    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
-    client = httpx.Client(base_url=base_url, limits=limits, timeout=REQUEST_TIMEOUT,
-                          headers={"Authorization": f"Bearer {api_key}",
-                                   "Content-Type": "application/json"})
+    bodies = referral_bodies(count)
+    client = api_client(base_url, api_key, threads)
     ids: list[str] = []
     lags: list[float] = []
     samples: list[str] = []
