@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm import Session, defer, make_transient_to_detached, selectinload
 
 from gateway.contracts import Contracts
 from gateway.delivery.outbox import outbox_message
@@ -320,10 +320,7 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
                   actor_partner: Partner | None, content: dict[str, Any],
                   reason_code: str | None, occurred_at: str | None,
                   audit_actor: str | None = None) -> StatusEvent:
-    """Store one state change and announce it to the other side through the outbox.
-
-    The event returned is written but not in the session: `referral.events`, read again
-    when next asked for, holds its stored twin (compare events by id, not identity)."""
+    """Store one state change and announce it to the other side through the outbox."""
     now = utcnow()
     current = referral.status
     # The next number from a count (an ORM read: pending events are flushed first), not
@@ -339,10 +336,13 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
         recorded_at=now,
     )
     target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
-    # Core INSERTs (the unit of work cost several times as much); the referral's events,
-    # if this session loaded them, are read again when next asked for.
+    # Core INSERTs (the unit of work cost several times as much), then the event joins the
+    # session as the row it now is: the referral's events, read again when next asked for,
+    # hold this very object, and a change to it is written like any other.
     insert_now(session, event, outbox_message(referral, event, message_type="status",
                                               target=target))
+    make_transient_to_detached(event)
+    session.add(event)
     session.expire(referral, ["events"])
     referral.status = to_state
     referral.updated_at = now

@@ -334,10 +334,8 @@ def erase(session: Session, *, contracts: Contracts, agreements: AgreementRegist
     event = tell_receiver(session=session, contracts=contracts, referral=referral,
                           note=ERASE_NOTE, audit_actor=why.actor)
     referral.content = {}
-    # By id: the events are read back from the store, the one just written among them.
-    told_id = event.id if event is not None else None
     for earlier in referral.events:
-        if earlier.id != told_id:
+        if earlier is not event:
             earlier.content = {}
     session.execute(delete(IdentifierDigest).where(IdentifierDigest.referral_id == referral.id))
     for delivery in session.scalars(select(Delivery).where(
