@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, make_transient_to_detached, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.contracts import Contracts
 from gateway.delivery.outbox import outbox_message
@@ -336,13 +336,10 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
         recorded_at=now,
     )
     target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
-    # Core INSERTs (the unit of work cost several times as much), then the event joins the
-    # session as the row it now is: the referral's events, read again when next asked for,
-    # hold this very object, and a change to it is written like any other.
+    # Core INSERTs (the unit of work cost several times as much); the referral's events,
+    # read again when next asked for, hold this very event (it joined the session).
     insert_now(session, event, outbox_message(referral, event, message_type="status",
                                               target=target))
-    make_transient_to_detached(event)
-    session.add(event)
     session.expire(referral, ["events"])
     referral.status = to_state
     referral.updated_at = now

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, SessionTransaction, object_mapper, sessionmaker
+from sqlalchemy.orm import (
+    Session,
+    SessionTransaction,
+    make_transient_to_detached,
+    object_mapper,
+    sessionmaker,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -86,21 +92,29 @@ def insert_now(session: Session, *objects: object) -> None:
     """INSERT new ORM objects at once, without the unit of work: one statement per table
     and set of columns given, in the order each first appears (so give parents first).
 
-    For hot paths whose new rows nothing in the session reads back (intake, the worker's
-    record of a delivery): the ORM's flush costs several times what the statements do.
-    Columns left unset get their defaults; the objects stay transient, so set foreign-key
-    columns themselves, not only relationships.
+    For hot paths (intake, the worker's record of a delivery): the ORM's flush costs
+    several times what the statements do. Columns left unset get their defaults; set
+    foreign-key columns themselves, not only relationships. An object whose primary key
+    is known (not left to the database) then joins the session as the stored row: a
+    later change to it is written like any other, and a read of it finds this object.
     """
     take_write_turn(session)
     batches: dict[tuple[Table, tuple[str, ...]], list[dict[str, object]]] = {}
+    stored = []
     for instance in objects:
         mapper = object_mapper(instance)
         values = instance.__dict__
         row = {prop.columns[0].key: values[prop.key] for prop in mapper.column_attrs
                if prop.key in values}
         batches.setdefault((mapper.local_table, tuple(row)), []).append(row)  # type: ignore[arg-type]
+        if None not in mapper.primary_key_from_instance(instance):
+            stored.append(instance)
     for (table, _), rows in batches.items():
         session.execute(insert(table), rows)
+    # All made persistent before any joins: adding one cascades to those it refers to.
+    for instance in stored:
+        make_transient_to_detached(instance)
+    session.add_all(stored)
 
 
 @contextmanager

@@ -117,6 +117,15 @@ def test_consent_recorded_only_as_tick_boxes_lets_the_referral_go(poller, ssd) -
     assert content["subject"]["is_minor"] is False
 
 
+def test_a_polled_referral_keeps_the_hash_of_the_mapping_that_made_it(poller, ssd) -> None:
+    refer(ssd, consent_for_services=True, disclosure_other_orgs=True, age=30)
+    gateway, sessions = poller
+    [referral_id] = gateway.poll(SENDER).submitted
+    with sessions() as session:
+        stored = session.get_one(Referral, referral_id).mapping_hash
+    assert stored is not None and stored.startswith("sha256:")
+
+
 def test_a_case_without_consent_is_dead_lettered_as_a_consent_problem(poller, ssd) -> None:
     # Primero lets a caseworker override its own consent check; the gateway does not.
     refer(ssd, overridden=True, consent_source="caregiver", age=30)

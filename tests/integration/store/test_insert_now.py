@@ -22,7 +22,7 @@ def referral(sender: str, receiver: str) -> Referral:
                     updated_at=NOW)
 
 
-def test_rows_land_parents_first_with_their_defaults_and_the_objects_stay_transient(
+def test_rows_land_parents_first_with_their_defaults_and_keyed_objects_join_the_session(
         isolated_database_url: str) -> None:
     sessions = make_sessionmaker(make_engine(isolated_database_url))
     with unit_of_work(sessions) as session:
@@ -31,17 +31,22 @@ def test_rows_land_parents_first_with_their_defaults_and_the_objects_stay_transi
     first, second = referral("in-a", "in-b"), referral("in-a", "in-b")
     event = StatusEvent(id=new_id(), referral_id=first.id, seq=1, to_state="submitted",
                         actor="sender", occurred_at=NOW, recorded_at=NOW)
+    outbox = OutboxMessage(referral_id=first.id, message_type="deliver",
+                           routing_key="deliver.in-b", envelope={"type": "deliver"})
     with unit_of_work(sessions) as session:
         # children of `first` given between the two parents: its row must still go first
         insert_now(session, first, event, second,
                    IdentifierDigest(referral_id=first.id, digest="a" * 64),
-                   IdentifierDigest(referral_id=second.id, digest="b" * 64),
-                   OutboxMessage(referral_id=first.id, message_type="deliver",
-                                 routing_key="deliver.in-b", envelope={"type": "deliver"}))
-    assert all(inspect(o).transient for o in (first, second, event))
+                   IdentifierDigest(referral_id=second.id, digest="b" * 64), outbox)
+        # What has its key is the stored row in the session: read, it is this object, and
+        # a change to it is written; what the database numbers stays out.
+        assert all(inspect(o).persistent for o in (first, second, event))
+        assert session.get(Referral, first.id) is first and inspect(outbox).transient
+        second.mapping_hash = "sha256:" + "c" * 64
     with sessions() as session:
         stored = session.get(Referral, first.id)
         assert stored is not None and stored.content == first.content  # decrypted back
+        assert session.get_one(Referral, second.id).mapping_hash == "sha256:" + "c" * 64
         assert stored.withheld == []  # the column's default
         event_back = session.get(StatusEvent, event.id)
         assert event_back is not None and event_back.content == {} and not event_back.inferred
