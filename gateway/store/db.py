@@ -104,6 +104,16 @@ def insert_now(session: Session, *objects: object) -> None:
     for instance in objects:
         mapper = object_mapper(instance)
         values = instance.__dict__
+        for prop in mapper.column_attrs:
+            # Defaults given to the object itself, so that joined to the session it holds
+            # every value of its row and reading one does not load the row again.
+            # (A key the database numbers, and a default only the database knows, stay unset.)
+            column = prop.columns[0]
+            default = column.default
+            if prop.key not in values and not column.primary_key and (
+                    default is not None or column.server_default is None):
+                setattr(instance, prop.key, None if default is None
+                        else default.arg(None) if default.is_callable else default.arg)
         row = {prop.columns[0].key: values[prop.key] for prop in mapper.column_attrs
                if prop.key in values}
         batches.setdefault((mapper.local_table, tuple(row)), []).append(row)  # type: ignore[arg-type]
