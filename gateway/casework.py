@@ -49,6 +49,7 @@ from gateway.protection.consent import Admitted, admit
 from gateway.protection.identifiers import digests_of, lookup_digests
 from gateway.protection.need_to_know import UNKNOWN, categories_in, category_at, need_to_know
 from gateway.store.db import insert_now
+from gateway.store.group_commit import GROUPED, once_per_group
 from gateway.store.models import (
     IdentifierDigest,
     Partner,
@@ -148,7 +149,8 @@ def submit_referral(
         raise Forbidden("A partner may only submit referrals it sends.", [
             FieldError("/sender/partner", "sender-is-caller",
                        f"must be your own partner id '{sender.id}'")])
-    receiver = session.get(Partner, document["receiver"]["partner"])
+    named = document["receiver"]["partner"]
+    receiver = once_per_group(session, ("partner", named), lambda: session.get(Partner, named))
     if receiver is None or not receiver.active or receiver.id == sender.id:
         raise ValidationProblem("The receiver is not a partner that can receive.", [
             FieldError("/receiver/partner", "known-partner",
@@ -194,6 +196,8 @@ def submit_referral(
             outbox_message(referral, event, message_type="deliver", target=receiver.id),
             *digests_of(referral))
     except IntegrityError:
+        if session.info.get(GROUPED):
+            raise  # its group rolls back and runs it again alone, to come here
         # Another request with the same key won the race: answer as it did.
         session.rollback()
         winner = _by_idempotency_key(session, sender.id, idempotency_key)

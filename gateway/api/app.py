@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI
 
 from gateway.api import (
@@ -34,6 +33,7 @@ from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.crypto import Keyring, use_keyring
 from gateway.settings import Settings, get_settings
 from gateway.store.db import make_engine, make_sessionmaker
+from gateway.store.group_commit import GroupCommit
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,11 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.directory = DirectoryRegistry(settings.directory_dir, app.state.contracts,
                                             calendars_dir=settings.calendars_dir)
     app.state.rate_limiter = RateLimiter()
-    # Submissions on worker threads at once: SQLite has one writer, so more only wait on
-    # its lock and take turns on the interpreter (measured: about 15 % more CPU per
-    # referral); PostgreSQL's round trips overlap, up to the connection pool's size.
-    app.state.intake_turns = anyio.CapacityLimiter(
-        1 if app.state.engine.dialect.name == "sqlite" else app.state.engine.pool.size())
+    # Submissions are written in groups (gateway/store/group_commit.py), this many groups
+    # at once: SQLite has one writer, so more would only wait on its lock and take turns on
+    # the interpreter; PostgreSQL's round trips overlap, up to the connection pool's size.
+    app.state.intake = GroupCommit(app.state.sessions, turns=(
+        1 if app.state.engine.dialect.name == "sqlite" else app.state.engine.pool.size()))
 
     app.add_middleware(CorrelationMiddleware)
     problems.install(app)

@@ -18,6 +18,7 @@ from gateway.errors import NotAuthenticated
 from gateway.partners import authenticate
 from gateway.protection.agreements import AgreementRegistry
 from gateway.settings import Settings
+from gateway.store.group_commit import once_per_group
 from gateway.store.models import Partner
 
 log = structlog.get_logger()
@@ -120,7 +121,8 @@ async def get_credentials(
 
 def authenticated(request: Request, session: Session, credentials: str) -> Partner:
     """The partner system owning `credentials`, within its rate limit."""
-    partner = authenticate(session=session, api_key=credentials)
+    partner = once_per_group(session, ("caller", credentials),
+                             lambda: authenticate(session=session, api_key=credentials))
     within_rate_limit(request, partner)
     return partner
 

@@ -1,10 +1,10 @@
 """Routes of /v1/referrals: submit, read, list, post status events."""
 
+import functools
 import re
 from datetime import date
 from typing import Annotated, Any
 
-import anyio.to_thread
 import structlog
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,6 +39,7 @@ from gateway.contracts import Contracts
 from gateway.deadlines.timeline import Timeline, referral_timeline
 from gateway.directory.registry import DirectoryRegistry
 from gateway.errors import (
+    CaseBridgeError,
     ConsentProblem,
     FieldError,
     NotFound,
@@ -51,6 +52,7 @@ from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.consent import latest_today
 from gateway.protection.disclosures import refusal_facts
+from gateway.store.group_commit import GroupCommit
 from gateway.store.models import Partner, Referral
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
@@ -87,9 +89,8 @@ CHANGED = {"description": "The state changed: the referral with its new event",
         **problems(403, 409, 422, s403="The sender named is not the caller.",
                    s409="This Idempotency-Key was used with another body.")})
 async def post_referral(
-    request: Request, session: SessionDep, sessions: SessionsDep,
-    credentials: CredentialsDep, contracts: ContractsDep, agreements: AgreementsDep,
-    directory: DirectoryDep, body: ReferralBody,
+    request: Request, credentials: CredentialsDep, contracts: ContractsDep,
+    agreements: AgreementsDep, directory: DirectoryDep, body: ReferralBody,
     idempotency_key: Annotated[str, Header(
         min_length=1, max_length=200,
         description="Unique per referral; a retry of the same submission reuses it")],
@@ -101,25 +102,24 @@ async def post_referral(
     suspended, is refused with 422 `service-not-offered` and the alternatives the service
     directory lists; a waiting list is accepted, with a warning in `warnings`.
     """
-    # The intake bench's hottest path: authentication, the body's JSON, the work and the
-    # commit take one turn on a worker thread, as many at once as the store usefully takes
-    # (`intake_turns`: more threads only contend for the interpreter and SQLite's lock),
-    # and the answer is sent as it is (FastAPI would check it against its model again).
-    referral, replayed, warnings = await anyio.to_thread.run_sync(
-        _post_referral, request, session, sessions, credentials, contracts, agreements,
-        directory, body, idempotency_key, limiter=request.app.state.intake_turns)
-    headers = {"Location": f"/v1/referrals/{referral.id}",
-               CORRELATION_HEADER: referral.correlation_id,
-               **({"Idempotent-Replayed": "true"} if replayed else {})}
-    return Response(ReferralOut.of(referral, warnings=warnings).model_dump_json(),
-                    status_code=201, headers=headers, media_type="application/json")
+    # The intake bench's hottest path: authentication, the body's JSON, the work and its
+    # answer are one work of a group commit (gateway/store/group_commit.py): the
+    # submissions of one moment share a worker-thread turn and a transaction.
+    writes: GroupCommit = request.app.state.intake
+    answer = await writes.run(functools.partial(
+        _post_referral, request, credentials, contracts, agreements, directory, body,
+        idempotency_key))
+    if isinstance(answer, CaseBridgeError):
+        raise answer
+    return answer
 
 
 def _post_referral(
-    request: Request, session: Session, sessions: sessionmaker[Session], credentials: str,
-    contracts: Contracts, agreements: AgreementRegistry, directory: DirectoryRegistry,
-    body: bytes, idempotency_key: str,
-) -> tuple[Referral, bool, tuple[FieldError, ...]]:
+    request: Request, credentials: str, contracts: Contracts, agreements: AgreementRegistry,
+    directory: DirectoryRegistry, body: bytes, idempotency_key: str, session: Session,
+) -> Response | ConsentProblem | ServiceNotOffered:
+    """The answer to a submission; a refusal is returned (its audit entry written in
+    `session`), not raised, so that the entry commits."""
     partner = authenticated(request, session, credentials)
     document = parse_configured(request, body)
     try:
@@ -128,14 +128,18 @@ def _post_referral(
                                  idempotency_key=idempotency_key,
                                  correlation_id=request.state.correlation_id,
                                  directory=directory)
-    except (ConsentProblem, ServiceNotOffered) as refusal:
-        session.rollback()
-        audit.record_apart(sessions, actor=f"partner:{partner.id}", action="referral.refuse",
-                           partner_id=partner.id, correlation_id=request.state.correlation_id,
-                           detail=refusal_facts(refusal))
-        raise
-    session.commit()  # commit before answering: a 201 means it is stored
-    return result.referral, result.replayed, result.warnings
+    except (ConsentProblem, ServiceNotOffered) as refusal:  # refused before any write
+        audit.record(session, actor=f"partner:{partner.id}", action="referral.refuse",
+                     partner_id=partner.id, correlation_id=request.state.correlation_id,
+                     detail=refusal_facts(refusal))
+        return refusal
+    referral = result.referral
+    headers = {"Location": f"/v1/referrals/{referral.id}",
+               CORRELATION_HEADER: referral.correlation_id,
+               **({"Idempotent-Replayed": "true"} if result.replayed else {})}
+    # Sent as it is: FastAPI would check it against its model again.
+    return Response(ReferralOut.of(referral, warnings=result.warnings).model_dump_json(),
+                    status_code=201, headers=headers, media_type="application/json")
 
 
 @router.get("", response_model=ReferralPage, summary="List referrals you sent or received",

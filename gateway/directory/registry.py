@@ -21,6 +21,7 @@ from gateway.deadlines.calendars import Calendar, load_calendars
 from gateway.directory.availability import availability_updates
 from gateway.directory.files import CODE_LISTS, check_directory_file
 from gateway.directory.model import Directory, Operation
+from gateway.store.group_commit import once_per_group
 
 
 def code_lists(contracts: Contracts) -> dict[str, frozenset[str]]:
@@ -61,7 +62,7 @@ class DirectoryRegistry:
     def view(self, session: Session, *, partner: str | None = None) -> Directory:
         """The directory with the organisations' own availability updates applied; for
         a check of one `partner`'s services, without reading them when it has none."""
-        files = self.files()
+        files = once_per_group(session, DirectoryRegistry, self.files)
         if partner is not None and not files.organizations_of(partner):
             return files
         return files.with_availability(availability_updates(session))

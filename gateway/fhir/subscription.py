@@ -29,6 +29,7 @@ from gateway.errors import DeliveryError, FieldError, MalformedRequest, NotFound
 from gateway.fhir.search import parse_criteria
 from gateway.protection import audit
 from gateway.store.db import unit_of_work
+from gateway.store.group_commit import once_per_group
 from gateway.store.models import (
     Delivery,
     FhirSubscription,
@@ -178,7 +179,8 @@ def announce(session: Session, referral: Referral, event: StatusEvent) -> None:
     at once never give one subscription the same notification number twice.
     """
     sides = [referral.sender_id, referral.receiver_id]
-    if session.scalar(_ANY_ON, {"sides": sides}) is None:
+    if not once_per_group(session, ("fhir-subscribed", *sides),
+                          lambda: session.scalar(_ANY_ON, {"sides": sides}) is not None):
         # Most partners have none: one cheap read. One made meanwhile by another
         # transaction starts after this event, as if made a moment later.
         return

@@ -8,7 +8,10 @@ inserting or removing any entry breaks the chain from there on: `verify` finds i
 
 Entries are written in the transaction of the change they record, so a change and its
 entry commit or roll back together. Writers take turns on the one `audit_head` row
-(a row lock on PostgreSQL, the write lock on SQLite), which keeps the chain a line.
+(a row lock on PostgreSQL, the write lock on SQLite), which keeps the chain a line. The
+works of a group commit (gateway/store/group_commit.py) chain their entries one after the
+other in their shared transaction, which takes the head row once and writes it once,
+just before it commits.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, text, update
+from sqlalchemy import Table, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.store.db import insert_now, take_write_turn, unit_of_work
+from gateway.store.group_commit import GROUPED
 from gateway.store.models import AuditEntry, AuditHead, utcnow
 
 GENESIS = "0" * 64
@@ -31,7 +35,8 @@ GENESIS = "0" * 64
 _HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
 _NEXT = (update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1)
          .returning(_HEAD.c.seq, _HEAD.c.hash))
-_SET_HASH = update(_HEAD).where(_HEAD.c.id == 1)
+_SET_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
+_HELD = "casebridge.audit_head"  # (seq, hash) of the last entry not yet in the head row
 
 ACTIONS = frozenset({
     "referral.create", "referral.refuse", "referral.read", "referral.list", "referral.deny",
@@ -54,14 +59,33 @@ def record(
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     take_write_turn(session)
-    seq, prev_hash = session.execute(_NEXT).one()
+    held = session.info.get(_HELD)
+    seq, prev_hash = (held[0] + 1, held[1]) if held else session.connection().execute(
+        _NEXT).one()
     entry = AuditEntry(seq=seq, at=utcnow(), actor=actor, partner_id=partner_id,
                        action=action, referral_id=referral_id, correlation_id=correlation_id,
                        detail=detail or {}, prev_hash=prev_hash)
     entry.hash = entry_hash(entry)
     insert_now(session, entry)  # written at once: the trail has no foreign keys to wait for
-    session.execute(_SET_HASH, {"hash": entry.hash})
+    if session.info.get(GROUPED):
+        # A group commit's works follow one another in one transaction, which holds the
+        # head row from its first entry: the head is written once, just before the commit.
+        session.info[_HELD] = (seq, entry.hash)
+    else:
+        session.connection().execute(_SET_HEAD, {"seq": seq, "hash": entry.hash})
     return entry
+
+
+@event.listens_for(Session, "before_commit")
+def _write_held_head(session: Session) -> None:
+    held = session.info.pop(_HELD, None)
+    if held is not None:
+        session.connection().execute(_SET_HEAD, {"seq": held[0], "hash": held[1]})
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_held_head(session: Session) -> None:
+    session.info.pop(_HELD, None)
 
 
 def record_apart(sessions: sessionmaker[Session], **fields: Any) -> None:

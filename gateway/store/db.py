@@ -119,8 +119,12 @@ def insert_now(session: Session, *objects: object) -> None:
         batches.setdefault((mapper.local_table, tuple(row)), []).append(row)  # type: ignore[arg-type]
         if None not in mapper.primary_key_from_instance(instance):
             stored.append(instance)
+    # On the session's connection: the session's own execute adds ORM machinery that
+    # costs more than the statement (what the session holds unwritten goes first).
+    session.flush()
+    connection = session.connection()
     for (table, _), rows in batches.items():
-        session.execute(insert(table), rows)
+        connection.execute(insert(table), rows)
     # All made persistent before any joins: adding one cascades to those it refers to.
     for instance in stored:
         make_transient_to_detached(instance)

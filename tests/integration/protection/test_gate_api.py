@@ -4,6 +4,7 @@ Each refusal is a problem+json naming what is missing, stores nothing for the re
 and leaves an audit entry; what passes reaches the receiver filtered.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 from sqlalchemy import text
@@ -236,3 +237,25 @@ def test_a_bad_consent_withdrawal_is_refused_and_changes_nothing(
     after = client.get(f"/v1/referrals/{created['id']}").json()
     assert after["status"] == "submitted" and after["consent_withdrawn_at"] is None
     assert after["content"]["consent"].get("withdrawn") is not True
+
+
+def test_refusals_and_acceptances_sent_at_once_each_get_their_own_answer_and_entry(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    # Submissions of one moment are written in one transaction (a group commit): a refusal
+    # among them must still be answered alone, keep its audit entry, and take nothing of
+    # the others with it (nor they of it).
+    sender, sender_key, receiver, _ = two_partners(new_partner, settings)
+    client = client_for(sender_key)
+    withdrawn = make_referral(sender, receiver)
+    withdrawn["consent"].update(withdrawn=True, withdrawn_date="2026-11-02")
+    documents = [make_referral(sender, receiver) if n % 2 else withdrawn for n in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda d: client.post("/v1/referrals", json=d, headers=key()),
+                                documents))
+    assert [a.status_code for a in answers] == [422, 201] * 6
+    assert {a.json()["type"].rsplit("/", 1)[-1] for a in answers[::2]} == {"consent-required"}
+    stored = {item["id"] for item in client.get("/v1/referrals").json()["items"]}
+    assert stored == {a.json()["id"] for a in answers[1::2]} and len(stored) == 6
+    actions = [action for action, _ in audit_actions(settings, sender)]
+    assert actions.count("referral.refuse") == 6 and actions.count("referral.create") == 6

@@ -1,0 +1,196 @@
+"""Group commit (gateway/store/group_commit.py) on SQLite and PostgreSQL: works waiting at
+the same moment share one transaction; each caller gets its own result or error; one
+failing work takes nothing of the others with it."""
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.errors import NotFound
+from gateway.partners import register_partner
+from gateway.protection import audit
+from gateway.store.db import make_engine, make_sessionmaker
+from gateway.store.group_commit import GROUPED, GroupCommit, once_per_group
+from gateway.store.models import AuditEntry, AuditHead, Partner
+
+caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="nobody")
+
+
+@pytest.fixture
+def sessions(isolated_database_url: str) -> Iterator[tuple[sessionmaker[Session], list[int]]]:
+    """Sessions on the test store, and the number of commits made, counted by the engine."""
+    engine = make_engine(isolated_database_url)
+    commits = [0]
+    event.listen(engine, "commit", lambda _connection: commits.__setitem__(0, commits[0] + 1))
+    yield make_sessionmaker(engine), commits
+    engine.dispose()
+
+
+def register(partner_id: str) -> Callable[[Session], str]:
+    def work(session: Session) -> str:
+        register_partner(session=session, partner_id=partner_id, name=partner_id,
+                         system="other")
+        return f"{partner_id} by {caller.get()} grouped={bool(session.info.get(GROUPED))}"
+    return work
+
+
+def stored(sessions: sessionmaker[Session], prefix: str) -> set[str]:
+    with sessions() as session:
+        return set(session.scalars(select(Partner.id).where(Partner.id.like(f"{prefix}%"))))
+
+
+async def held_then(writes: GroupCommit, works: list[Callable[[Session], Any]],
+                    prefix: str) -> tuple[Any, list[Any]]:
+    """A first work that waits until `works` are all queued behind it, so that they make
+    the next group together; what the first gave, and what each of `works` gave."""
+    queued = threading.Event()
+
+    def first(session: Session) -> str:
+        assert queued.wait(10)
+        return register(f"{prefix}first")(session)
+
+    async def as_caller(name: str, work: Callable[[Session], Any]) -> Any:
+        caller.set(name)
+        return await writes.run(work)
+
+    head = asyncio.ensure_future(as_caller("caller-0", first))
+    await asyncio.sleep(0.05)  # the first group (the first work alone) is being written
+    rest = [asyncio.ensure_future(as_caller(f"caller-{n}", work))
+            for n, work in enumerate(works, 1)]
+    await asyncio.sleep(0.05)
+    queued.set()
+    return await head, await asyncio.gather(*rest, return_exceptions=True)
+
+
+def test_works_waiting_together_share_one_transaction_and_keep_their_callers(
+        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, commits = sessions
+    before = commits[0]
+    writes = GroupCommit(factory, turns=1)
+    first, rest = asyncio.run(held_then(writes, [register(f"gc-{n}") for n in range(3)], "gc-"))
+    assert first == "gc-first by caller-0 grouped=False"  # alone: a transaction of its own
+    assert rest == [f"gc-{n} by caller-{n + 1} grouped=True" for n in range(3)]
+    assert commits[0] - before == 2
+    assert stored(factory, "gc-") == {"gc-first", "gc-0", "gc-1", "gc-2"}
+
+
+def test_a_failing_work_takes_nothing_of_the_others_with_it(
+        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = sessions
+
+    def breaks(session: Session) -> None:
+        register("gf-broken")(session)  # written, then the work fails: must not be kept
+        raise RuntimeError("a bug in a work")
+
+    def refuses(session: Session) -> None:
+        raise NotFound("nothing of the kind")  # a problem: raised before any write
+
+    writes = GroupCommit(factory, turns=1)
+    _, rest = asyncio.run(held_then(writes, [register("gf-0"), breaks, refuses,
+                                             register("gf-1")], "gf-"))
+    assert rest[0] == "gf-0 by caller-1 grouped=False"  # run again alone after the split
+    assert isinstance(rest[1], RuntimeError) and str(rest[1]) == "a bug in a work"
+    assert isinstance(rest[2], NotFound)
+    assert rest[3] == "gf-1 by caller-4 grouped=False"
+    assert stored(factory, "gf-") == {"gf-first", "gf-0", "gf-1"}
+
+
+def test_a_problem_goes_to_its_caller_alone_and_the_group_commits(
+        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = sessions
+
+    def refuses(session: Session) -> None:
+        raise NotFound("nothing of the kind")
+
+    writes = GroupCommit(factory, turns=1)
+    _, rest = asyncio.run(held_then(writes, [register("gp-0"), refuses, register("gp-1")],
+                                       "gp-"))
+    assert rest[0] == "gp-0 by caller-1 grouped=True"
+    assert isinstance(rest[1], NotFound)
+    assert rest[2] == "gp-1 by caller-3 grouped=True"
+    assert stored(factory, "gp-") == {"gp-first", "gp-0", "gp-1"}
+
+
+def test_a_caller_that_goes_away_leaves_its_work_written(
+        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = sessions
+    writes = GroupCommit(factory, turns=1)
+    started = threading.Event()
+    finish = threading.Event()
+
+    def slow(session: Session) -> str:
+        started.set()
+        assert finish.wait(10)
+        return register("gw-kept")(session)
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(writes.run(slow))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        waiting.cancel()  # the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        finish.set()
+        while not stored(factory, "gw-"):
+            await asyncio.sleep(0.02)
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+    assert stored(factory, "gw-") == {"gw-kept"}
+
+
+def test_once_per_group_reads_once_in_a_group_and_each_time_outside(
+        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = sessions
+    reads: list[int] = []
+
+    def read() -> int:
+        reads.append(1)
+        return len(reads)
+
+    with factory() as session:
+        assert [once_per_group(session, "k", read) for _ in range(3)] == [1, 2, 3]
+    with factory() as session:
+        session.info[GROUPED] = True
+        assert [once_per_group(session, "k", read) for _ in range(3)] == [4, 4, 4]
+        assert once_per_group(session, "other", read) == 5
+
+
+def test_a_groups_audit_entries_chain_on_from_the_head_and_leave_it_at_the_last(
+        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = sessions
+    with factory() as session:
+        before = session.execute(select(AuditHead.seq, AuditHead.hash)).one()
+
+    def audited(n: int) -> Callable[[Session], int]:
+        def work(session: Session) -> int:
+            return audit.record(session, actor="system:test", action="keys.rotate",
+                                detail={"n": n}).seq
+        return work
+
+    def refuses(session: Session) -> None:
+        raise NotFound("nothing of the kind")
+
+    writes = GroupCommit(factory, turns=1)
+    _, seqs = asyncio.run(held_then(writes, [audited(1), refuses, audited(2), audited(3)],
+                                    "ga-"))
+    assert isinstance(seqs.pop(1), NotFound)
+    # a partner registered first (no entry), then three entries numbered on from the head
+    assert seqs == [before.seq + 1, before.seq + 2, before.seq + 3]
+    with factory() as session:
+        head = session.execute(select(AuditHead.seq, AuditHead.hash)).one()
+        assert head.seq == before.seq + 3
+        assert head.hash == session.scalar(select(AuditEntry.hash).where(
+            AuditEntry.seq == head.seq))
+        assert audit.verify(session).ok
+    # and a transaction of its own afterwards goes on from the head the group wrote
+    with factory() as session:
+        assert audit.record(session, actor="system:test", action="keys.rotate").seq == (
+            before.seq + 4)
+        session.commit()
+        assert audit.verify(session).ok
