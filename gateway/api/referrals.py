@@ -12,10 +12,8 @@ from structlog.contextvars import bind_contextvars
 
 from gateway.api.body import json_document, parse_configured, raw_json_document
 from gateway.api.deps import (
-    AgreementsDep,
     ContractsDep,
     CredentialsDep,
-    DirectoryDep,
     PartnerDep,
     SessionDep,
     SessionsDep,
@@ -89,8 +87,7 @@ CHANGED = {"description": "The state changed: the referral with its new event",
         **problems(403, 409, 422, s403="The sender named is not the caller.",
                    s409="This Idempotency-Key was used with another body.")})
 async def post_referral(
-    request: Request, credentials: CredentialsDep, contracts: ContractsDep,
-    agreements: AgreementsDep, directory: DirectoryDep, body: ReferralBody,
+    request: Request, credentials: CredentialsDep, body: ReferralBody,
     idempotency_key: Annotated[str, Header(
         min_length=1, max_length=200,
         description="Unique per referral; a retry of the same submission reuses it")],
@@ -105,10 +102,13 @@ async def post_referral(
     # The intake bench's hottest path: authentication, the body's JSON, the work and its
     # answer are one work of a group commit (gateway/store/group_commit.py): the
     # submissions of one moment share a worker-thread turn and a transaction.
-    writes: GroupCommit = request.app.state.intake
+    # (The registries come from the application's state, not as dependencies: each
+    # dependency costs the event loop a turn of FastAPI's solver on every request.)
+    state = request.app.state
+    writes: GroupCommit = state.intake
     answer = await writes.run(functools.partial(
-        _post_referral, request, credentials, contracts, agreements, directory, body,
-        idempotency_key))
+        _post_referral, request, credentials, state.contracts, state.agreements,
+        state.directory, body, idempotency_key))
     if isinstance(answer, CaseBridgeError):
         raise answer
     return answer
