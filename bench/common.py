@@ -78,6 +78,15 @@ class Run:
         return percentile_ms(self.latencies, p)
 
 
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user and system) process `pid` has spent, from /proc; None without it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def arguments(doc: str | None, *, quick: str) -> argparse.ArgumentParser:
     """A parser described by the first paragraph of the bench's docstring, with `--quick`."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)

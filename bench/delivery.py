@@ -117,6 +117,7 @@ from common import (
     percentile_ms,
     postgresql_failure,
     postgresql_line,
+    process_cpu,
     require_counts,
     run_to_the_end,
     store_database,
@@ -801,14 +802,6 @@ class Stack:
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 child.process.wait(timeout=5)
-
-
-def process_cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def broker_cpu() -> float | None:

@@ -72,6 +72,9 @@ class Result:
     intake: common.Run
     baseline: common.Run
     stored: int  # referrals in the store at the end (warm-up included)
+    # the server process's CPU (user + system, /proc) per request of each, in milliseconds
+    intake_cpu_ms: float | None = None
+    baseline_cpu_ms: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -240,38 +243,48 @@ def split(total: int, parts: int) -> list[int]:
     return [total // parts + (i < total % parts) for i in range(parts)]
 
 
-def measure(base_url: str, api_key: str, database: str, args: argparse.Namespace
-            ) -> tuple[common.Run, common.Run]:
+def measure(base_url: str, pid: int, api_key: str, database: str, args: argparse.Namespace
+            ) -> tuple[common.Run, common.Run, dict[str, float | None]]:
     """Baseline and intake in alternating rounds (noop, intake, intake, noop, ...), so both
-    see the same machine load and drift; each total is the sum over its rounds."""
+    see the same machine load and drift; each total is the sum over its rounds. Also the
+    server's CPU milliseconds per request of each (None without /proc)."""
     baseline = common.Run(f"{database} baseline", 0, 0.0, [])
     intake = common.Run(f"{database} intake", 0, 0.0, [])
+    cpu: dict[str, float | None] = {baseline.label: 0.0, intake.label: 0.0}
     for number, count in enumerate(split(args.requests, args.rounds)):
         phases = [(baseline, noop_calls), (intake, referral_calls)]
         for total, calls in phases if number % 2 == 0 else reversed(phases):
+            before = common.process_cpu(pid)
             run = load(base_url, api_key, calls(count), args.concurrency, total.label)
+            after = common.process_cpu(pid)
+            spent = cpu[total.label]
+            cpu[total.label] = (None if spent is None or before is None or after is None
+                                else spent + after - before)
             total.count += run.count
             total.seconds += run.seconds
             total.latencies += run.latencies
-    return baseline, intake
+    per_request = {label: None if spent is None else 1000 * spent / args.requests
+                   for label, spent in cpu.items()}
+    return baseline, intake, per_request
 
 
 def bench_database(database: str, args: argparse.Namespace, log_folder: Path) -> Result:
     with common.store_database(database, log_folder) as url:
         api_key = prepare_store(url)
         log_path = log_folder / f"gateway-{database}.log"
-        with gateway_server(url, log_path) as (base_url, _):
+        with gateway_server(url, log_path) as (base_url, pid):
             # Warm-up, not counted: connection pools, validators, code paths.
             load(base_url, api_key, noop_calls(args.warmup), args.concurrency, "warm-up noop")
             load(base_url, api_key, referral_calls(args.warmup), args.concurrency,
                  "warm-up intake")
-            baseline, intake = measure(base_url, api_key, database, args)
+            baseline, intake, cpu = measure(base_url, pid, api_key, database, args)
         referrals, outbox = count_stored(url)
         expected = args.warmup + args.requests
         if referrals != expected or outbox != expected:
             raise common.BenchError(f"{database}: {referrals} referrals and {outbox} outbox "
                                     f"rows stored, expected {expected} of each")
-    return Result(database, intake, baseline, referrals)
+    return Result(database, intake, baseline, referrals, cpu[intake.label],
+                  cpu[baseline.label])
 
 
 # --- reporting ----------------------------------------------------------------------------
@@ -335,6 +348,12 @@ def run(args: argparse.Namespace) -> int:
     print()
     for line in results_table(results):
         print(line)
+    print("\nthe server's CPU per request (user + system, from /proc; its database server "
+          "not counted):")
+    for r in results:
+        if r.intake_cpu_ms is not None and r.baseline_cpu_ms is not None:
+            print(f"  {r.database:<11} intake {r.intake_cpu_ms:.2f} ms, "
+                  f"noop {r.baseline_cpu_ms:.2f} ms")
     sqlite = next((r for r in results if r.database == "sqlite"), None)
     if sqlite is None:
         print("\n(no ratio line: it is defined on SQLite, which was not measured)")
