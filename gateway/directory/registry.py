@@ -62,7 +62,7 @@ class DirectoryRegistry:
     def view(self, session: Session, *, partner: str | None = None) -> Directory:
         """The directory with the organisations' own availability updates applied; for
         a check of one `partner`'s services, without reading them when it has none."""
-        files = once_per_group(session, DirectoryRegistry, self.files)
+        files = once_per_group(session, self, self.files)
         if partner is not None and not files.organizations_of(partner):
             return files
         return files.with_availability(availability_updates(session))

@@ -73,7 +73,11 @@ class GroupCommit:
         self._start()
         # A request cancelled while waiting (the client went away) leaves its work to be
         # written: the answer is lost, not the referral, and a retry replays it.
-        return await asyncio.shield(item.future)
+        try:
+            return await asyncio.shield(item.future)
+        except asyncio.CancelledError:
+            item.future.add_done_callback(_taken)  # an error no one awaits is no warning
+            raise
 
     def _start(self) -> None:
         while self._waiting and self._writing < self._turns:
@@ -125,6 +129,11 @@ class GroupCommit:
                 except Exception as error:
                     session.rollback()
                     item.outcome = (False, error)
+
+
+def _taken(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def once_per_group(session: Session, key: Hashable, read: Callable[[], T]) -> T:
