@@ -23,12 +23,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.http import failure, partner_message, tls, transport_failure
-from gateway.delivery.outbox import enqueue
+from gateway.delivery.outbox import outbox_message
 from gateway.delivery.translate import Translator
 from gateway.errors import DeliveryError, FieldError, MalformedRequest, NotFound
 from gateway.fhir.search import parse_criteria
 from gateway.protection import audit
-from gateway.store.db import unit_of_work
+from gateway.store.db import insert_now, unit_of_work
 from gateway.store.group_commit import once_per_group
 from gateway.store.models import (
     Delivery,
@@ -192,8 +192,11 @@ def announce(session: Session, referral: Referral, event: StatusEvent) -> None:
         if subscription.end_at is not None and subscription.end_at <= now:
             continue
         subscription.events_since_start += 1
-        enqueue(session, referral, event, message_type=NOTIFY, target=subscription.partner_id,
-                subscription=subscription.id, event_number=subscription.events_since_start)
+        # With insert_now, as the event's own rows: in a group commit they wait for the
+        # commit together, parents first.
+        insert_now(session, outbox_message(
+            referral, event, message_type=NOTIFY, target=subscription.partner_id,
+            subscription=subscription.id, event_number=subscription.events_since_start))
 
 
 # --- notifying ----------------------------------------------------------------------------

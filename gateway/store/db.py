@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, create_engine, event, insert, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
     Session,
@@ -16,10 +16,14 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
+from gateway.store.group_commit import GROUPED
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_WAITING_ROWS = "casebridge.waiting_rows"  # a group's rows, by (table, columns), until commit
+_RANKS: dict[MetaData, dict[Table, int]] = {}
 WRITE_LOCK_TIMEOUT = 30.0
 
 
@@ -97,6 +101,12 @@ def insert_now(session: Session, *objects: object) -> None:
     foreign-key columns themselves, not only relationships. An object whose primary key
     is known (not left to the database) then joins the session as the stored row: a
     later change to it is written like any other, and a read of it finds this object.
+
+    In a group commit (gateway/store/group_commit.py) the rows wait for the commit and go
+    with the rows of the group's other works, one statement per table and set of columns,
+    parents first: a query in the group does not see them (intake's works read nothing
+    another work of the group writes; two works of one key meet at the commit as a
+    duplicate, and the group is split).
     """
     take_write_turn(session)
     batches: dict[tuple[Table, tuple[str, ...]], list[dict[str, object]]] = {}
@@ -119,16 +129,47 @@ def insert_now(session: Session, *objects: object) -> None:
         batches.setdefault((mapper.local_table, tuple(row)), []).append(row)  # type: ignore[arg-type]
         if None not in mapper.primary_key_from_instance(instance):
             stored.append(instance)
-    # On the session's connection: the session's own execute adds ORM machinery that
-    # costs more than the statement (what the session holds unwritten goes first).
-    session.flush()
-    connection = session.connection()
-    for (table, _), rows in batches.items():
-        connection.execute(insert(table), rows)
+    if session.info.get(GROUPED):
+        waiting: dict[tuple[Table, tuple[str, ...]], list[dict[str, object]]] = (
+            session.info.setdefault(_WAITING_ROWS, {}))
+        for key, rows in batches.items():
+            waiting.setdefault(key, []).extend(rows)
+    else:
+        # On the session's connection: the session's own execute adds ORM machinery that
+        # costs more than the statement (what the session holds unwritten goes first).
+        session.flush()
+        connection = session.connection()
+        for (table, _), rows in batches.items():
+            connection.execute(insert(table), rows)
     # All made persistent before any joins: adding one cascades to those it refers to.
     for instance in stored:
         make_transient_to_detached(instance)
     session.add_all(stored)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_waiting_rows(session: Session) -> None:
+    """A group's rows, just before it commits: parents' tables first."""
+    waiting = session.info.pop(_WAITING_ROWS, None)
+    if not waiting:
+        return
+    take_write_turn(session)
+    connection = session.connection()
+    for (table, _), rows in sorted(waiting.items(), key=lambda item: _table_rank(item[0][0])):
+        connection.execute(insert(table), rows)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_waiting_rows(session: Session) -> None:
+    session.info.pop(_WAITING_ROWS, None)
+
+
+def _table_rank(table: Table) -> int:
+    """Where `table` comes in its metadata's order of dependencies (parents first)."""
+    ranks = _RANKS.get(table.metadata)
+    if ranks is None:
+        ranks = _RANKS[table.metadata] = {t: n for n, t in enumerate(table.metadata.sorted_tables)}
+    return ranks[table]
 
 
 @contextmanager

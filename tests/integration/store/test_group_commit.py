@@ -9,15 +9,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import NotFound
 from gateway.partners import register_partner
 from gateway.protection import audit
-from gateway.store.db import make_engine, make_sessionmaker
+from gateway.store.db import insert_now, make_engine, make_sessionmaker
 from gateway.store.group_commit import GROUPED, GroupCommit, once_per_group
-from gateway.store.models import AuditEntry, AuditHead, Partner
+from gateway.store.models import (
+    AuditEntry,
+    AuditHead,
+    Partner,
+    Referral,
+    StatusEvent,
+    new_id,
+    utcnow,
+)
 
 caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="nobody")
 
@@ -194,3 +203,48 @@ def test_a_groups_audit_entries_chain_on_from_the_head_and_leave_it_at_the_last(
             before.seq + 4)
         session.commit()
         assert audit.verify(session).ok
+
+
+def test_a_groups_rows_wait_for_its_commit_and_a_duplicate_splits_it(
+        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, commits = sessions
+    with factory() as session:
+        for partner in ("gr-a", "gr-b"):
+            register_partner(session=session, partner_id=partner, name=partner, system="other")
+        session.commit()
+    now = utcnow()
+    first_id = new_id()
+
+    def submits(referral_id: str) -> Callable[[Session], int]:
+        def work(session: Session) -> int:
+            referral = Referral(
+                id=referral_id, kind="referral", sender_id="gr-a", receiver_id="gr-b",
+                status="submitted", correlation_id="corr-group", request_hash="0" * 64,
+                idempotency_key=new_id(), content={"subject": {"given_name": "Zawadi"}},
+                created_at=now, updated_at=now)
+            insert_now(session, referral)
+            insert_now(session, StatusEvent(id=new_id(), referral_id=referral_id, seq=1,
+                                            to_state="submitted", actor="sender",
+                                            occurred_at=now, recorded_at=now))
+            return session.scalar(select(func.count()).select_from(Referral).where(
+                Referral.sender_id == "gr-a")) or 0
+        return work
+
+    writes = GroupCommit(factory, turns=1)
+    before = commits[0]
+    _, seen = asyncio.run(held_then(writes, [submits(first_id), submits(new_id())], "gr-"))
+    assert seen == [0, 0]  # in the group, not yet written
+    assert commits[0] - before == 2  # the first work alone, then the group of two
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Referral).where(
+            Referral.sender_id == "gr-a")) == 2
+        assert session.scalar(select(func.count()).select_from(StatusEvent).join(Referral)
+                              .where(Referral.sender_id == "gr-a")) == 2
+    # the same referral twice in one group: the group is split, the second fails alone
+    again = new_id()
+    _, outcomes = asyncio.run(held_then(writes, [submits(again), submits(first_id)], "gs-"))
+    assert outcomes[0] == 3  # written alone after the split: it sees itself
+    assert isinstance(outcomes[1], IntegrityError)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Referral).where(
+            Referral.sender_id == "gr-a")) == 3
