@@ -62,13 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.directory = DirectoryRegistry(settings.directory_dir, app.state.contracts,
                                             calendars_dir=settings.calendars_dir)
     app.state.rate_limiter = RateLimiter()
-    # Submissions are written in groups (gateway/store/group_commit.py), this many groups
-    # at once: on SQLite one (one writer: more would only wait on its lock and take turns
-    # on the interpreter); on PostgreSQL two, so that one group is worked while the other
-    # waits for its commit to reach the disk (more only queue on the audit head row and
-    # make the groups smaller: measured 2 best of 1, 2 and 5 with bench/intake.py).
-    app.state.intake = GroupCommit(app.state.sessions, turns=(
-        1 if app.state.engine.dialect.name == "sqlite" else 2))
+    # Submissions are written in groups (gateway/store/group_commit.py), one group at a
+    # time: while one is written the next gathers. On SQLite more would only wait on its
+    # one writer; on PostgreSQL more made the groups smaller and cost more CPU per
+    # referral (bench/intake.py, PostgreSQL: 440/s with one, 355/s with two, fewer with five).
+    app.state.intake = GroupCommit(app.state.sessions, turns=1)
 
     app.add_middleware(CorrelationMiddleware)
     problems.install(app)

@@ -10,8 +10,8 @@ Entries are written in the transaction of the change they record, so a change an
 entry commit or roll back together. Writers take turns on the one `audit_head` row
 (a row lock on PostgreSQL, the write lock on SQLite), which keeps the chain a line. The
 works of a group commit (gateway/store/group_commit.py) chain their entries one after the
-other in their shared transaction, which takes the head row once and writes it once,
-just before it commits.
+other in their shared transaction: numbered, chained and written together just before
+it commits, so the head row is held only from there to the end of the commit.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, event, select, text, update
+from sqlalchemy import Integer, Table, bindparam, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.store.db import insert_now, take_write_turn, unit_of_work
@@ -33,10 +33,11 @@ from gateway.store.models import AuditEntry, AuditHead, utcnow
 GENESIS = "0" * 64
 # Core statements on the table (an ORM-enabled UPDATE would flush the session first).
 _HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
-_NEXT = (update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1)
-         .returning(_HEAD.c.seq, _HEAD.c.hash))
+_ADVANCE = (update(_HEAD).where(_HEAD.c.id == 1)
+            .values(seq=_HEAD.c.seq + bindparam("count", type_=Integer))
+            .returning(_HEAD.c.seq, _HEAD.c.hash))
 _SET_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
-_HELD = "casebridge.audit_head"  # (seq, hash) of the last entry not yet in the head row
+_UNCHAINED = "casebridge.audit_unchained"  # a group's entries, chained just before commit
 
 ACTIONS = frozenset({
     "referral.create", "referral.refuse", "referral.read", "referral.list", "referral.deny",
@@ -55,37 +56,51 @@ def record(
     referral_id: str | None = None, correlation_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry in `session`'s transaction; it commits with the change it records."""
+    """Append one entry in `session`'s transaction; it commits with the change it records.
+
+    In a group commit the entry is numbered and chained just before the group commits
+    (its `seq`, `prev_hash` and `hash` are set then), together with the group's others.
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
-    take_write_turn(session)
-    held = session.info.get(_HELD)
-    seq, prev_hash = (held[0] + 1, held[1]) if held else session.connection().execute(
-        _NEXT).one()
-    entry = AuditEntry(seq=seq, at=utcnow(), actor=actor, partner_id=partner_id,
-                       action=action, referral_id=referral_id, correlation_id=correlation_id,
-                       detail=detail or {}, prev_hash=prev_hash)
-    entry.hash = entry_hash(entry)
-    insert_now(session, entry)  # written at once: the trail has no foreign keys to wait for
+    entry = AuditEntry(at=utcnow(), actor=actor, partner_id=partner_id, action=action,
+                       referral_id=referral_id, correlation_id=correlation_id,
+                       detail=detail or {})
     if session.info.get(GROUPED):
-        # A group commit's works follow one another in one transaction, which holds the
-        # head row from its first entry: the head is written once, just before the commit.
-        session.info[_HELD] = (seq, entry.hash)
+        session.info.setdefault(_UNCHAINED, []).append(entry)
     else:
-        session.connection().execute(_SET_HEAD, {"seq": seq, "hash": entry.hash})
+        _chain(session, [entry])
     return entry
 
 
+def _chain(session: Session, new: list[AuditEntry]) -> None:
+    """Number `new` on from the head, chain, write them and the head: the head row is
+    held from here to the end of the transaction."""
+    take_write_turn(session)
+    connection = session.connection()
+    last, prev_hash = connection.execute(_ADVANCE, {"count": len(new)}).one()
+    for seq, entry in enumerate(new, last - len(new) + 1):
+        entry.seq, entry.prev_hash = seq, prev_hash
+        entry.hash = prev_hash = entry_hash(entry)
+    # written at once (the trail has no foreign keys to wait for), also in a group, whose
+    # waiting rows were written before this (see _chain_group_entries)
+    insert_now(session, *new, wait=False)
+    connection.execute(_SET_HEAD, {"hash": prev_hash})
+
+
+# Registered after gateway.store.db's writer of a group's waiting rows (this module
+# imports that one), so it runs after it: the head row is held only for the entries,
+# the head and the commit, not while the group's other rows are written.
 @event.listens_for(Session, "before_commit")
-def _write_held_head(session: Session) -> None:
-    held = session.info.pop(_HELD, None)
-    if held is not None:
-        session.connection().execute(_SET_HEAD, {"seq": held[0], "hash": held[1]})
+def _chain_group_entries(session: Session) -> None:
+    new = session.info.pop(_UNCHAINED, None)
+    if new:
+        _chain(session, new)
 
 
 @event.listens_for(Session, "after_rollback")
-def _drop_held_head(session: Session) -> None:
-    session.info.pop(_HELD, None)
+def _drop_group_entries(session: Session) -> None:
+    session.info.pop(_UNCHAINED, None)
 
 
 def record_apart(sessions: sessionmaker[Session], **fields: Any) -> None:

@@ -92,7 +92,7 @@ def take_write_turn(session: Session) -> None:
         take(session)
 
 
-def insert_now(session: Session, *objects: object) -> None:
+def insert_now(session: Session, *objects: object, wait: bool = True) -> None:
     """INSERT new ORM objects at once, without the unit of work: one statement per table
     and set of columns given, in the order each first appears (so give parents first).
 
@@ -102,7 +102,8 @@ def insert_now(session: Session, *objects: object) -> None:
     is known (not left to the database) then joins the session as the stored row: a
     later change to it is written like any other, and a read of it finds this object.
 
-    In a group commit (gateway/store/group_commit.py) the rows wait for the commit and go
+    In a group commit (gateway/store/group_commit.py), unless `wait` is false (for a
+    writer running just before the commit), the rows wait for the commit and go
     with the rows of the group's other works, one statement per table and set of columns,
     parents first: a query in the group does not see them (intake's works read nothing
     another work of the group writes; two works of one key meet at the commit as a
@@ -129,7 +130,7 @@ def insert_now(session: Session, *objects: object) -> None:
         batches.setdefault((mapper.local_table, tuple(row)), []).append(row)  # type: ignore[arg-type]
         if None not in mapper.primary_key_from_instance(instance):
             stored.append(instance)
-    if session.info.get(GROUPED):
+    if wait and session.info.get(GROUPED):
         waiting: dict[tuple[Table, tuple[str, ...]], list[dict[str, object]]] = (
             session.info.setdefault(_WAITING_ROWS, {}))
         for key, rows in batches.items():

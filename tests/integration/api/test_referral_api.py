@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from sqlalchemy import func, select
 
-from gateway.store.db import make_engine, make_sessionmaker
-from gateway.store.models import OutboxMessage, Referral
+from gateway.casework import request_hash
+from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
+from gateway.store.models import OutboxMessage, Referral, new_id, utcnow
 from servers import assert_problem, gateway_marks_delivered, key, pointers
 
 
@@ -363,3 +364,27 @@ def test_unknown_route_and_method_are_problems(gateway) -> None:
     with httpx.Client(base_url=gateway.url) as anonymous:
         assert_problem(anonymous.get("/v2/nothing"), 404, "not-found")
         assert_problem(anonymous.delete("/healthz"), 405, "method-not-allowed")
+
+
+def test_a_key_used_before_referral_ids_were_derived_is_still_replayed(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    # A referral stored before ids came from sender and key (`referral_id_for`) has an id
+    # the quick check by id does not find: the unique key constraint still does.
+    (sender, sender_key), (receiver, _) = new_partner(), new_partner()
+    document, headers = make_referral(sender, receiver), key()
+    now = utcnow()
+    legacy_id = new_id()
+    with unit_of_work(make_sessionmaker(make_engine(settings.database_url))) as session:
+        session.add(Referral(
+            id=legacy_id, kind="referral", sender_id=sender, receiver_id=receiver,
+            status="submitted", correlation_id="corr-legacy", created_at=now, updated_at=now,
+            idempotency_key=headers["Idempotency-Key"], request_hash=request_hash(document),
+            content=document))
+    client = client_for(sender_key)
+    again = client.post("/v1/referrals", json=document, headers=headers)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == legacy_id
+    other = make_referral(sender, receiver, reason="A different story.")
+    assert_problem(client.post("/v1/referrals", json=other, headers=headers), 409,
+                   "idempotency-conflict")

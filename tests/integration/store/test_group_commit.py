@@ -176,21 +176,24 @@ def test_a_groups_audit_entries_chain_on_from_the_head_and_leave_it_at_the_last(
     with factory() as session:
         before = session.execute(select(AuditHead.seq, AuditHead.hash)).one()
 
-    def audited(n: int) -> Callable[[Session], int]:
-        def work(session: Session) -> int:
-            return audit.record(session, actor="system:test", action="keys.rotate",
-                                detail={"n": n}).seq
+    def audited(n: int) -> Callable[[Session], AuditEntry]:
+        def work(session: Session) -> AuditEntry:
+            entry = audit.record(session, actor="system:test", action="keys.rotate",
+                                 detail={"n": n})
+            assert entry.seq is None  # numbered and chained just before the group commits
+            return entry
         return work
 
     def refuses(session: Session) -> None:
         raise NotFound("nothing of the kind")
 
     writes = GroupCommit(factory, turns=1)
-    _, seqs = asyncio.run(held_then(writes, [audited(1), refuses, audited(2), audited(3)],
-                                    "ga-"))
-    assert isinstance(seqs.pop(1), NotFound)
+    _, entries = asyncio.run(held_then(writes, [audited(1), refuses, audited(2),
+                                                audited(3)], "ga-"))
+    assert isinstance(entries.pop(1), NotFound)
     # a partner registered first (no entry), then three entries numbered on from the head
-    assert seqs == [before.seq + 1, before.seq + 2, before.seq + 3]
+    assert [(e.seq, e.detail) for e in entries] == [
+        (before.seq + 1, {"n": 1}), (before.seq + 2, {"n": 2}), (before.seq + 3, {"n": 3})]
     with factory() as session:
         head = session.execute(select(AuditHead.seq, AuditHead.hash)).one()
         assert head.seq == before.seq + 3
