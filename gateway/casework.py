@@ -330,8 +330,7 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     current = referral.status
     # The next number from a count (an ORM read: pending events are flushed first), not
     # from loading every earlier event and decrypting its content.
-    seq = (session.scalar(select(func.count(StatusEvent.id)).where(
-        StatusEvent.referral_id == referral.id)) or 0) + 1
+    seq = (session.scalar(_EVENT_COUNT, {"referral": referral.id}) or 0) + 1
     event = StatusEvent(
         id=new_id(), referral_id=referral.id, seq=seq, from_state=current,
         to_state=to_state, actor=actor, actor_partner_id=actor_partner.id if actor_partner
@@ -480,6 +479,9 @@ def list_referrals(
 def _visible_to(partner: Partner) -> ColumnElement[bool]:
     return or_(Referral.sender_id == partner.id, Referral.receiver_id == partner.id)
 
+
+_EVENT_COUNT = select(func.count(StatusEvent.id)).where(
+    StatusEvent.referral_id == bindparam("referral"))
 
 # The request hash of the referral a sender stored under an idempotency key, if any: a Core
 # read of one column (most submissions are new, and a full ORM read costs several times it),

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.http import failure, partner_message, tls, transport_failure
@@ -167,8 +167,10 @@ def _endpoint_allowed(url: str) -> bool:
 # --- announcing a status event ------------------------------------------------------------
 
 _SUBSCRIPTIONS = FhirSubscription.__table__
+# Two equalities, not an expanding IN: its SQL would be rendered again at every call.
 _ANY_ON = select(_SUBSCRIPTIONS.c.id).where(
-    _SUBSCRIPTIONS.c.partner_id.in_(bindparam("sides", expanding=True)),
+    or_(_SUBSCRIPTIONS.c.partner_id == bindparam("sender"),
+        _SUBSCRIPTIONS.c.partner_id == bindparam("receiver")),
     _SUBSCRIPTIONS.c.status != "off").limit(1)
 
 
@@ -179,8 +181,8 @@ def announce(session: Session, referral: Referral, event: StatusEvent) -> None:
     at once never give one subscription the same notification number twice.
     """
     sides = [referral.sender_id, referral.receiver_id]
-    if not once_per_group(session, ("fhir-subscribed", *sides),
-                          lambda: session.scalar(_ANY_ON, {"sides": sides}) is not None):
+    if not once_per_group(session, ("fhir-subscribed", *sides), lambda: session.scalar(
+            _ANY_ON, {"sender": sides[0], "receiver": sides[1]}) is not None):
         # Most partners have none: one cheap read. One made meanwhile by another
         # transaction starts after this event, as if made a moment later.
         return
