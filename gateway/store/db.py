@@ -109,7 +109,6 @@ def insert_now(session: Session, *objects: object, wait: bool = True) -> None:
     another work of the group writes; two works of one key meet at the commit as a
     duplicate, and the group is split).
     """
-    take_write_turn(session)
     batches: dict[tuple[Table, tuple[str, ...]], list[dict[str, object]]] = {}
     stored = []
     for instance in objects:
@@ -138,6 +137,7 @@ def insert_now(session: Session, *objects: object, wait: bool = True) -> None:
     else:
         # On the session's connection: the session's own execute adds ORM machinery that
         # costs more than the statement (what the session holds unwritten goes first).
+        take_write_turn(session)
         session.flush()
         connection = session.connection()
         for (table, _), rows in batches.items():
