@@ -49,6 +49,10 @@ def register(partner_id: str) -> Callable[[Session], str]:
     return work
 
 
+def refuses(session: Session) -> None:
+    raise NotFound("nothing of the kind")  # a problem: raised before any write
+
+
 def stored(sessions: sessionmaker[Session], prefix: str) -> set[str]:
     with sessions() as session:
         return set(session.scalars(select(Partner.id).where(Partner.id.like(f"{prefix}%"))))
@@ -97,9 +101,6 @@ def test_a_failing_work_takes_nothing_of_the_others_with_it(
         register("gf-broken")(session)  # written, then the work fails: must not be kept
         raise RuntimeError("a bug in a work")
 
-    def refuses(session: Session) -> None:
-        raise NotFound("nothing of the kind")  # a problem: raised before any write
-
     writes = GroupCommit(factory, turns=1)
     _, rest = asyncio.run(held_then(writes, [register("gf-0"), breaks, refuses,
                                              register("gf-1")], "gf-"))
@@ -113,9 +114,6 @@ def test_a_failing_work_takes_nothing_of_the_others_with_it(
 def test_a_problem_goes_to_its_caller_alone_and_the_group_commits(
         sessions: tuple[sessionmaker[Session], list[int]]) -> None:
     factory, _ = sessions
-
-    def refuses(session: Session) -> None:
-        raise NotFound("nothing of the kind")
 
     writes = GroupCommit(factory, turns=1)
     _, rest = asyncio.run(held_then(writes, [register("gp-0"), refuses, register("gp-1")],
@@ -183,9 +181,6 @@ def test_a_groups_audit_entries_chain_on_from_the_head_and_leave_it_at_the_last(
             assert entry.seq is None  # numbered and chained just before the group commits
             return entry
         return work
-
-    def refuses(session: Session) -> None:
-        raise NotFound("nothing of the kind")
 
     writes = GroupCommit(factory, turns=1)
     _, entries = asyncio.run(held_then(writes, [audited(1), refuses, audited(2),
