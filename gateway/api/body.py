@@ -2,7 +2,7 @@
 
 `read_body` is the one place a body is read (JSON for the partner API, forms for OAuth2
 and the console): the media type is checked first and the size limit while reading, so
-an oversized body is refused without being held whole. `read_json` then refuses, before
+an oversized body is refused without being held whole. `parse_json` then refuses, before
 any view sees the document, what a 1 MiB body can still hide: nesting deep enough to
 exhaust the parser's stack, a string or array too long for any contract, a number no
 store can hold, text that is not Unicode. Each refusal is a problem naming the limit (its
@@ -100,13 +100,9 @@ def parse_json(body: bytes, limits: JsonLimits) -> Any:
     return document
 
 
-async def read_json(request: Request, *, limit: int, limits: JsonLimits) -> Any:
-    """The parsed body, or a problem naming why it cannot be read."""
-    return parse_json(await read_body(request, media_type=JSON, limit=limit), limits)
-
-
 async def json_body(request: Request) -> Any:
-    """`read_json` with the configured limits."""
+    """The parsed body within the configured size and JSON limits, or a problem naming
+    why it cannot be read."""
     return parse_configured(request, await json_bytes(request))
 
 

@@ -114,7 +114,6 @@ def test_a_failing_work_takes_nothing_of_the_others_with_it(
 def test_a_problem_goes_to_its_caller_alone_and_the_group_commits(
         sessions: tuple[sessionmaker[Session], list[int]]) -> None:
     factory, _ = sessions
-
     writes = GroupCommit(factory, turns=1)
     _, rest = asyncio.run(held_then(writes, [register("gp-0"), refuses, register("gp-1")],
                                        "gp-"))

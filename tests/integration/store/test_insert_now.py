@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.partners import register_partner
 from gateway.store.db import insert_now, make_engine, make_sessionmaker, unit_of_work
@@ -22,12 +23,19 @@ def referral(sender: str, receiver: str) -> Referral:
                     updated_at=NOW)
 
 
+def store_with(url: str, *partners: str) -> sessionmaker[Session]:
+    """Sessions on the test store, with `partners` registered."""
+    sessions = make_sessionmaker(make_engine(url))
+    with unit_of_work(sessions) as session:
+        for partner in partners:
+            register_partner(session=session, partner_id=partner, name=partner,
+                             system="other")
+    return sessions
+
+
 def test_rows_land_parents_first_with_their_defaults_and_keyed_objects_join_the_session(
         isolated_database_url: str) -> None:
-    sessions = make_sessionmaker(make_engine(isolated_database_url))
-    with unit_of_work(sessions) as session:
-        register_partner(session=session, partner_id="in-a", name="A", system="other")
-        register_partner(session=session, partner_id="in-b", name="B", system="other")
+    sessions = store_with(isolated_database_url, "in-a", "in-b")
     first, second = referral("in-a", "in-b"), referral("in-a", "in-b")
     event = StatusEvent(id=new_id(), referral_id=first.id, seq=1, to_state="submitted",
                         actor="sender", occurred_at=NOW, recorded_at=NOW)
@@ -58,10 +66,7 @@ def test_rows_land_parents_first_with_their_defaults_and_keyed_objects_join_the_
 
 def test_a_duplicate_raises_and_the_transaction_rolls_back_whole(
         isolated_database_url: str) -> None:
-    sessions = make_sessionmaker(make_engine(isolated_database_url))
-    with unit_of_work(sessions) as session:
-        register_partner(session=session, partner_id="dup-a", name="A", system="other")
-        register_partner(session=session, partner_id="dup-b", name="B", system="other")
+    sessions = store_with(isolated_database_url, "dup-a", "dup-b")
     kept = referral("dup-a", "dup-b")
     with unit_of_work(sessions) as session:
         insert_now(session, kept)
