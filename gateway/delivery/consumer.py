@@ -28,12 +28,18 @@ def run_worker(*, settings: Settings, sessions: sessionmaker[Session], contracts
         sessions=sessions, contracts=contracts, translator=translator,
         breaker=circuit.Breaker(settings.circuit_failures, settings.circuit_seconds))
     steps = topology.ladder(settings.retry_delays)
-    on_message = functools.partial(worker.on_message, deliverer, steps)
+    held: list[tuple[Basic.Deliver, BasicProperties, bytes]] = []
+
+    def on_message(_channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
+                   body: bytes) -> None:
+        held.append((method, props, body))  # handled with the others that came with it
+
     on_dead = functools.partial(dead_letters.on_dead, sessions, contracts)
     for attempt in broker.reconnecting("worker", stop):
         with attempt:
             declared: set[str] = set()
             consuming: dict[str, list[str]] = {}  # partner id → its consumer tags
+            held.clear()  # a new channel: the broker gives them again
             with broker.open_channel(settings, partner_ids=[]) as channel:
                 channel.basic_qos(prefetch_count=settings.worker_prefetch)
                 channel.basic_consume(topology.DEAD_QUEUE, on_dead)
@@ -45,6 +51,9 @@ def run_worker(*, settings: Settings, sessions: sessionmaker[Session], contracts
                                          consuming)
                         refreshed = time.monotonic()
                     channel.connection.process_data_events(time_limit=0.5)
+                    if held:
+                        batch, held[:] = list(held), []
+                        worker.on_messages(deliverer, steps, channel, batch)
             return
 
 

@@ -1,16 +1,23 @@
-"""Workers: take one message, deliver it to the partner's system, record, commit, then ack.
+"""Workers: take messages, deliver each to the partner's system, record, commit, then ack.
 
 Each message is handled in three short steps — read what is needed (the partner's
 standing and the referral, in one session), call the partner's adapter outside any
 database transaction, write the outcome — and then settled in one
 place (`settle`): ack when done, re-publish to the retry ladder when the partner failed
-transiently, dead-letter when retrying cannot help. A crash anywhere before the ack means
-the broker redelivers; the adapters' idempotent create turns that into no second record.
-Nothing lives in worker memory that another worker needs (only adapter connections).
+transiently, dead-letter when retrying cannot help. The messages a worker holds at one
+moment (up to its prefetch) are handled in turn, and their outcomes are written together
+in one transaction before any of them is settled (`on_messages`); should that transaction
+fail, each outcome is written again alone, so one failure never takes another message's
+record with it. A crash anywhere before the ack means the broker redelivers; the
+adapters' idempotent create turns that into no second record. Nothing lives in worker
+memory that another worker needs (only adapter connections).
 """
 
+import contextvars
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -40,6 +47,7 @@ from gateway.lifecycle import Actor, State
 from gateway.protection import audit
 from gateway.settings import get_settings
 from gateway.store.db import insert_now, unit_of_work
+from gateway.store.group_commit import write_together
 from gateway.store.models import (
     DeadlineEvent,
     Delivery,
@@ -69,6 +77,8 @@ _EVENT_EXISTS = select(_EVENTS.c.id).where(_EVENTS.c.id == bindparam("id"))
 @dataclass(frozen=True)
 class Done:
     note: str
+    # What records the outcome, written before the message is acknowledged.
+    write: Callable[[Session], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,16 @@ class Deliverer:
         return self.adapters.for_partner(partner.id, partner.system, partner.connection)
 
     def handle(self, envelope: dict[str, Any], attempt: int) -> Outcome:
-        """Deliver, unless the target is suspended or its circuit open; keep its circuit."""
+        """Deliver one message and write its outcome in a transaction of its own."""
+        outcome = self.outcome_of(envelope, attempt)
+        if isinstance(outcome, Done) and outcome.write is not None:
+            with unit_of_work(self.sessions) as session:
+                outcome.write(session)
+        return outcome
+
+    def outcome_of(self, envelope: dict[str, Any], attempt: int) -> Outcome:
+        """Deliver, unless the target is suspended or its circuit open; keep its circuit.
+        A `Done` still has its record to write (`Done.write`)."""
         target = envelope["target"]
         with self.sessions() as session:
             # One session: the partner's standing and system, and what a delivery delivers.
@@ -205,47 +224,50 @@ class Deliverer:
                                                             channel=adapter.channel)
             native_id = adapter.create(referral_id=envelope["referral_id"], kind=kind,
                                        record=native)
-        with unit_of_work(self.sessions) as session:
-            # Recording the outcome needs no content: it is not decrypted a second time.
-            referral = session.get(Referral, envelope["referral_id"], with_for_update=True,
-                                   options=[defer(Referral.content)])
-            assert referral is not None
-            delivery = _delivery(envelope, attempt, "delivered",
-                                 f"stored at the partner as {native_id}" if native_id
-                                 else "available to the partner through the API")
-            delivery.mapping_hash = mapping_hash
-            # Core INSERTs: nothing in this transaction reads these rows back.
-            insert_now(session, delivery, *(
-                [PartnerRecord(referral_id=referral.id, partner_id=referral.receiver_id,
-                               native_id=native_id, role="receiver")]
-                if native_id is not None and session.scalar(_RECORD_OF, {
-                    "referral": referral.id, "partner": referral.receiver_id}) is None
-                else []))
-            audit.record(session, actor="system:worker", action="delivery.deliver",
-                         partner_id=referral.receiver_id, referral_id=referral.id,
-                         correlation_id=referral.correlation_id,
-                         detail={"type": "deliver", "attempt": attempt,
-                                 "mapping_hash": mapping_hash})
-            if referral.status == State.SUBMITTED:
-                record_status_event(session=session, contracts=self.contracts,
-                                    referral=referral, actor=Actor.GATEWAY, actor_partner=None,
-                                    document={"status": "delivered"})
-            elif referral.status == State.WITHDRAWN and native_id is not None:
-                # Withdrawn while the receiver was storing it: tell it now it has a record.
-                enqueue(session, referral, referral.events[-1], message_type="status",
-                        target=referral.receiver_id)
-        return Done("delivered")
+        return Done("delivered", partial(self._write_delivered, envelope, attempt, native_id,
+                                         mapping_hash))
+
+    def _write_delivered(self, envelope: dict[str, Any], attempt: int, native_id: str | None,
+                         mapping_hash: str | None, session: Session) -> None:
+        # Recording the outcome needs no content: it is not decrypted a second time.
+        referral = session.get(Referral, envelope["referral_id"], with_for_update=True,
+                               options=[defer(Referral.content)])
+        assert referral is not None
+        delivery = _delivery(envelope, attempt, "delivered",
+                             f"stored at the partner as {native_id}" if native_id
+                             else "available to the partner through the API")
+        delivery.mapping_hash = mapping_hash
+        # Core INSERTs: nothing in this transaction reads these rows back.
+        insert_now(session, delivery, *(
+            [PartnerRecord(referral_id=referral.id, partner_id=referral.receiver_id,
+                           native_id=native_id, role="receiver")]
+            if native_id is not None and session.scalar(_RECORD_OF, {
+                "referral": referral.id, "partner": referral.receiver_id}) is None
+            else []))
+        audit.record(session, actor="system:worker", action="delivery.deliver",
+                     partner_id=referral.receiver_id, referral_id=referral.id,
+                     correlation_id=referral.correlation_id,
+                     detail={"type": "deliver", "attempt": attempt,
+                             "mapping_hash": mapping_hash})
+        if referral.status == State.SUBMITTED:
+            record_status_event(session=session, contracts=self.contracts,
+                                referral=referral, actor=Actor.GATEWAY, actor_partner=None,
+                                document={"status": "delivered"})
+        elif referral.status == State.WITHDRAWN and native_id is not None:
+            # Withdrawn while the receiver was storing it: tell it now it has a record.
+            enqueue(session, referral, referral.events[-1], message_type="status",
+                    target=referral.receiver_id)
 
     def _withhold(self, envelope: dict[str, Any], attempt: int, why: str) -> Outcome:
         """Consent was withdrawn, or the person's data restricted or erased, before
         delivery: nothing leaves, and that is on record."""
-        with unit_of_work(self.sessions) as session:
+        def write(session: Session) -> None:
             session.add(_delivery(envelope, attempt, "withheld", why))
             audit.record(session, actor="system:worker", action="delivery.withhold",
                          partner_id=envelope["target"], referral_id=envelope["referral_id"],
                          correlation_id=envelope.get("correlation_id"),
                          detail={"why": why})
-        return Done(f"{why}: nothing delivered")
+        return Done(f"{why}: nothing delivered", write)
 
     def _send_status(self, envelope: dict[str, Any], attempt: int,
                      target: Target | None) -> Outcome:
@@ -273,7 +295,8 @@ class Deliverer:
                                                    channel=adapter.channel)
         adapter.update_status(native_id=native_id, referral_id=envelope["referral_id"],
                               status=native_status)
-        with unit_of_work(self.sessions) as session:
+
+        def write(session: Session) -> None:
             session.add(_delivery(envelope, attempt, "delivered",
                                   f"status {envelope.get('state')} set"))
             audit.record(session, actor="system:worker", action="delivery.deliver",
@@ -281,7 +304,7 @@ class Deliverer:
                          correlation_id=envelope.get("correlation_id"),
                          detail={"type": "status", "state": envelope.get("state"),
                                  "attempt": attempt})
-        return Done("status delivered")
+        return Done("status delivered", write)
 
     def _send_alert(self, envelope: dict[str, Any], attempt: int) -> Outcome:
         """A deadline alert: shown on the partner's own record when its system can take it;
@@ -307,7 +330,8 @@ class Deliverer:
         else:
             adapter.alert(native_id=native_id, referral_id=envelope["referral_id"], alert=alert)
             note = f"alert {alert['flag']} shown at the partner"
-        with unit_of_work(self.sessions) as session:
+
+        def write(session: Session) -> None:
             session.add(_delivery(envelope, attempt, "delivered", note))
             audit.record(session, actor="system:worker", action="delivery.deliver",
                          partner_id=envelope["target"], referral_id=envelope["referral_id"],
@@ -315,7 +339,7 @@ class Deliverer:
                          detail={"type": "alert", "flag": alert["flag"],
                                  "deadline": alert["deadline"], "role": alert["role"],
                                  "attempt": attempt})
-        return Done(note)
+        return Done(note, write)
 
     def _record(self, envelope: dict[str, Any], attempt: int, outcome: str, detail: str, *,
                 partner_error: dict[str, Any] | None = None) -> None:
@@ -337,8 +361,9 @@ def _delivery(envelope: dict[str, Any], attempt: int, outcome: str, detail: str)
 
 def settle(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
            envelope: dict[str, Any] | None, attempt: int, outcome: Outcome,
-           steps: list[topology.RetryStep]) -> None:
-    """The one place where a message is acknowledged, retried or dead-lettered."""
+           steps: list[topology.RetryStep], *, acknowledge: bool = True) -> None:
+    """The one place where a message is acknowledged, retried or dead-lettered. With
+    `acknowledge` False, all but the ack: the caller acknowledges it with others."""
     if isinstance(outcome, Wait):
         # Back through the first rung of the ladder with the same attempt: by the time it
         # returns, workers have stopped taking the partner's queue and it waits there.
@@ -346,7 +371,7 @@ def settle(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperti
         log.info("delivery_waits", why=outcome.why, attempt=attempt)
         if not steps:  # no ladder: straight back to its queue
             channel.basic_nack(method.delivery_tag, requeue=True)
-            return
+            return  # settled: the caller acknowledges nothing for it
         channel.basic_publish(steps[0].name, method.routing_key, broker.encode(envelope),
                               broker.properties(envelope, attempt=attempt))
     if isinstance(outcome, Retry):
@@ -370,7 +395,8 @@ def settle(channel: BlockingChannel, method: Basic.Deliver, props: BasicProperti
         log.warning("delivery_dead_lettered", reason=outcome.reason, attempt=attempt)
     if isinstance(outcome, Done):
         log.info("delivery_done", note=outcome.note, attempt=attempt)
-    channel.basic_ack(method.delivery_tag)
+    if acknowledge:
+        channel.basic_ack(method.delivery_tag)
 
 
 def parse(body: bytes) -> dict[str, Any] | None:
@@ -383,32 +409,80 @@ def parse(body: bytes) -> dict[str, Any] | None:
     return envelope if isinstance(envelope, dict) and required <= envelope.keys() else None
 
 
-def on_message(deliverer: Deliverer, steps: list[topology.RetryStep], channel: BlockingChannel,
-               method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
-    """Consumer callback for the deliver.*, status.* and alert.* queues."""
+@dataclass
+class _Message:
+    """One message of a batch, in the context (log fields) of its own referral."""
+
+    method: Basic.Deliver
+    props: BasicProperties
+    envelope: dict[str, Any] | None
+    attempt: int
+    context: contextvars.Context
+    outcome: Outcome | None = None  # None: it crashed, and goes back to its queue
+
+
+def on_messages(deliverer: Deliverer, steps: list[topology.RetryStep],
+                channel: BlockingChannel,
+                messages: list[tuple[Basic.Deliver, BasicProperties, bytes]]) -> None:
+    """Handle the messages a worker holds (from the deliver.*, status.* and alert.*
+    queues): each partner called in turn, then every outcome written in one transaction
+    (each alone if that fails), then each message settled, and all acknowledged at once."""
+    batch = [_take(deliverer, method, props, body) for method, props, body in messages]
+    writing = [(m, m.outcome.write) for m in batch
+               if isinstance(m.outcome, Done) and m.outcome.write is not None]
+    written = write_together(deliverer.sessions, [(m.context, write) for m, write in writing],
+                             problems=())
+    for (message, _), (succeeded, error) in zip(writing, written, strict=True):
+        if not succeeded:
+            message.outcome = message.context.run(_failed, error, message.attempt,
+                                                  message.props)
+    acknowledged = None
+    for m in batch:
+        if m.outcome is None:
+            channel.basic_nack(m.method.delivery_tag, requeue=True)
+            continue
+        m.context.run(settle, channel, m.method, m.props, m.envelope, m.attempt, m.outcome,
+                      steps, acknowledge=False)
+        if not (isinstance(m.outcome, Wait) and not steps):  # that one went back unacked
+            acknowledged = m.method.delivery_tag
+    if acknowledged is not None:
+        # Every message of this channel up to this one is this batch's, settled above
+        # (the dead-letter queue's are acknowledged as they come).
+        channel.basic_ack(acknowledged, multiple=True)
+
+
+def _take(deliverer: Deliverer, method: Basic.Deliver, props: BasicProperties,
+          body: bytes) -> _Message:
+    """The message with its outcome, the partner called but the outcome not yet written."""
     clear_contextvars()
     attempt = int((props.headers or {}).get("x-attempt", 1))
     envelope = parse(body)
+    if envelope is not None:
+        bind_contextvars(correlation_id=envelope.get("correlation_id"),
+                         referral_id=envelope["referral_id"], target=envelope["target"],
+                         message_type=envelope["type"])
+    message = _Message(method, props, envelope, attempt, contextvars.copy_context())
+    clear_contextvars()
     if envelope is None:
-        settle(channel, method, props, None, attempt,
-               Dead("poison", "the message body is not a CaseBridge envelope"), steps)
-        return
-    bind_contextvars(correlation_id=envelope.get("correlation_id"),
-                     referral_id=envelope["referral_id"], target=envelope["target"],
-                     message_type=envelope["type"])
+        message.outcome = Dead("poison", "the message body is not a CaseBridge envelope")
+        return message
     try:
-        outcome = deliverer.handle(envelope, attempt)
+        message.outcome = message.context.run(deliverer.outcome_of, envelope, attempt)
     except CONNECTION_ERRORS:
-        raise  # the worker reconnects; the broker redelivers the unacknowledged message
-    except DataError as error:
-        # A value that does not fit the store fails the same way every time: say so at once.
-        outcome = Dead("store_error", f"the store refused a value ({type(error).__name__})")
+        raise  # the worker reconnects; the broker redelivers the unacknowledged messages
     except Exception as error:
-        # A fault nobody classified (a bug, a broken partner connection): give the message
-        # back. If it keeps failing, the quorum queue's delivery limit dead-letters it as
-        # poison, where an operator sees it. Only the type is logged, never the message.
-        log.error("delivery_crashed", error_type=type(error).__name__, attempt=attempt,
-                  delivery_count=(props.headers or {}).get("x-delivery-count", 0))
-        channel.basic_nack(method.delivery_tag, requeue=True)
-        return
-    settle(channel, method, props, envelope, attempt, outcome, steps)
+        message.outcome = message.context.run(_failed, error, attempt, props)
+    return message
+
+
+def _failed(error: Exception, attempt: int, props: BasicProperties) -> Outcome | None:
+    """What becomes of a message whose handling raised `error`: None to give it back."""
+    if isinstance(error, DataError):
+        # A value that does not fit the store fails the same way every time: say so at once.
+        return Dead("store_error", f"the store refused a value ({type(error).__name__})")
+    # A fault nobody classified (a bug, a broken partner connection): give the message
+    # back. If it keeps failing, the quorum queue's delivery limit dead-letters it as
+    # poison, where an operator sees it. Only the type is logged, never the message.
+    log.error("delivery_crashed", error_type=type(error).__name__, attempt=attempt,
+              delivery_count=(props.headers or {}).get("x-delivery-count", 0))
+    return None

@@ -21,6 +21,9 @@ group through `once_per_group`.
 
     writes = GroupCommit(sessions, turns=1)
     referral = await writes.run(lambda session: submit(session, ...))
+
+A delivery worker, which has no event loop, writes the outcomes of the messages it holds
+with `write_together` directly, the same way.
 """
 
 from __future__ import annotations
@@ -109,26 +112,43 @@ class GroupCommit:
 
     def _write_group(self, group: list[_Work[Any]]) -> None:
         """On a worker thread: all of `group` in one transaction, else each in its own."""
-        if len(group) > 1:
-            with self._sessions() as session:
-                session.info[GROUPED] = True
-                try:
-                    for item in group:
-                        item.outcome = item.context.run(_attempt, item.work, session)
-                    session.commit()
-                    return
-                except Exception as error:
-                    session.rollback()
-                    log.info("group_commit_split", works=len(group),
-                             error=type(error).__name__)
-        for item in group:
-            with self._sessions() as session:
-                try:
-                    item.outcome = item.context.run(_attempt, item.work, session)
-                    session.commit()
-                except Exception as error:
-                    session.rollback()
-                    item.outcome = (False, error)
+        outcomes = write_together(self._sessions,
+                                  [(item.context, item.work) for item in group])
+        for item, outcome in zip(group, outcomes, strict=True):
+            item.outcome = outcome
+
+
+def write_together(sessions: sessionmaker[Session],
+                   works: list[tuple[contextvars.Context, Callable[[Session], Any]]], *,
+                   problems: tuple[type[Exception], ...] = (CaseBridgeError,)
+                   ) -> list[tuple[bool, Any]]:
+    """Run each `(context, work)` in its context, all in one transaction; should it fail,
+    each again in a transaction of its own. Gives, in order, (True, what the work
+    returned) or (False, the exception it raised). A work raising one of `problems` must
+    have written nothing: the others still commit with it. Any other exception rolls the
+    shared transaction back and splits the group."""
+    if len(works) > 1:
+        with sessions() as session:
+            session.info[GROUPED] = True
+            try:
+                together = [context.run(_attempt, work, session, problems)
+                            for context, work in works]
+                session.commit()
+                return together
+            except Exception as error:
+                session.rollback()
+                log.info("group_commit_split", works=len(works), error=type(error).__name__)
+    outcomes: list[tuple[bool, Any]] = []
+    for context, work in works:
+        with sessions() as session:
+            try:
+                outcome = context.run(_attempt, work, session, problems)
+                session.commit()
+            except Exception as error:
+                session.rollback()
+                outcome = (False, error)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _taken(future: asyncio.Future[Any]) -> None:
@@ -148,10 +168,11 @@ def once_per_group(session: Session, key: Hashable, read: Callable[[], T]) -> T:
     return cast(T, kept[key])
 
 
-def _attempt(work: Callable[[Session], Any], session: Session) -> tuple[bool, Any]:
+def _attempt(work: Callable[[Session], Any], session: Session,
+             problems: tuple[type[Exception], ...]) -> tuple[bool, Any]:
     """(True, what `work` returned) or (False, the problem it raised); anything else
     propagates."""
     try:
         return True, work(session)
-    except CaseBridgeError as problem:
+    except problems as problem:
         return False, problem

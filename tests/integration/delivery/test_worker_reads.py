@@ -3,18 +3,16 @@ target's standing and system in one read, a status for an API partner settled on
 event's id alone, the partner's record written once however often a delivery repeats,
 status events numbered in turn."""
 
-import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.casework import record_status_event, submit_referral
+from gateway.casework import record_status_event
 from gateway.contracts import Contracts
-from gateway.delivery.worker import Dead, Deliverer, Done, Wait
+from gateway.delivery.worker import Dead, Done, Wait
 from gateway.lifecycle import Actor
-from gateway.partners import register_partner
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 from gateway.store.models import (
@@ -25,71 +23,12 @@ from gateway.store.models import (
     Referral,
     utcnow,
 )
-from sharing import agreed
-
-
-class StoringAdapter:
-    """A partner system that stores whatever it is sent under one native id."""
-
-    system = "other"
-    channel = None
-    shows_alerts = False
-
-    def __init__(self) -> None:
-        self.created: list[str] = []
-
-    def create(self, *, referral_id: str, kind: str, record: dict[str, Any]) -> str:
-        self.created.append(referral_id)
-        return f"native-{referral_id}"
-
-
-class OneAdapter:
-    """An adapter pool: the partners with a connection reach `adapter`."""
-
-    def __init__(self, adapter: StoringAdapter) -> None:
-        self.adapter = adapter
-
-    def for_partner(self, partner_id: str, system: str,
-                    connection: dict[str, Any] | None) -> StoringAdapter | None:
-        return self.adapter if connection else None
-
-
-class PlainTranslator:
-    def outbound(self, system: str, kind: str, content: dict[str, Any], *,
-                 channel: str | None = None) -> tuple[dict[str, Any], str]:
-        return {"kind": kind}, "mapping-hash"
+from worker_doubles import StoringAdapter, deliverer, referral_between
 
 
 @pytest.fixture
 def sessions(isolated_database_url: str) -> sessionmaker[Session]:
     return make_sessionmaker(make_engine(isolated_database_url))
-
-
-def referral_between(sessions: sessionmaker[Session], settings: Settings, make_referral: Any,
-                     *, receiver_connected: bool) -> tuple[str, str, dict[str, Any]]:
-    """(sender, receiver, the deliver envelope) of a new referral."""
-    sender, receiver = (f"reads-{uuid.uuid4().hex[:8]}" for _ in range(2))
-    with unit_of_work(sessions) as session:
-        register_partner(session=session, partner_id=sender, name="Sender", system="other")
-        partner, _ = register_partner(session=session, partner_id=receiver, name="Receiver",
-                                      system="other")
-        partner.connection = {"base_url": "http://127.0.0.1:9"} if receiver_connected else None
-    with unit_of_work(sessions) as session:
-        referral = submit_referral(
-            session=session, contracts=Contracts(settings.contracts_dir),
-            agreements=agreed(settings, sender, receiver),
-            sender=session.get_one(Partner, sender), document=make_referral(sender, receiver),
-            idempotency_key=uuid.uuid4().hex, correlation_id=uuid.uuid4().hex).referral
-        envelope = session.scalars(select(OutboxMessage.envelope).where(
-            OutboxMessage.referral_id == referral.id)).one()
-    return sender, receiver, envelope
-
-
-def deliverer(sessions: sessionmaker[Session], settings: Settings,
-              adapter: StoringAdapter) -> Deliverer:
-    return Deliverer(sessions=sessions, contracts=Contracts(settings.contracts_dir),
-                     translator=PlainTranslator(),  # type: ignore[arg-type]
-                     adapters=OneAdapter(adapter))  # type: ignore[arg-type]
 
 
 def status_envelope(sessions: sessionmaker[Session], referral_id: str) -> dict[str, Any]:

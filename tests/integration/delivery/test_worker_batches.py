@@ -1,0 +1,146 @@
+"""The messages a worker holds at one moment, over the real RabbitMQ on SQLite and
+PostgreSQL: their outcomes are written in one transaction and acknowledged at once; a
+write that fails takes nothing of the others with it, and its message goes back to its
+queue."""
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pika
+import pytest
+from pika.adapters.blocking_connection import BlockingChannel
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
+
+from gateway.delivery import broker
+from gateway.delivery.worker import Deliverer, on_messages
+from gateway.protection import audit
+from gateway.settings import Settings
+from gateway.store.db import make_engine, make_sessionmaker
+from gateway.store.models import Delivery, Referral
+from worker_doubles import StoringAdapter, deliverer, referral_between
+
+Held = list[tuple[Any, Any, bytes]]
+
+
+@pytest.fixture
+def counted(delivery_settings: Settings) -> Iterator[tuple[sessionmaker[Session], list[int]]]:
+    """Sessions on the test store, and the commits made on it, counted by the engine."""
+    engine = make_engine(delivery_settings.database_url)
+    commits = [0]
+    event.listen(engine, "commit", lambda _connection: commits.__setitem__(0, commits[0] + 1))
+    yield make_sessionmaker(engine), commits
+    engine.dispose()
+
+
+@pytest.fixture
+def queue(amqp_url: str) -> Iterator[str]:
+    name = f"test-batch-{uuid.uuid4().hex[:10]}"
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection.channel().queue_declare(name)
+    yield name
+    connection.channel().queue_delete(name)
+    connection.close()
+
+
+@pytest.fixture
+def channel(amqp_url: str) -> Iterator[BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    yield connection.channel()
+    if connection.is_open:
+        connection.close()
+
+
+def hold(channel: BlockingChannel, queue: str, envelopes: list[dict[str, Any]]) -> Held:
+    """Publish the envelopes and take them all, unacknowledged, as a worker holds them."""
+    for envelope in envelopes:
+        channel.basic_publish("", queue, broker.encode(envelope),
+                              broker.properties(envelope, attempt=1))
+    held: Held = []
+    channel.basic_qos(prefetch_count=len(envelopes))
+    channel.basic_consume(queue, lambda _ch, method, props, body: held.append(
+        (method, props, body)))
+    deadline = time.monotonic() + 10
+    while len(held) < len(envelopes) and time.monotonic() < deadline:
+        channel.connection.process_data_events(time_limit=0.1)
+    assert len(held) == len(envelopes)
+    return held
+
+
+def waiting_after_close(channel: BlockingChannel, amqp_url: str, queue: str) -> int:
+    """Messages ready in `queue` once the worker's channel is closed: what it did not ack."""
+    channel.connection.close()
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        connection.close()
+
+
+def delivered(sessions: sessionmaker[Session], referral_id: str) -> tuple[str, int]:
+    with sessions() as session:
+        referral = session.get_one(Referral, referral_id)
+        rows = session.scalars(select(Delivery.id).where(
+            Delivery.referral_id == referral_id, Delivery.outcome == "delivered")).all()
+        return referral.status, len(rows)
+
+
+def test_messages_held_together_are_written_in_one_transaction_and_acked_at_once(
+        counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
+        make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str) -> None:
+    sessions, commits = counted
+    envelopes = [referral_between(sessions, delivery_settings, make_referral,
+                                  receiver_connected=True)[2] for _ in range(6)]
+    adapter = StoringAdapter()
+    held = hold(channel, queue, envelopes)
+
+    before = commits[0]
+    on_messages(deliverer(sessions, delivery_settings, adapter), [], channel, held)
+
+    assert commits[0] - before == 1  # six deliveries, one transaction
+    assert adapter.created == [e["referral_id"] for e in envelopes]  # each called in turn
+    assert [delivered(sessions, e["referral_id"]) for e in envelopes] == [("delivered", 1)] * 6
+    with sessions() as session:
+        assert audit.verify(session).ok
+    assert waiting_after_close(channel, amqp_url, queue) == 0  # every one acknowledged
+
+
+def test_a_failing_write_takes_nothing_of_the_others_and_its_message_goes_back(
+        counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
+        make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions, commits = counted
+    envelopes = [referral_between(sessions, delivery_settings, make_referral,
+                                  receiver_connected=True)[2] for _ in range(4)]
+    broken = envelopes[1]["referral_id"]
+    write = Deliverer._write_delivered
+
+    def breaks_on_one(self: Deliverer, envelope: dict[str, Any], *args: Any) -> None:
+        write(self, envelope, *args)
+        if envelope["referral_id"] == broken:
+            raise RuntimeError("a bug after this delivery's rows were written")
+
+    monkeypatch.setattr(Deliverer, "_write_delivered", breaks_on_one)
+    held = hold(channel, queue, envelopes)
+
+    before = commits[0]
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        on_messages(deliverer(sessions, delivery_settings, StoringAdapter()), [], channel, held)
+
+    assert commits[0] - before == 3  # the group rolled back, then each alone; one failed
+    outcomes = {e["referral_id"]: delivered(sessions, e["referral_id"]) for e in envelopes}
+    assert outcomes.pop(broken) == ("submitted", 0)  # nothing of it kept
+    assert set(outcomes.values()) == {("delivered", 1)}
+    events = [(line["event"], line.get("error") or line.get("error_type")) for line in logs
+              if line["event"] in {"group_commit_split", "delivery_crashed"}]
+    assert events == [("group_commit_split", "RuntimeError"),
+                      ("delivery_crashed", "RuntimeError")]
+    crashed = next(line for line in logs if line["event"] == "delivery_crashed")
+    assert crashed["referral_id"] == broken  # logged in its own message's context
+    with sessions() as session:
+        assert audit.verify(session).ok
+    assert waiting_after_close(channel, amqp_url, queue) == 1  # the broken one, given back
