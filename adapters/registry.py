@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import threading
 from typing import Any
 
 from adapters.base import PartnerAdapter
@@ -38,6 +39,7 @@ class AdapterPool:
 
     def __init__(self) -> None:
         self._adapters: dict[tuple[str, str], PartnerAdapter] = {}
+        self._lock = threading.Lock()  # a worker's threads share one adapter per partner
 
     def for_partner(self, partner_id: str, system: str,
                     connection: dict[str, Any] | None) -> PartnerAdapter | None:
@@ -45,6 +47,7 @@ class AdapterPool:
         if not connection:
             return None
         key = (partner_id, json.dumps(connection, sort_keys=True))
-        if key not in self._adapters:
-            self._adapters[key] = build_adapter(system, connection)
-        return self._adapters[key]
+        with self._lock:
+            if key not in self._adapters:
+                self._adapters[key] = build_adapter(system, connection)
+            return self._adapters[key]

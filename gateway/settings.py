@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     worker_prefetch: int = Field(
         default=10, description="Unacknowledged messages a worker holds at most."
     )
+    worker_concurrency: int = Field(
+        default=4, ge=1,
+        description="Messages a worker delivers side by side, each about another referral "
+                    "(one referral's messages always go in turn, in the order they came). "
+                    "Partner systems answer slowly: while one call waits, others proceed.",
+    )
     circuit_failures: int = Field(
         default=0, ge=0,
         description="Transient delivery failures to one partner in a row that open its "

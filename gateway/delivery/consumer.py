@@ -4,6 +4,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
@@ -35,26 +36,28 @@ def run_worker(*, settings: Settings, sessions: sessionmaker[Session], contracts
         held.append((method, props, body))  # handled with the others that came with it
 
     on_dead = functools.partial(dead_letters.on_dead, sessions, contracts)
-    for attempt in broker.reconnecting("worker", stop):
-        with attempt:
-            declared: set[str] = set()
-            consuming: dict[str, list[str]] = {}  # partner id → its consumer tags
-            held.clear()  # a new channel: the broker gives them again
-            with broker.open_channel(settings, partner_ids=[]) as channel:
-                channel.basic_qos(prefetch_count=settings.worker_prefetch)
-                channel.basic_consume(topology.DEAD_QUEUE, on_dead)
-                log.info("worker_started")
-                refreshed = 0.0
-                while not stop.is_set():
-                    if time.monotonic() - refreshed > PARTNER_REFRESH_SECONDS:
-                        _follow_partners(channel, settings, sessions, on_message, declared,
-                                         consuming)
-                        refreshed = time.monotonic()
-                    channel.connection.process_data_events(time_limit=0.5)
-                    if held:
-                        batch, held[:] = list(held), []
-                        worker.on_messages(deliverer, steps, channel, batch)
-            return
+    # A worker's partner calls go side by side on these threads (see worker.on_messages).
+    with ThreadPoolExecutor(settings.worker_concurrency, thread_name_prefix="deliver") as pool:
+        for attempt in broker.reconnecting("worker", stop):
+            with attempt:
+                declared: set[str] = set()
+                consuming: dict[str, list[str]] = {}  # partner id → its consumer tags
+                held.clear()  # a new channel: the broker gives them again
+                with broker.open_channel(settings, partner_ids=[]) as channel:
+                    channel.basic_qos(prefetch_count=settings.worker_prefetch)
+                    channel.basic_consume(topology.DEAD_QUEUE, on_dead)
+                    log.info("worker_started")
+                    refreshed = 0.0
+                    while not stop.is_set():
+                        if time.monotonic() - refreshed > PARTNER_REFRESH_SECONDS:
+                            _follow_partners(channel, settings, sessions, on_message, declared,
+                                             consuming)
+                            refreshed = time.monotonic()
+                        channel.connection.process_data_events(time_limit=0.5)
+                        if held:
+                            batch, held[:] = list(held), []
+                            worker.on_messages(deliverer, steps, channel, batch, pool)
+                return
 
 
 def _follow_partners(channel: BlockingChannel, settings: Settings,

@@ -16,6 +16,7 @@ memory that another worker needs (only adapter connections).
 import contextvars
 import json
 from collections.abc import Callable
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -423,16 +424,22 @@ class _Message:
 
 def on_messages(deliverer: Deliverer, steps: list[topology.RetryStep],
                 channel: BlockingChannel,
-                messages: list[tuple[Basic.Deliver, BasicProperties, bytes]]) -> None:
+                messages: list[tuple[Basic.Deliver, BasicProperties, bytes]],
+                pool: Executor | None = None) -> None:
     """Handle the messages a worker holds (from the deliver.*, status.* and alert.*
-    queues): each partner called in turn, then every outcome written in one transaction
-    (each alone if that fails), then each message settled, and all acknowledged at once."""
-    batch = [_take(deliverer, method, props, body) for method, props, body in messages]
+    queues): partners called side by side on `pool` (one referral's messages in turn, in
+    the order they came), then every outcome written in one transaction (each alone if
+    that fails), then each message settled, and all acknowledged at once."""
+    batch = _take_all(deliverer, messages, pool)
     writing = [(m, m.outcome.write) for m in batch
                if isinstance(m.outcome, Done) and m.outcome.write is not None]
     written = write_together(deliverer.sessions, [(m.context, write) for m, write in writing],
                              problems=())
     for (message, _), (succeeded, error) in zip(writing, written, strict=True):
+        if isinstance(error, CONNECTION_ERRORS):
+            # The store is out of reach: reconnect, and the broker gives them all again
+            # (those written meanwhile are then found delivered already).
+            raise error
         if not succeeded:
             message.outcome = message.context.run(_failed, error, message.attempt,
                                                   message.props)
@@ -451,12 +458,48 @@ def on_messages(deliverer: Deliverer, steps: list[topology.RetryStep],
         channel.basic_ack(acknowledged, multiple=True)
 
 
+def _take_all(deliverer: Deliverer,
+              messages: list[tuple[Basic.Deliver, BasicProperties, bytes]],
+              pool: Executor | None) -> list[_Message]:
+    """Each message with its outcome, in the order they came: the messages about one
+    referral taken in turn, those about others side by side on `pool`."""
+    envelopes = [parse(body) for _, _, body in messages]
+    lanes: dict[object, list[int]] = {}
+    for index, envelope in enumerate(envelopes):
+        lanes.setdefault(index if envelope is None else envelope["referral_id"],
+                         []).append(index)
+    taken: dict[int, _Message] = {}
+
+    def lane(indexes: list[int]) -> None:
+        seen: set[str] = set()
+        for index in indexes:
+            method, props, _ = messages[index]
+            envelope = envelopes[index]
+            if envelope is not None and envelope["message_id"] in seen:
+                # A copy (published twice): the one in hand is delivered and recorded once.
+                taken[index] = _Message(method, props, envelope, 1, contextvars.copy_context(),
+                                        Done("a copy of a message in hand: dropped"))
+                continue
+            taken[index] = _take(deliverer, method, props, envelope)
+            if envelope is not None:
+                seen.add(envelope["message_id"])
+
+    if pool is None or len(lanes) == 1:
+        for indexes in lanes.values():
+            lane(indexes)
+    else:
+        running = [pool.submit(lane, indexes) for indexes in lanes.values()]
+        wait(running)  # every lane done before any error is raised: none left calling
+        for future in running:
+            future.result()
+    return [taken[index] for index in range(len(messages))]
+
+
 def _take(deliverer: Deliverer, method: Basic.Deliver, props: BasicProperties,
-          body: bytes) -> _Message:
+          envelope: dict[str, Any] | None) -> _Message:
     """The message with its outcome, the partner called but the outcome not yet written."""
     clear_contextvars()
     attempt = int((props.headers or {}).get("x-attempt", 1))
-    envelope = parse(body)
     if envelope is not None:
         bind_contextvars(correlation_id=envelope.get("correlation_id"),
                          referral_id=envelope["referral_id"], target=envelope["target"],

@@ -1,11 +1,13 @@
 """The messages a worker holds at one moment, over the real RabbitMQ on SQLite and
 PostgreSQL: their outcomes are written in one transaction and acknowledged at once; a
 write that fails takes nothing of the others with it, and its message goes back to its
-queue."""
+queue; partners are called side by side for different referrals."""
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pika
@@ -144,3 +146,34 @@ def test_a_failing_write_takes_nothing_of_the_others_and_its_message_goes_back(
     with sessions() as session:
         assert audit.verify(session).ok
     assert waiting_after_close(channel, amqp_url, queue) == 1  # the broken one, given back
+
+
+class MeetingAdapter(StoringAdapter):
+    """A partner system whose calls return only once `parties` of them are in at once."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.meeting = threading.Barrier(parties, timeout=10)
+
+    def create(self, *, referral_id: str, kind: str, record: dict[str, Any]) -> str:
+        self.meeting.wait()  # broken (an error) unless the other call comes meanwhile
+        return super().create(referral_id=referral_id, kind=kind, record=record)
+
+
+def test_other_referrals_go_side_by_side_and_a_copy_of_a_message_in_hand_is_dropped(
+        counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
+        make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str) -> None:
+    sessions, _ = counted
+    first, second = (referral_between(sessions, delivery_settings, make_referral,
+                                      receiver_connected=True)[2] for _ in range(2))
+    adapter = MeetingAdapter(parties=2)
+    # The relay published the first one twice (it stopped before noting it published).
+    held = hold(channel, queue, [first, second, first])
+
+    with ThreadPoolExecutor(2) as pool:
+        on_messages(deliverer(sessions, delivery_settings, adapter), [], channel, held, pool)
+
+    assert sorted(adapter.created) == sorted([first["referral_id"], second["referral_id"]])
+    assert [delivered(sessions, e["referral_id"]) for e in (first, second)] == [
+        ("delivered", 1)] * 2
+    assert waiting_after_close(channel, amqp_url, queue) == 0
