@@ -14,6 +14,7 @@ import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
@@ -177,3 +178,31 @@ def test_other_referrals_go_side_by_side_and_a_copy_of_a_message_in_hand_is_drop
     assert [delivered(sessions, e["referral_id"]) for e in (first, second)] == [
         ("delivered", 1)] * 2
     assert waiting_after_close(channel, amqp_url, queue) == 0
+
+
+def test_a_store_out_of_reach_while_writing_gives_every_message_back(
+        counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
+        make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions, _ = counted
+    envelopes = [referral_between(sessions, delivery_settings, make_referral,
+                                  receiver_connected=True)[2] for _ in range(3)]
+    lost = envelopes[2]["referral_id"]
+    write = Deliverer._write_delivered
+
+    def store_gone_for_one(self: Deliverer, envelope: dict[str, Any], *args: Any) -> None:
+        if envelope["referral_id"] == lost:
+            raise OperationalError("INSERT …", {}, Exception("server closed the connection"))
+        write(self, envelope, *args)
+
+    monkeypatch.setattr(Deliverer, "_write_delivered", store_gone_for_one)
+    held = hold(channel, queue, envelopes)
+
+    with pytest.raises(OperationalError):  # the worker reconnects (gateway/delivery/consumer)
+        on_messages(deliverer(sessions, delivery_settings, StoringAdapter()), [], channel, held)
+
+    # Nothing acknowledged: all three come again; the two written alone are then found
+    # delivered already, and the lost one is delivered then.
+    assert waiting_after_close(channel, amqp_url, queue) == 3
+    assert [delivered(sessions, e["referral_id"]) for e in envelopes] == [
+        ("delivered", 1), ("delivered", 1), ("submitted", 0)]
