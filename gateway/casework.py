@@ -15,9 +15,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.contracts import Contracts
 from gateway.delivery.outbox import outbox_message
@@ -48,7 +49,7 @@ from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.consent import Admitted, admit
 from gateway.protection.identifiers import digests_of, lookup_digests
 from gateway.protection.need_to_know import UNKNOWN, categories_in, category_at, need_to_know
-from gateway.store.db import insert_now
+from gateway.store.db import insert_now, take_write_turn
 from gateway.store.group_commit import GROUPED, once_per_group
 from gateway.store.models import (
     IdentifierDigest,
@@ -345,8 +346,14 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     insert_now(session, event, outbox_message(referral, event, message_type="status",
                                               target=target))
     session.expire(referral, ["events"])
-    referral.status = to_state
-    referral.updated_at = now
+    # A Core UPDATE of the two columns (the unit of work's flush cost several times it);
+    # the object is then given the new values as stored.
+    take_write_turn(session)
+    if session.connection().execute(_SET_STATUS, {"referral": referral.id, "to_state": to_state,
+                                                  "now": now}).rowcount != 1:
+        raise RuntimeError("the referral's row is not stored yet")  # in a group: each alone
+    set_committed_value(referral, "status", to_state)
+    set_committed_value(referral, "updated_at", now)
     announce(session, referral, event)
     session.flush()
     audit.record(session, actor=f"partner:{actor_partner.id}" if actor_partner
@@ -482,6 +489,9 @@ def _visible_to(partner: Partner) -> ColumnElement[bool]:
 
 _EVENT_COUNT = select(func.count(StatusEvent.id)).where(
     StatusEvent.referral_id == bindparam("referral"))
+_REFERRALS: Table = Referral.__table__  # type: ignore[assignment]
+_SET_STATUS = update(_REFERRALS).where(_REFERRALS.c.id == bindparam("referral")).values(
+    status=bindparam("to_state"), updated_at=bindparam("now"))
 
 # The request hash of the referral a sender stored under an idempotency key, if any: a Core
 # read of one column (most submissions are new, and a full ORM read costs several times it),

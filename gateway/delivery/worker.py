@@ -73,6 +73,7 @@ _TARGET = select(_PARTNERS.c.id, _PARTNERS.c.system, _PARTNERS.c.connection,
 _RECORD_OF = select(_RECORDS.c.native_id).where(_RECORDS.c.referral_id == bindparam("referral"),
                                                 _RECORDS.c.partner_id == bindparam("partner"))
 _EVENT_EXISTS = select(_EVENTS.c.id).where(_EVENTS.c.id == bindparam("id"))
+_NO_CONTENT = [defer(Referral.content)]
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ class Deliverer:
                          mapping_hash: str | None, session: Session) -> None:
         # Recording the outcome needs no content: it is not decrypted a second time.
         referral = session.get(Referral, envelope["referral_id"], with_for_update=True,
-                               options=[defer(Referral.content)])
+                               options=_NO_CONTENT)
         assert referral is not None
         delivery = _delivery(envelope, attempt, "delivered",
                              f"stored at the partner as {native_id}" if native_id
