@@ -5,10 +5,11 @@ standing and the referral, in one session), call the partner's adapter outside a
 database transaction, write the outcome — and then settled in one
 place (`settle`): ack when done, re-publish to the retry ladder when the partner failed
 transiently, dead-letter when retrying cannot help. The messages a worker holds at one
-moment (up to its prefetch) are handled in turn, and their outcomes are written together
-in one transaction before any of them is settled (`on_messages`); should that transaction
-fail, each outcome is written again alone, so one failure never takes another message's
-record with it. A crash anywhere before the ack means the broker redelivers; the
+moment (up to its prefetch on each queue) are handled together (`on_messages`): partners
+are called side by side for different referrals (one referral's messages in turn), and
+the outcomes are written in one transaction before any message is settled; should that
+transaction fail, each outcome is written again alone, so one failure never takes another
+message's record with it. A crash anywhere before the ack means the broker redelivers; the
 adapters' idempotent create turns that into no second record. Nothing lives in worker
 memory that another worker needs (only adapter connections).
 """
@@ -125,7 +126,8 @@ class ToDeliver:
 
 
 class Deliverer:
-    """Delivers one envelope; the same object serves every message of a worker."""
+    """Delivers one envelope; the same object serves every message of a worker, from
+    several threads at once (its adapters are shared, each thread has its own sessions)."""
 
     def __init__(self, *, sessions: sessionmaker[Session], contracts: Contracts,
                  translator: Translator, adapters: AdapterPool | None = None,
