@@ -84,6 +84,28 @@ def waiting_after_close(channel: BlockingChannel, amqp_url: str, queue: str) -> 
         connection.close()
 
 
+def deliverable(sessions: sessionmaker[Session], settings: Settings, make_referral: Any,
+                count: int) -> list[dict[str, Any]]:
+    """The deliver envelopes of `count` new referrals, each to a receiver with a system."""
+    return [referral_between(sessions, settings, make_referral, receiver_connected=True)[2]
+            for _ in range(count)]
+
+
+def write_fails_for(monkeypatch: pytest.MonkeyPatch, referral_id: str, error: Exception, *,
+                    after_its_rows: bool) -> None:
+    """Recording the delivery of `referral_id` raises `error`, before or after its rows."""
+    write = Deliverer._write_delivered
+
+    def failing(self: Deliverer, envelope: dict[str, Any], *args: Any) -> None:
+        if envelope["referral_id"] == referral_id and not after_its_rows:
+            raise error
+        write(self, envelope, *args)
+        if envelope["referral_id"] == referral_id:
+            raise error
+
+    monkeypatch.setattr(Deliverer, "_write_delivered", failing)
+
+
 def delivered(sessions: sessionmaker[Session], referral_id: str) -> tuple[str, int]:
     with sessions() as session:
         referral = session.get_one(Referral, referral_id)
@@ -96,8 +118,7 @@ def test_messages_held_together_are_written_in_one_transaction_and_acked_at_once
         counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
         make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str) -> None:
     sessions, commits = counted
-    envelopes = [referral_between(sessions, delivery_settings, make_referral,
-                                  receiver_connected=True)[2] for _ in range(6)]
+    envelopes = deliverable(sessions, delivery_settings, make_referral, 6)
     adapter = StoringAdapter()
     held = hold(channel, queue, envelopes)
 
@@ -117,17 +138,10 @@ def test_a_failing_write_takes_nothing_of_the_others_and_its_message_goes_back(
         make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     sessions, commits = counted
-    envelopes = [referral_between(sessions, delivery_settings, make_referral,
-                                  receiver_connected=True)[2] for _ in range(4)]
+    envelopes = deliverable(sessions, delivery_settings, make_referral, 4)
     broken = envelopes[1]["referral_id"]
-    write = Deliverer._write_delivered
-
-    def breaks_on_one(self: Deliverer, envelope: dict[str, Any], *args: Any) -> None:
-        write(self, envelope, *args)
-        if envelope["referral_id"] == broken:
-            raise RuntimeError("a bug after this delivery's rows were written")
-
-    monkeypatch.setattr(Deliverer, "_write_delivered", breaks_on_one)
+    write_fails_for(monkeypatch, broken, RuntimeError("a bug after its rows were written"),
+                    after_its_rows=True)
     held = hold(channel, queue, envelopes)
 
     before = commits[0]
@@ -165,8 +179,7 @@ def test_other_referrals_go_side_by_side_and_a_copy_of_a_message_in_hand_is_drop
         counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
         make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str) -> None:
     sessions, _ = counted
-    first, second = (referral_between(sessions, delivery_settings, make_referral,
-                                      receiver_connected=True)[2] for _ in range(2))
+    first, second = deliverable(sessions, delivery_settings, make_referral, 2)
     adapter = MeetingAdapter(parties=2)
     # The relay published the first one twice (it stopped before noting it published).
     held = hold(channel, queue, [first, second, first])
@@ -185,17 +198,10 @@ def test_a_store_out_of_reach_while_writing_gives_every_message_back(
         make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     sessions, _ = counted
-    envelopes = [referral_between(sessions, delivery_settings, make_referral,
-                                  receiver_connected=True)[2] for _ in range(3)]
+    envelopes = deliverable(sessions, delivery_settings, make_referral, 3)
     lost = envelopes[2]["referral_id"]
-    write = Deliverer._write_delivered
-
-    def store_gone_for_one(self: Deliverer, envelope: dict[str, Any], *args: Any) -> None:
-        if envelope["referral_id"] == lost:
-            raise OperationalError("INSERT …", {}, Exception("server closed the connection"))
-        write(self, envelope, *args)
-
-    monkeypatch.setattr(Deliverer, "_write_delivered", store_gone_for_one)
+    write_fails_for(monkeypatch, lost, OperationalError(
+        "INSERT …", {}, Exception("server closed the connection")), after_its_rows=False)
     held = hold(channel, queue, envelopes)
 
     with pytest.raises(OperationalError):  # the worker reconnects (gateway/delivery/consumer)
