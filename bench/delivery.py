@@ -40,8 +40,8 @@ Backlog drain (``drain_s`` beside ``drain_raw_s``)
     with ``--quick``) are submitted through the API and relayed until exactly that many
     wait in the receiver's queue. Then the sandbox is switched back and delivery resumed;
     ``drain_s`` = seconds from the resume to the last case stored (the sandbox's own
-    ``created_at`` of the backlog's cases; its own store is counted). It includes up to 5 s
-    before the workers notice the resume (they look at the partners every 5 s); the first
+    ``created_at`` of the backlog's cases; its own store is counted). It includes up to 1 s
+    before the workers notice the resume (they look at the partners every second); the first
     case's time is printed too. Every case must be there exactly once, else exit 1.
     ``drain_raw_s``: as many real envelopes published with confirms to a quorum queue no
     one consumes, then as many consumer processes as workers started: seconds from their
@@ -60,9 +60,12 @@ Why the baseline is what it is
     are workers, with the workers' prefetch, and acknowledged. No database, no HTTP, no
     mapping. ``end-to-end / baseline`` is therefore the fraction of the broker ceiling that
     delivery reaches; the rest is intake, the outbox, the store writes, the mapping and
-    the partner's API. It is comparable across machines. The baseline runs once between
-    the warm-up and the measured run, while the stack idles, so that both see the same
-    machine.
+    the partner's API. It is comparable across machines. The baseline runs three times
+    between the warm-up and the measured run, while the stack idles, so that both see the
+    same machine, and the fastest counts: each of its messages waits for the quorum queue's
+    commit to disk, so a stall of the disk during one run would lower the denominator and
+    flatter the gateway (one such run measured 162 messages/s beside 1,021 in the run
+    before).
 
 The lines ``fixed_load_p99_ms:``, ``drain_s:`` and ``drain_raw_s:`` come just before the
 last line printed, ``ratio: X``: end-to-end referrals/s / baseline messages/s.
@@ -140,6 +143,7 @@ START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
 MAX_ERROR_SAMPLES = 5
 POLL_SECONDS = 0.2
+BASELINE_RUNS = 3
 
 
 @dataclass
@@ -179,7 +183,8 @@ class Result:
     database: str
     workers: int
     end_to_end: Run
-    baseline: Run
+    baseline: Run  # the fastest of `baseline_rates`
+    baseline_rates: list[float]
     stages: Stages
     fixed: FixedLoad
     drain: Drain
@@ -1012,7 +1017,7 @@ def drain_backlog(stack: Stack, store: Store, url: str, base_url: str, api_key: 
     queue = topology.queue_name("deliver", RECEIVER)
     store.switch_delivery(RECEIVER, suspend=True)
     deadline = time.monotonic() + START_TIMEOUT
-    while queue_state(url, queue)[1] > 0:  # workers look at the partners every 5 s
+    while queue_state(url, queue)[1] > 0:  # workers look at the partners every second
         stack.check_alive()
         if time.monotonic() > deadline:
             raise BenchError(f"workers still consume {queue} after the suspension")
@@ -1076,7 +1081,11 @@ def bench(args: argparse.Namespace, folder: Path) -> Result:
             wait_delivered(stack, store, warm.ids, args.timeout)
         wait_settled(stack, store, amqp.url)
         envelope = store.envelope()
-        base = baseline(amqp.url, envelope, args.referrals, args.workers, settings)
+        # The fastest of a few: a stall of the machine (its disk, say) during one run must
+        # not lower the ratio's denominator and flatter the gateway.
+        bases = [baseline(amqp.url, envelope, args.referrals, args.workers, settings)
+                 for _ in range(BASELINE_RUNS)]
+        base = max(bases, key=lambda run: run.throughput)
         stack.check_alive()
 
         before = cpu_snapshot(stack, pg_database)
@@ -1108,7 +1117,8 @@ def bench(args: argparse.Namespace, folder: Path) -> Result:
         stack.stop()  # nothing may happen at the receiver after this: now count
         every = (warm.ids if warm else []) + sent.ids + fixed.paced.ids + backlog
         check_exactly_once(store, sandbox_db, every)
-    return Result(args.database, args.workers, end_to_end, base, stages, fixed, drain,
+    return Result(args.database, args.workers, end_to_end, base,
+                  [run.throughput for run in bases], stages, fixed, drain,
                   len(broker.encode(envelope)), len(every), amqp.vhost)
 
 
@@ -1140,6 +1150,8 @@ def report(result: Result) -> list[str]:
         for label, run in ((f"end-to-end ({result.database}, {result.workers} workers)", e),
                            (f"baseline (confirm+consume+ack, {result.workers}c)", b))))
     lines += [
+        f"the baseline is the fastest of {len(result.baseline_rates)} runs: "
+        + ", ".join(f"{rate:.1f}" for rate in result.baseline_rates) + " messages/s",
         "",
         "where a referral's time goes (p50 / p99 ms):",
         f"  POST /v1/referrals, client side     {percentile_ms(s.post, 50):>8.1f} "
@@ -1172,7 +1184,7 @@ def report(result: Result) -> list[str]:
         f"backlog: {d.count} referrals submitted in {d.queue_seconds:.1f} s "
         f"({d.count / d.queue_seconds:.0f}/s) and relayed while delivery to {RECEIVER} was "
         "suspended and its sandbox answered 500; sandbox back, delivery resumed:",
-        f"  first stored {d.first:.1f} s after the resume (workers look every 5 s), "
+        f"  first stored {d.first:.1f} s after the resume (workers look every second), "
         f"all {d.count} in {d.seconds:.1f} s ({d.count / d.seconds:.1f}/s); the bare broker "
         f"drains as many envelopes in {d.raw_seconds:.1f} s "
         f"({d.count / d.raw_seconds:.0f}/s)",
