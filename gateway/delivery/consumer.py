@@ -18,7 +18,7 @@ from gateway.delivery.translate import Translator
 from gateway.settings import Settings
 
 log = structlog.get_logger()
-PARTNER_REFRESH_SECONDS = 5.0  # a new, suspended or resumed partner: noticed this soon
+PARTNER_REFRESH_SECONDS = 1.0  # a new, suspended or resumed partner: noticed this soon
 Callback = Callable[[BlockingChannel, Basic.Deliver, BasicProperties, bytes], None]
 
 

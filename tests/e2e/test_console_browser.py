@@ -24,7 +24,6 @@ import pytest
 from gateway import ROOT
 from gateway.console import overview
 from gateway.console.users import create_user
-from gateway.delivery import consumer
 from gateway.partners import register_partner
 from gateway.settings import Settings
 from gateway.store.db import make_engine, make_sessionmaker, unit_of_work, upgrade
@@ -144,7 +143,6 @@ def test_operators_see_queues_partners_and_outages_and_im_officers_preview_mappi
 ) -> None:
     from playwright.sync_api import expect
 
-    monkeypatch.setattr(consumer, "PARTNER_REFRESH_SECONDS", 1.0)  # workers look each second
     monkeypatch.setattr(overview, "REFRESH_SECONDS", 2)  # the page refreshes every 2 s
     stack: Stack = make_stack(
         [SandboxSpec(RECEIVER, "primero")], [SENDER], amqp_url=through(proxy, amqp_url),
