@@ -478,12 +478,8 @@ def _take_all(deliverer: Deliverer,
         for index in indexes:
             method, props, _ = messages[index]
             envelope = envelopes[index]
-            if envelope is not None and envelope["message_id"] in seen:
-                # A copy (published twice): the one in hand is delivered and recorded once.
-                taken[index] = _Message(method, props, envelope, 1, contextvars.copy_context(),
-                                        Done("a copy of a message in hand: dropped"))
-                continue
-            taken[index] = _take(deliverer, method, props, envelope)
+            copy = envelope is not None and envelope["message_id"] in seen
+            taken[index] = _take(deliverer, method, props, envelope, copy=copy)
             if envelope is not None:
                 seen.add(envelope["message_id"])
 
@@ -499,8 +495,10 @@ def _take_all(deliverer: Deliverer,
 
 
 def _take(deliverer: Deliverer, method: Basic.Deliver, props: BasicProperties,
-          envelope: dict[str, Any] | None) -> _Message:
-    """The message with its outcome, the partner called but the outcome not yet written."""
+          envelope: dict[str, Any] | None, *, copy: bool = False) -> _Message:
+    """The message with its outcome, the partner called but the outcome not yet written.
+    A `copy` of a message in hand (published twice) is dropped: delivered and recorded
+    once, by the one in hand."""
     clear_contextvars()
     attempt = int((props.headers or {}).get("x-attempt", 1))
     if envelope is not None:
@@ -511,6 +509,9 @@ def _take(deliverer: Deliverer, method: Basic.Deliver, props: BasicProperties,
     clear_contextvars()
     if envelope is None:
         message.outcome = Dead("poison", "the message body is not a CaseBridge envelope")
+        return message
+    if copy:
+        message.outcome = Done("a copy of a message in hand: dropped")
         return message
     try:
         message.outcome = message.context.run(deliverer.outcome_of, envelope, attempt)
