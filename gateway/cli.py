@@ -161,7 +161,6 @@ def sandbox(
     import uvicorn
 
     from gateway.logs import configure_logging
-    from gateway.settings import get_settings
     from sandboxes import SANDBOXES
     from sandboxes.faults import Faults
 
@@ -171,7 +170,7 @@ def sandbox(
     faults = Faults(latency_ms=latency_ms, failure_rate=failure_rate, drop_rate=drop_rate,
                     lost_response_rate=lost_response_rate, throttle_rate=throttle_rate,
                     retry_after=retry_after)
-    settings = get_settings()  # a stand-in partner system: it needs no gateway key
+    settings = _settings()  # a stand-in partner system: it needs no gateway key
     configure_logging(level=settings.log_level, json=settings.log_json)
     path = database or ROOT / "var" / f"sandbox-{name}-{port}.db"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -309,10 +308,9 @@ def dead_letters_list(
     """List dead letters: id, when, partner, type, reason, attempts, detail, and below each
     what the partner's system answered (its status, error code and message)."""
     from gateway.delivery import dead_letters
-    from gateway.settings import get_settings
     from gateway.store.db import make_engine, make_sessionmaker
 
-    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    sessions = make_sessionmaker(make_engine(_settings().database_url))
     with sessions() as session:
         letters = dead_letters.find(session=session, reason=reason, partner=partner,
                                     include_redriven=all_)
@@ -342,12 +340,11 @@ def redrive(
 
     from gateway.contracts import Contracts
     from gateway.delivery import dead_letters
-    from gateway.settings import get_settings
     from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
 
     if not ids and not reason and not partner:
         raise typer.BadParameter("name dead letter ids, or filter by --reason or --partner")
-    settings = get_settings()
+    settings = _settings()
     sessions = make_sessionmaker(make_engine(settings.database_url))
     with unit_of_work(sessions) as session:
         letters = dead_letters.find(session=session, ids=ids or [], reason=reason,
@@ -407,6 +404,15 @@ def _key_values(items: list[str] | None, hint: str) -> dict[str, Any]:
     return values
 
 
+def _settings() -> "Settings":
+    """The settings; a bad value is one line on stderr naming its variable (exit 2)."""
+    from gateway.protection.keys_cli import cli_errors
+    from gateway.settings import get_settings
+
+    with cli_errors():
+        return get_settings()
+
+
 def _process_settings() -> "Settings":
     """The settings of a long-running process, its logging set up and its key ring in use.
 
@@ -415,9 +421,8 @@ def _process_settings() -> "Settings":
     from gateway.logs import ensure_logging
     from gateway.protection.crypto import Keyring, use_keyring
     from gateway.protection.keys_cli import cli_errors
-    from gateway.settings import get_settings
 
-    settings = get_settings()
+    settings = _settings()
     # ensure_: a test running commands in-process keeps the logging it set up.
     ensure_logging(level=settings.log_level, json=settings.log_json)
     with cli_errors():
@@ -436,10 +441,9 @@ def _until_signal(run: Callable[[threading.Event], None]) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the migrations to CASEBRIDGE_DATABASE_URL."""
-    from gateway.settings import get_settings
     from gateway.store.db import upgrade
 
-    upgrade(get_settings().database_url, revision)
+    upgrade(_settings().database_url, revision)
     typer.echo(f"database at {revision}")
 
 
@@ -456,7 +460,6 @@ def partners_add(
 ) -> None:
     """Register a partner system and print its API key (shown once, stored hashed)."""
     from gateway.partners import register_partner
-    from gateway.settings import get_settings
     from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
     from gateway.store.models import Partner
 
@@ -465,7 +468,7 @@ def partners_add(
     if country is not None and not re.fullmatch(r"[A-Z]{3}", country):
         raise typer.BadParameter("a three-letter ISO 3166-1 code in capitals, e.g. ETH",
                                  param_hint="--country")
-    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    sessions = make_sessionmaker(make_engine(_settings().database_url))
     with unit_of_work(sessions) as session:
         if session.get(Partner, partner_id) is not None:
             typer.echo(f"partner {partner_id} exists already", err=True)
@@ -550,11 +553,10 @@ def partners_limit(
 @contextmanager
 def _changing_partner(partner_id: str) -> Iterator["Partner"]:
     """The registered partner, in a transaction that commits its changes; exit 1 if none."""
-    from gateway.settings import get_settings
     from gateway.store.db import make_engine, make_sessionmaker, unit_of_work
     from gateway.store.models import Partner
 
-    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    sessions = make_sessionmaker(make_engine(_settings().database_url))
     with unit_of_work(sessions) as session:
         partner = session.get(Partner, partner_id)
         if partner is None:
@@ -568,11 +570,10 @@ def partners_list() -> None:
     """List the registered partner systems."""
     from sqlalchemy import select
 
-    from gateway.settings import get_settings
     from gateway.store.db import make_engine, make_sessionmaker
     from gateway.store.models import Partner
 
-    sessions = make_sessionmaker(make_engine(get_settings().database_url))
+    sessions = make_sessionmaker(make_engine(_settings().database_url))
     with sessions() as session:
         for partner in session.scalars(select(Partner).order_by(Partner.id)):
             state = "active" if partner.active else "inactive"
