@@ -10,6 +10,8 @@ import httpx
 import httpx._transports.default as httpx_transports
 import pytest
 from hypothesis_budget import load_profile
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.http import tls
 from fictional import remember
@@ -105,6 +107,18 @@ def isolated_database_url(database_url: str, tmp_path_factory: pytest.TempPathFa
     """
     with fresh_store(database_url, tmp_path_factory.mktemp("isolated")) as url:
         yield url
+
+
+@pytest.fixture
+def counted_sessions(isolated_database_url: str
+                     ) -> Iterator[tuple[sessionmaker[Session], list[int]]]:
+    """Sessions on the module's own store, and the commits made on it, counted by the
+    engine (how many transactions a group of writes took)."""
+    engine = make_engine(isolated_database_url)
+    commits = [0]
+    event.listen(engine, "commit", lambda _connection: commits.__setitem__(0, commits[0] + 1))
+    yield make_sessionmaker(engine), commits
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from structlog.contextvars import merge_contextvars
@@ -23,21 +23,10 @@ from gateway.delivery import broker
 from gateway.delivery.worker import Deliverer, on_messages
 from gateway.protection import audit
 from gateway.settings import Settings
-from gateway.store.db import make_engine, make_sessionmaker
 from gateway.store.models import Delivery, Referral
 from worker_doubles import StoringAdapter, deliverer, referral_between
 
 Held = list[tuple[Any, Any, bytes]]
-
-
-@pytest.fixture
-def counted(delivery_settings: Settings) -> Iterator[tuple[sessionmaker[Session], list[int]]]:
-    """Sessions on the test store, and the commits made on it, counted by the engine."""
-    engine = make_engine(delivery_settings.database_url)
-    commits = [0]
-    event.listen(engine, "commit", lambda _connection: commits.__setitem__(0, commits[0] + 1))
-    yield make_sessionmaker(engine), commits
-    engine.dispose()
 
 
 @pytest.fixture
@@ -115,9 +104,10 @@ def delivered(sessions: sessionmaker[Session], referral_id: str) -> tuple[str, i
 
 
 def test_messages_held_together_are_written_in_one_transaction_and_acked_at_once(
-        counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
-        make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str) -> None:
-    sessions, commits = counted
+        counted_sessions: tuple[sessionmaker[Session], list[int]],
+        delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
+        queue: str, amqp_url: str) -> None:
+    sessions, commits = counted_sessions
     envelopes = deliverable(sessions, delivery_settings, make_referral, 6)
     adapter = StoringAdapter()
     held = hold(channel, queue, envelopes)
@@ -134,10 +124,11 @@ def test_messages_held_together_are_written_in_one_transaction_and_acked_at_once
 
 
 def test_a_failing_write_takes_nothing_of_the_others_and_its_message_goes_back(
-        counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
-        make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str,
+        counted_sessions: tuple[sessionmaker[Session], list[int]],
+        delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
+        queue: str, amqp_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions, commits = counted
+    sessions, commits = counted_sessions
     envelopes = deliverable(sessions, delivery_settings, make_referral, 4)
     broken = envelopes[1]["referral_id"]
     write_fails_for(monkeypatch, broken, RuntimeError("a bug after its rows were written"),
@@ -176,9 +167,10 @@ class MeetingAdapter(StoringAdapter):
 
 
 def test_other_referrals_go_side_by_side_and_a_copy_of_a_message_in_hand_is_dropped(
-        counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
-        make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str) -> None:
-    sessions, _ = counted
+        counted_sessions: tuple[sessionmaker[Session], list[int]],
+        delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
+        queue: str, amqp_url: str) -> None:
+    sessions, _ = counted_sessions
     first, second = deliverable(sessions, delivery_settings, make_referral, 2)
     adapter = MeetingAdapter(parties=2)
     # The relay published the first one twice (it stopped before noting it published).
@@ -194,10 +186,11 @@ def test_other_referrals_go_side_by_side_and_a_copy_of_a_message_in_hand_is_drop
 
 
 def test_a_store_out_of_reach_while_writing_gives_every_message_back(
-        counted: tuple[sessionmaker[Session], list[int]], delivery_settings: Settings,
-        make_referral: Any, channel: BlockingChannel, queue: str, amqp_url: str,
+        counted_sessions: tuple[sessionmaker[Session], list[int]],
+        delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
+        queue: str, amqp_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions, _ = counted
+    sessions, _ = counted_sessions
     envelopes = deliverable(sessions, delivery_settings, make_referral, 3)
     lost = envelopes[2]["referral_id"]
     write_fails_for(monkeypatch, lost, OperationalError(

@@ -5,18 +5,18 @@ failing work takes nothing of the others with it."""
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import NotFound
 from gateway.partners import register_partner
 from gateway.protection import audit
-from gateway.store.db import insert_now, make_engine, make_sessionmaker
+from gateway.store.db import insert_now
 from gateway.store.group_commit import GROUPED, GroupCommit, once_per_group
 from gateway.store.models import (
     AuditEntry,
@@ -29,16 +29,6 @@ from gateway.store.models import (
 )
 
 caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="nobody")
-
-
-@pytest.fixture
-def sessions(isolated_database_url: str) -> Iterator[tuple[sessionmaker[Session], list[int]]]:
-    """Sessions on the test store, and the number of commits made, counted by the engine."""
-    engine = make_engine(isolated_database_url)
-    commits = [0]
-    event.listen(engine, "commit", lambda _connection: commits.__setitem__(0, commits[0] + 1))
-    yield make_sessionmaker(engine), commits
-    engine.dispose()
 
 
 def register(partner_id: str) -> Callable[[Session], str]:
@@ -82,8 +72,8 @@ async def held_then(writes: GroupCommit, works: list[Callable[[Session], Any]],
 
 
 def test_works_waiting_together_share_one_transaction_and_keep_their_callers(
-        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
-    factory, commits = sessions
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, commits = counted_sessions
     before = commits[0]
     writes = GroupCommit(factory, turns=1)
     first, rest = asyncio.run(held_then(writes, [register(f"gc-{n}") for n in range(3)], "gc-"))
@@ -94,8 +84,8 @@ def test_works_waiting_together_share_one_transaction_and_keep_their_callers(
 
 
 def test_a_failing_work_takes_nothing_of_the_others_with_it(
-        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
-    factory, _ = sessions
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = counted_sessions
 
     def breaks(session: Session) -> None:
         register("gf-broken")(session)  # written, then the work fails: must not be kept
@@ -112,8 +102,8 @@ def test_a_failing_work_takes_nothing_of_the_others_with_it(
 
 
 def test_a_problem_goes_to_its_caller_alone_and_the_group_commits(
-        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
-    factory, _ = sessions
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = counted_sessions
     writes = GroupCommit(factory, turns=1)
     _, rest = asyncio.run(held_then(writes, [register("gp-0"), refuses, register("gp-1")],
                                        "gp-"))
@@ -124,8 +114,8 @@ def test_a_problem_goes_to_its_caller_alone_and_the_group_commits(
 
 
 def test_a_caller_that_goes_away_leaves_its_work_written(
-        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
-    factory, _ = sessions
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = counted_sessions
     writes = GroupCommit(factory, turns=1)
     started = threading.Event()
     finish = threading.Event()
@@ -151,8 +141,8 @@ def test_a_caller_that_goes_away_leaves_its_work_written(
 
 
 def test_once_per_group_reads_once_in_a_group_and_each_time_outside(
-        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
-    factory, _ = sessions
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = counted_sessions
     reads: list[int] = []
 
     def read() -> int:
@@ -168,8 +158,8 @@ def test_once_per_group_reads_once_in_a_group_and_each_time_outside(
 
 
 def test_a_groups_audit_entries_chain_on_from_the_head_and_leave_it_at_the_last(
-        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
-    factory, _ = sessions
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = counted_sessions
     with factory() as session:
         before = session.execute(select(AuditHead.seq, AuditHead.hash)).one()
 
@@ -203,8 +193,8 @@ def test_a_groups_audit_entries_chain_on_from_the_head_and_leave_it_at_the_last(
 
 
 def test_a_groups_rows_wait_for_its_commit_and_a_duplicate_splits_it(
-        sessions: tuple[sessionmaker[Session], list[int]]) -> None:
-    factory, commits = sessions
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, commits = counted_sessions
     with factory() as session:
         for partner in ("gr-a", "gr-b"):
             register_partner(session=session, partner_id=partner, name=partner, system="other")
