@@ -162,8 +162,10 @@ def submit_referral(
                                today=now.date())
                 if directory is not None else [])
     try:
+        # The agreements' files are looked at once a group: its works commit together.
         admitted = admit(document, agreements=agreements, contracts=contracts,
-                         today=now.date())
+                         today=now.date(),
+                         in_force=once_per_group(session, agreements, agreements.in_force))
     except ConsentProblem as refusal:
         refusal.receiver = receiver.id
         raise

@@ -40,8 +40,9 @@ class Admitted:
 
 
 def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts: Contracts,
-          today: date) -> Admitted:
-    """The copy of a valid canonical referral that may leave, or ConsentProblem."""
+          today: date, in_force: Sequence[Agreement] | None = None) -> Admitted:
+    """The copy of a valid canonical referral that may leave, or ConsentProblem.
+    `in_force`: the agreements in force, when read already."""
     document, contradicted = establish_minor(document, today=today)
     gaps = consent_gaps(document, today=today)
     if gaps:
@@ -52,7 +53,7 @@ def admit(document: dict[str, Any], *, agreements: AgreementRegistry, contracts:
     agreement = agreements.covering(
         sender=document["sender"]["partner"], receiver=document["receiver"]["partner"],
         purpose=kind, service_types=[s["type"] for s in document.get("services") or []],
-        on=today)
+        on=today, among=in_force)
     gaps = recorded_consent_gaps(document, agreement)
     if gaps:
         raise ConsentProblem(
