@@ -25,6 +25,7 @@ from gateway.delivery.outbox import outbox_message
 from gateway.directory.registry import DirectoryRegistry
 from gateway.directory.submission import check_referral
 from gateway.errors import (
+    CaseBridgeError,
     ConsentProblem,
     FieldError,
     Forbidden,
@@ -126,14 +127,46 @@ def submit_referral(
     """
     digest = request_hash(document)
     referral_id = referral_id_for(sender.id, idempotency_key)
-    earlier_hash = session.scalar(_KEY_USED, {"id": referral_id})
-    if earlier_hash is not None:
-        if earlier_hash != digest:
-            raise IdempotencyConflict()
-        earlier = _by_idempotency_key(session, sender.id, idempotency_key)
-        if earlier is not None:  # else purged between the two reads: take it as new
-            return Submitted(earlier, replayed=True)
+    # In a group commit a repeat is not looked for first (a read per submission, on
+    # PostgreSQL a round trip each, for what a partner's retry alone sends): its id is
+    # taken, so the group's INSERT fails, the group is split, and the repeat, run again
+    # alone, is answered here. A repeat refused on its way (its agreement has ended since,
+    # say) is looked for then, so that it gets the first answer, not the refusal.
+    if not session.info.get(GROUPED):
+        earlier = _earlier(session, sender.id, idempotency_key, referral_id, digest)
+        if earlier is not None:
+            return earlier
+    try:
+        return _submit_new(session=session, contracts=contracts, agreements=agreements,
+                           sender=sender, document=document, idempotency_key=idempotency_key,
+                           correlation_id=correlation_id, directory=directory,
+                           digest=digest, referral_id=referral_id)
+    except CaseBridgeError:
+        if session.info.get(GROUPED):
+            earlier = _earlier(session, sender.id, idempotency_key, referral_id, digest)
+            if earlier is not None:
+                return earlier
+        raise
 
+
+def _earlier(session: Session, sender_id: str, idempotency_key: str, referral_id: str,
+             digest: str) -> Submitted | None:
+    """The first answer to a repeat of a submission (same key, same body), or
+    IdempotencyConflict for the key with another body; None for a new key."""
+    earlier_hash = session.scalar(_KEY_USED, {"id": referral_id})
+    if earlier_hash is None:
+        return None
+    if earlier_hash != digest:
+        raise IdempotencyConflict()
+    earlier = _by_idempotency_key(session, sender_id, idempotency_key)
+    # None: purged between the two reads; taken as new
+    return None if earlier is None else Submitted(earlier, replayed=True)
+
+
+def _submit_new(*, session: Session, contracts: Contracts, agreements: AgreementRegistry,
+                sender: Partner, document: Any, idempotency_key: str, correlation_id: str,
+                directory: DirectoryRegistry | None, digest: str, referral_id: str
+                ) -> Submitted:
     # The structure first; a value breaking its rule in a categorised field is refused
     # only if that field is to reach the receiver (after the need-to-know filter below).
     structure, shared_only = _split_errors(contracts, contracts.validate("referral", document))

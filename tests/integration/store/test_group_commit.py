@@ -5,6 +5,7 @@ failing work takes nothing of the others with it."""
 import asyncio
 import contextvars
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,9 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.errors import NotFound
+from gateway.casework import Submitted, submit_referral
+from gateway.contracts import Contracts
+from gateway.errors import ConsentProblem, IdempotencyConflict, NotFound
 from gateway.partners import register_partner
 from gateway.protection import audit
+from gateway.protection.agreements import AgreementRegistry
+from gateway.settings import Settings
 from gateway.store.db import insert_now
 from gateway.store.group_commit import GROUPED, GroupCommit, once_per_group
 from gateway.store.models import (
@@ -27,6 +32,7 @@ from gateway.store.models import (
     new_id,
     utcnow,
 )
+from sharing import write_agreement
 
 caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="nobody")
 
@@ -235,3 +241,59 @@ def test_a_groups_rows_wait_for_its_commit_and_a_duplicate_splits_it(
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Referral).where(
             Referral.sender_id == "gr-a")) == 3
+
+
+def test_a_repeat_in_a_group_gets_its_first_answer_even_refused_meanwhile(
+        counted_sessions: tuple[sessionmaker[Session], list[int]], settings: Settings,
+        make_referral: Callable[..., dict[str, Any]]) -> None:
+    """In a group, intake does not look for a repeated Idempotency-Key first: the store
+    finds it (the group splits), or a refusal on the repeat's way looks for it then."""
+    factory, _ = counted_sessions
+    sender, receiver = (f"gk-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    with factory() as session:
+        for partner in (sender, receiver):
+            register_partner(session=session, partner_id=partner, name=partner, system="other")
+        session.commit()
+    folder = settings.agreements_dir
+    agreement = write_agreement(folder, f"gk-{uuid.uuid4().hex[:8]}", [sender, receiver])
+    contracts = Contracts(settings.contracts_dir)
+    agreements = AgreementRegistry(folder, contracts)
+    documents = {key: make_referral(sender, receiver) for key in ("first", "second", "new")}
+
+    def submits(key: str, document: dict[str, Any]) -> Callable[[Session], Submitted]:
+        def work(session: Session) -> Submitted:
+            return submit_referral(
+                session=session, contracts=contracts, agreements=agreements,
+                sender=session.get_one(Partner, sender), document=document,
+                idempotency_key=key, correlation_id=f"corr-{key}")
+        return work
+
+    writes = GroupCommit(factory, turns=1)
+    _, stored_first = asyncio.run(held_then(writes, [
+        submits("first", documents["first"]), submits("second", documents["second"])], "gk-"))
+    assert [s.replayed for s in stored_first] == [False, False]
+    first_id, second_id = (s.referral.id for s in stored_first)
+
+    # the same key and body, the same key with another body, a new key: the group splits
+    # on the repeat's id and each is answered alone
+    _, answers = asyncio.run(held_then(writes, [
+        submits("first", documents["first"]), submits("second", documents["new"]),
+        submits("new", documents["new"])], "gl-"))
+    assert isinstance(answers[0], Submitted) and answers[0].replayed
+    assert answers[0].referral.id == first_id
+    assert isinstance(answers[1], IdempotencyConflict)
+    assert isinstance(answers[2], Submitted) and not answers[2].replayed
+
+    # the agreement has ended since: a new submission is refused, a repeat of a stored one
+    # still gets its first answer (not the refusal), and one with another body its 409
+    write_agreement(folder, agreement.stem, [sender, receiver], valid_to="2020-12-31")
+    _, answers = asyncio.run(held_then(writes, [
+        submits("second", documents["second"]), submits("first", documents["new"]),
+        submits("late", make_referral(sender, receiver))], "gm-"))
+    assert isinstance(answers[0], Submitted) and answers[0].replayed
+    assert answers[0].referral.id == second_id
+    assert isinstance(answers[1], IdempotencyConflict)
+    assert isinstance(answers[2], ConsentProblem)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Referral).where(
+            Referral.sender_id == sender)) == 3
