@@ -1,7 +1,8 @@
 """Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
 
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, MetaData, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
+    Mapper,
     Session,
     SessionTransaction,
     make_transient_to_detached,
@@ -113,27 +115,23 @@ def insert_now(session: Session, *objects: object, wait: bool = True) -> None:
     stored = []
     for instance in objects:
         mapper = object_mapper(instance)
+        table, columns, keys = _columns_of(mapper)
         values = instance.__dict__
-        for prop in mapper.column_attrs:
+        for attribute, _, fill in columns:
             # Defaults given to the object itself, so that joined to the session it holds
             # every value of its row and reading one does not load the row again.
-            # (A key the database numbers, and a default only the database knows, stay unset.)
-            column = prop.columns[0]
-            default = column.default
-            if prop.key not in values and not column.primary_key and (
-                    default is not None or column.server_default is None):
-                setattr(instance, prop.key, None if default is None
-                        else default.arg(None) if default.is_callable else default.arg)
-        row = {prop.columns[0].key: values[prop.key] for prop in mapper.column_attrs
-               if prop.key in values}
-        batches.setdefault((mapper.local_table, tuple(row)), []).append(row)  # type: ignore[arg-type]
-        if None not in mapper.primary_key_from_instance(instance):
+            if fill is not None and attribute not in values:
+                setattr(instance, attribute, fill())
+        row = {column: values[attribute] for attribute, column, _ in columns
+               if attribute in values}
+        batches.setdefault((table, tuple(row)), []).append(row)
+        if all(values.get(attribute) is not None for attribute in keys):
             stored.append(instance)
     if wait and session.info.get(GROUPED):
         waiting: dict[tuple[Table, tuple[str, ...]], list[dict[str, object]]] = (
             session.info.setdefault(_WAITING_ROWS, {}))
-        for key, rows in batches.items():
-            waiting.setdefault(key, []).extend(rows)
+        for batch, rows in batches.items():
+            waiting.setdefault(batch, []).extend(rows)
     else:
         # On the session's connection: the session's own execute adds ORM machinery that
         # costs more than the statement (what the session holds unwritten goes first).
@@ -146,6 +144,31 @@ def insert_now(session: Session, *objects: object, wait: bool = True) -> None:
     for instance in stored:
         make_transient_to_detached(instance)
     session.add_all(stored)
+
+
+@functools.cache
+def _columns_of(mapper: Mapper[Any]) -> tuple[
+        Table, tuple[tuple[str, str, Callable[[], object] | None], ...], tuple[str, ...]]:
+    """`mapper`'s table; each column attribute's key, column name and what gives it a
+    value when it is unset; the keys of its primary key. (Nothing is given to a key the
+    database numbers, nor to a column whose default only the database knows.)"""
+    columns = []
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        default = column.default
+        fill = (None if column.primary_key or (default is None and column.server_default)
+                else _filler(default))
+        columns.append((prop.key, column.key, fill))
+    keys = tuple(mapper.get_property_by_column(column).key for column in mapper.primary_key)
+    return mapper.local_table, tuple(columns), keys  # type: ignore[return-value]
+
+
+def _filler(default: Any) -> Callable[[], object]:
+    if default is None:
+        return lambda: None
+    if default.is_callable:
+        return lambda: default.arg(None)
+    return lambda: default.arg
 
 
 @event.listens_for(Session, "before_commit")
