@@ -150,13 +150,15 @@ def insert_now(session: Session, *objects: object, wait: bool = True) -> None:
 def _columns_of(mapper: Mapper[Any]) -> tuple[
         Table, tuple[tuple[str, str, Callable[[], object] | None], ...], tuple[str, ...]]:
     """`mapper`'s table; each column attribute's key, column name and what gives it a
-    value when it is unset; the keys of its primary key. (Nothing is given to a key the
-    database numbers, nor to a column whose default only the database knows.)"""
+    value when it is unset; the keys of its primary key. (Nothing is given to a primary key,
+    which the caller sets or the database numbers, nor to a column whose default only the
+    database knows.)"""
     columns = []
     for prop in mapper.column_attrs:
         column = prop.columns[0]
         default = column.default
-        fill = (None if column.primary_key or (default is None and column.server_default)
+        fill = (None if column.primary_key or (default is None
+                                                and column.server_default is not None)
                 else _filler(default))
         columns.append((prop.key, column.key, fill))
     keys = tuple(mapper.get_property_by_column(column).key for column in mapper.primary_key)
