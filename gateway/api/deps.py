@@ -134,7 +134,10 @@ def get_partner(request: Request, session: SessionDep,
 
 
 def within_rate_limit(request: Request, partner: Partner) -> None:
-    """Take one of the partner's tokens, or refuse with 429 (gateway.api.ratelimit)."""
+    """Take one of the partner's tokens, or refuse with 429 (gateway.api.ratelimit); once
+    a request, also when its work runs again alone after its group commit split."""
+    if getattr(request.state, "rate_token_taken", False):
+        return
     settings: Settings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
     try:
@@ -144,6 +147,7 @@ def within_rate_limit(request: Request, partner: Partner) -> None:
         log.info("partner_rate_limited", partner=partner.id,
                  retry_after=refused.extensions["retry_after"])
         raise
+    request.state.rate_token_taken = True
 
 
 declare(get_partner, 401, 429)

@@ -1,7 +1,11 @@
 """A partner's token bucket: a burst, then its rate, and how long to wait."""
 
-import pytest
+from types import SimpleNamespace
 
+import pytest
+from starlette.requests import Request
+
+from gateway.api.deps import within_rate_limit
 from gateway.api.ratelimit import RateLimited, RateLimiter
 
 
@@ -47,3 +51,22 @@ def test_a_quiet_partner_saves_no_more_than_its_burst() -> None:
     with pytest.raises(RateLimited) as refused:
         limiter.take("primero-a", rate=10, burst=2)
     assert refused.value.headers["Retry-After"] == "1"  # never 0: a client would not wait
+
+
+def test_a_request_whose_work_runs_again_after_a_split_takes_one_token() -> None:
+    """Intake's works run again alone when their group commit splits (a repeated
+    Idempotency-Key, say): the request took its token the first time."""
+    limiter = RateLimiter(Clock())
+    app = SimpleNamespace(state=SimpleNamespace(
+        settings=SimpleNamespace(partner_rate_per_second=1.0, partner_rate_burst=1),
+        rate_limiter=limiter))
+    partner = SimpleNamespace(id="primero-a", rate_per_second=None, rate_burst=None)
+
+    def request() -> Request:
+        return Request({"type": "http", "app": app, "headers": []})
+
+    first = request()
+    within_rate_limit(first, partner)  # type: ignore[arg-type]
+    within_rate_limit(first, partner)  # type: ignore[arg-type]  # the same request again
+    with pytest.raises(RateLimited):
+        within_rate_limit(request(), partner)  # type: ignore[arg-type]
