@@ -388,3 +388,28 @@ def test_a_key_used_before_referral_ids_were_derived_is_still_replayed(
     other = make_referral(sender, receiver, reason="A different story.")
     assert_problem(client.post("/v1/referrals", json=other, headers=headers), 409,
                    "idempotency-conflict")
+
+
+def test_repeats_sent_at_once_with_new_submissions_each_get_their_own_answer(
+    new_partner, client_for, make_referral, settings
+) -> None:
+    # Submissions of one moment share a transaction, in which a repeat is found by the
+    # store (its group splits and it is answered alone): each still gets its own answer,
+    # a repeat its first one, a key with another body 409.
+    (sender, sender_key), (receiver, _) = new_partner(), new_partner()
+    client = client_for(sender_key)
+    stored = [(key(), make_referral(sender, receiver)) for _ in range(3)]
+    first = [client.post("/v1/referrals", json=document, headers=headers).json()["id"]
+             for headers, document in stored]
+    new = [(key(), make_referral(sender, receiver)) for _ in range(3)]
+    other = (stored[0][0], make_referral(sender, receiver, reason="A different story."))
+    calls = [*stored, *new, other]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        answers = list(pool.map(lambda call: client.post("/v1/referrals", json=call[1],
+                                                         headers=call[0]), calls))
+    assert [a.status_code for a in answers] == [201] * 6 + [409]
+    assert [a.json()["id"] for a in answers[:3]] == first
+    assert [a.headers.get("Idempotent-Replayed") for a in answers[:6]] == ["true"] * 3 + [None] * 3
+    with make_sessionmaker(make_engine(settings.database_url))() as session:
+        assert session.scalar(select(func.count()).select_from(Referral).where(
+            Referral.sender_id == sender)) == 6
