@@ -6,6 +6,7 @@ a referral, and `referrals` already names the API and console views of these rec
 Plain functions with keyword-only arguments, called by the API, the CLI, workers and tests.
 """
 
+import functools
 import hashlib
 import json
 import re
@@ -50,7 +51,7 @@ from gateway.protection.agreements import AgreementRegistry
 from gateway.protection.consent import Admitted, admit
 from gateway.protection.identifiers import digests_of, lookup_digests
 from gateway.protection.need_to_know import UNKNOWN, categories_in, category_at, need_to_know
-from gateway.store.db import insert_now, take_write_turn
+from gateway.store.db import after_commit, insert_now, take_write_turn
 from gateway.store.group_commit import GROUPED, once_per_group
 from gateway.store.models import (
     IdentifierDigest,
@@ -253,10 +254,10 @@ def _submit_new(*, session: Session, contracts: Contracts, agreements: Agreement
                             if admitted.minor_contradicted else {}),
                          **({"directory": sorted({w.rule for w in warnings})}
                             if warnings else {})})
-    log.info("referral_submitted", referral_id=referral.id, kind=referral.kind,
-             sender=sender.id, receiver=receiver.id, agreement=referral.agreement_id,
-             withheld=len(referral.withheld),
-             directory_warnings=sorted({w.rule for w in warnings}))
+    after_commit(session, functools.partial(
+        log.info, "referral_submitted", referral_id=referral.id, kind=referral.kind,
+        sender=sender.id, receiver=receiver.id, agreement=referral.agreement_id,
+        withheld=len(referral.withheld), directory_warnings=sorted({w.rule for w in warnings})))
     return Submitted(referral, replayed=False, warnings=tuple(warnings))
 
 

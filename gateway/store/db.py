@@ -1,5 +1,6 @@
 """Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
 
+import contextvars
 import functools
 import threading
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_AFTER_COMMIT = "casebridge.after_commit"  # (context, call) to make once committed
 _WAITING_ROWS = "casebridge.waiting_rows"  # a group's rows, by (table, columns), until commit
 _RANKS: dict[MetaData, dict[Table, int]] = {}
 WRITE_LOCK_TIMEOUT = 30.0
@@ -188,6 +190,25 @@ def _write_waiting_rows(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_waiting_rows(session: Session) -> None:
     session.info.pop(_WAITING_ROWS, None)
+
+
+def after_commit(session: Session, then: Callable[[], object]) -> None:
+    """Call `then()` once the session's transaction has committed, in the context (log
+    fields) of this call; never if it rolls back. For what must only be said of what is
+    stored: a group commit that splits runs its works twice, and only one of those commits."""
+    session.info.setdefault(_AFTER_COMMIT, []).append((contextvars.copy_context(), then))
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    for context, then in session.info.pop(_AFTER_COMMIT, ()):
+        context.run(then)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # rolled back or closed: nothing of it was stored
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 def _table_rank(table: Table) -> int:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from structlog.testing import capture_logs
 
 from gateway.casework import Submitted, submit_referral
 from gateway.contracts import Contracts
@@ -21,7 +22,7 @@ from gateway.partners import register_partner
 from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
 from gateway.settings import Settings
-from gateway.store.db import insert_now
+from gateway.store.db import after_commit, insert_now
 from gateway.store.group_commit import GROUPED, GroupCommit, once_per_group
 from gateway.store.models import (
     AuditEntry,
@@ -276,13 +277,19 @@ def test_a_repeat_in_a_group_gets_its_first_answer_even_refused_meanwhile(
 
     # the same key and body, the same key with another body, a new key: the group splits
     # on the repeat's id and each is answered alone
-    _, answers = asyncio.run(held_then(writes, [
-        submits("first", documents["first"]), submits("second", documents["new"]),
-        submits("new", documents["new"])], "gl-"))
+    with capture_logs() as logs:
+        _, answers = asyncio.run(held_then(writes, [
+            submits("first", documents["first"]), submits("second", documents["new"]),
+            submits("new", documents["new"])], "gl-"))
     assert isinstance(answers[0], Submitted) and answers[0].replayed
     assert answers[0].referral.id == first_id
     assert isinstance(answers[1], IdempotencyConflict)
     assert isinstance(answers[2], Submitted) and not answers[2].replayed
+    # said of what was stored only: not of the repeats, once of the new one (its works ran
+    # twice: in the group that rolled back, then alone)
+    assert "group_commit_split" in [line["event"] for line in logs]
+    assert [line["referral_id"] for line in logs if line["event"] == "referral_submitted"
+            and line["sender"] == sender] == [answers[2].referral.id]
 
     # the agreement has ended since: a new submission is refused, a repeat of a stored one
     # still gets its first answer (not the refusal), and one with another body its 409
@@ -297,3 +304,29 @@ def test_a_repeat_in_a_group_gets_its_first_answer_even_refused_meanwhile(
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Referral).where(
             Referral.sender_id == sender)) == 3
+
+
+said: contextvars.ContextVar[str] = contextvars.ContextVar("said")
+
+
+def test_after_commit_is_called_in_its_callers_context_only_once_committed(
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, _ = counted_sessions
+    heard: list[str] = []
+
+    def register(session: Session, what: str) -> None:
+        said.set(what)  # in the caller's own context, not the committer's
+        after_commit(session, lambda: heard.append(said.get()))
+
+    for end in ("commit", "rollback", "close"):
+        with factory() as session:
+            session.connection()  # a transaction begun
+            contextvars.copy_context().run(register, session, end)
+            if end == "commit":
+                session.commit()
+            elif end == "rollback":
+                session.rollback()
+        with factory() as session:  # a later transaction hears nothing of earlier ones
+            session.connection()
+            session.commit()
+    assert heard == ["commit"]
