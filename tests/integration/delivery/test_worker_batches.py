@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -47,37 +48,67 @@ def channel(amqp_url: str) -> Iterator[BlockingChannel]:
         connection.close()
 
 
-def hold(channel: BlockingChannel, queue: str, envelopes: list[dict[str, Any]]) -> Held:
-    """Publish the envelopes and take them all, unacknowledged, as a worker holds them."""
-    for envelope in envelopes:
-        channel.basic_publish("", queue, broker.encode(envelope),
-                              broker.properties(envelope, attempt=1))
-    held: Held = []
-    channel.basic_qos(prefetch_count=len(envelopes))
-    channel.basic_consume(queue, lambda _ch, method, props, body: held.append(
-        (method, props, body)))
-    deadline = time.monotonic() + 10
-    while len(held) < len(envelopes) and time.monotonic() < deadline:
-        channel.connection.process_data_events(time_limit=0.1)
-    assert len(held) == len(envelopes)
-    return held
+@dataclass
+class Batch:
+    """A worker's channel, a queue of its own, and the store it records deliveries in."""
+
+    sessions: sessionmaker[Session]
+    commits: list[int]  # commits so far on the store's engine
+    settings: Settings
+    make_referral: Any
+    channel: BlockingChannel
+    queue: str
+    amqp_url: str
+
+    def deliverable(self, count: int) -> list[dict[str, Any]]:
+        """The deliver envelopes of `count` new referrals, each to a receiver with a system."""
+        return [referral_between(self.sessions, self.settings, self.make_referral,
+                                 receiver_connected=True)[2] for _ in range(count)]
+
+    def hold(self, envelopes: list[dict[str, Any]]) -> Held:
+        """Publish the envelopes and take them all, unacknowledged, as a worker holds them."""
+        for envelope in envelopes:
+            self.channel.basic_publish("", self.queue, broker.encode(envelope),
+                                       broker.properties(envelope, attempt=1))
+        held: Held = []
+        self.channel.basic_qos(prefetch_count=len(envelopes))
+        self.channel.basic_consume(self.queue, lambda _ch, method, props, body: held.append(
+            (method, props, body)))
+        deadline = time.monotonic() + 10
+        while len(held) < len(envelopes) and time.monotonic() < deadline:
+            self.channel.connection.process_data_events(time_limit=0.1)
+        assert len(held) == len(envelopes)
+        return held
+
+    def deliverer(self, adapter: StoringAdapter) -> Deliverer:
+        return deliverer(self.sessions, self.settings, adapter)
+
+    def waiting_after_close(self) -> int:
+        """Messages ready in the queue once the worker's channel is closed: what it did not
+        ack."""
+        self.channel.connection.close()
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        try:
+            return int(connection.channel().queue_declare(self.queue, passive=True)
+                       .method.message_count)
+        finally:
+            connection.close()
+
+    def delivered(self, referral_id: str) -> tuple[str, int]:
+        """The referral's status and how many deliveries of it are on record."""
+        with self.sessions() as session:
+            referral = session.get_one(Referral, referral_id)
+            rows = session.scalars(select(Delivery.id).where(
+                Delivery.referral_id == referral_id, Delivery.outcome == "delivered")).all()
+            return referral.status, len(rows)
 
 
-def waiting_after_close(channel: BlockingChannel, amqp_url: str, queue: str) -> int:
-    """Messages ready in `queue` once the worker's channel is closed: what it did not ack."""
-    channel.connection.close()
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
-    finally:
-        connection.close()
-
-
-def deliverable(sessions: sessionmaker[Session], settings: Settings, make_referral: Any,
-                count: int) -> list[dict[str, Any]]:
-    """The deliver envelopes of `count` new referrals, each to a receiver with a system."""
-    return [referral_between(sessions, settings, make_referral, receiver_connected=True)[2]
-            for _ in range(count)]
+@pytest.fixture
+def batch(counted_sessions: tuple[sessionmaker[Session], list[int]],
+          delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
+          queue: str, amqp_url: str) -> Batch:
+    sessions, commits = counted_sessions
+    return Batch(sessions, commits, delivery_settings, make_referral, channel, queue, amqp_url)
 
 
 def write_fails_for(monkeypatch: pytest.MonkeyPatch, referral_id: str, error: Exception, *,
@@ -95,52 +126,37 @@ def write_fails_for(monkeypatch: pytest.MonkeyPatch, referral_id: str, error: Ex
     monkeypatch.setattr(Deliverer, "_write_delivered", failing)
 
 
-def delivered(sessions: sessionmaker[Session], referral_id: str) -> tuple[str, int]:
-    with sessions() as session:
-        referral = session.get_one(Referral, referral_id)
-        rows = session.scalars(select(Delivery.id).where(
-            Delivery.referral_id == referral_id, Delivery.outcome == "delivered")).all()
-        return referral.status, len(rows)
-
-
 def test_messages_held_together_are_written_in_one_transaction_and_acked_at_once(
-        counted_sessions: tuple[sessionmaker[Session], list[int]],
-        delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
-        queue: str, amqp_url: str) -> None:
-    sessions, commits = counted_sessions
-    envelopes = deliverable(sessions, delivery_settings, make_referral, 6)
+        batch: Batch) -> None:
+    envelopes = batch.deliverable(6)
     adapter = StoringAdapter()
-    held = hold(channel, queue, envelopes)
+    held = batch.hold(envelopes)
 
-    before = commits[0]
-    on_messages(deliverer(sessions, delivery_settings, adapter), [], channel, held)
+    before = batch.commits[0]
+    on_messages(batch.deliverer(adapter), [], batch.channel, held)
 
-    assert commits[0] - before == 1  # six deliveries, one transaction
+    assert batch.commits[0] - before == 1  # six deliveries, one transaction
     assert adapter.created == [e["referral_id"] for e in envelopes]  # each called in turn
-    assert [delivered(sessions, e["referral_id"]) for e in envelopes] == [("delivered", 1)] * 6
-    with sessions() as session:
+    assert [batch.delivered(e["referral_id"]) for e in envelopes] == [("delivered", 1)] * 6
+    with batch.sessions() as session:
         assert audit.verify(session).ok
-    assert waiting_after_close(channel, amqp_url, queue) == 0  # every one acknowledged
+    assert batch.waiting_after_close() == 0  # every one acknowledged
 
 
 def test_a_failing_write_takes_nothing_of_the_others_and_its_message_goes_back(
-        counted_sessions: tuple[sessionmaker[Session], list[int]],
-        delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
-        queue: str, amqp_url: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions, commits = counted_sessions
-    envelopes = deliverable(sessions, delivery_settings, make_referral, 4)
+        batch: Batch, monkeypatch: pytest.MonkeyPatch) -> None:
+    envelopes = batch.deliverable(4)
     broken = envelopes[1]["referral_id"]
     write_fails_for(monkeypatch, broken, RuntimeError("a bug after its rows were written"),
                     after_its_rows=True)
-    held = hold(channel, queue, envelopes)
+    held = batch.hold(envelopes)
 
-    before = commits[0]
+    before = batch.commits[0]
     with capture_logs(processors=[merge_contextvars]) as logs:
-        on_messages(deliverer(sessions, delivery_settings, StoringAdapter()), [], channel, held)
+        on_messages(batch.deliverer(StoringAdapter()), [], batch.channel, held)
 
-    assert commits[0] - before == 3  # the group rolled back, then each alone; one failed
-    outcomes = {e["referral_id"]: delivered(sessions, e["referral_id"]) for e in envelopes}
+    assert batch.commits[0] - before == 3  # the group rolled back, then each alone; one failed
+    outcomes = {e["referral_id"]: batch.delivered(e["referral_id"]) for e in envelopes}
     assert outcomes.pop(broken) == ("submitted", 0)  # nothing of it kept
     assert set(outcomes.values()) == {("delivered", 1)}
     events = [(line["event"], line.get("error") or line.get("error_type")) for line in logs
@@ -149,9 +165,9 @@ def test_a_failing_write_takes_nothing_of_the_others_and_its_message_goes_back(
                       ("delivery_crashed", "RuntimeError")]
     crashed = next(line for line in logs if line["event"] == "delivery_crashed")
     assert crashed["referral_id"] == broken  # logged in its own message's context
-    with sessions() as session:
+    with batch.sessions() as session:
         assert audit.verify(session).ok
-    assert waiting_after_close(channel, amqp_url, queue) == 1  # the broken one, given back
+    assert batch.waiting_after_close() == 1  # the broken one, given back
 
 
 class MeetingAdapter(StoringAdapter):
@@ -167,41 +183,34 @@ class MeetingAdapter(StoringAdapter):
 
 
 def test_other_referrals_go_side_by_side_and_a_copy_of_a_message_in_hand_is_dropped(
-        counted_sessions: tuple[sessionmaker[Session], list[int]],
-        delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
-        queue: str, amqp_url: str) -> None:
-    sessions, _ = counted_sessions
-    first, second = deliverable(sessions, delivery_settings, make_referral, 2)
+        batch: Batch) -> None:
+    first, second = batch.deliverable(2)
     adapter = MeetingAdapter(parties=2)
     # The relay published the first one twice (it stopped before noting it published).
-    held = hold(channel, queue, [first, second, first])
+    held = batch.hold([first, second, first])
 
     with ThreadPoolExecutor(2) as pool:
-        on_messages(deliverer(sessions, delivery_settings, adapter), [], channel, held, pool)
+        on_messages(batch.deliverer(adapter), [], batch.channel, held, pool)
 
     assert sorted(adapter.created) == sorted([first["referral_id"], second["referral_id"]])
-    assert [delivered(sessions, e["referral_id"]) for e in (first, second)] == [
+    assert [batch.delivered(e["referral_id"]) for e in (first, second)] == [
         ("delivered", 1)] * 2
-    assert waiting_after_close(channel, amqp_url, queue) == 0
+    assert batch.waiting_after_close() == 0
 
 
 def test_a_store_out_of_reach_while_writing_gives_every_message_back(
-        counted_sessions: tuple[sessionmaker[Session], list[int]],
-        delivery_settings: Settings, make_referral: Any, channel: BlockingChannel,
-        queue: str, amqp_url: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions, _ = counted_sessions
-    envelopes = deliverable(sessions, delivery_settings, make_referral, 3)
+        batch: Batch, monkeypatch: pytest.MonkeyPatch) -> None:
+    envelopes = batch.deliverable(3)
     lost = envelopes[2]["referral_id"]
     write_fails_for(monkeypatch, lost, OperationalError(
         "INSERT …", {}, Exception("server closed the connection")), after_its_rows=False)
-    held = hold(channel, queue, envelopes)
+    held = batch.hold(envelopes)
 
     with pytest.raises(OperationalError):  # the worker reconnects (gateway/delivery/consumer)
-        on_messages(deliverer(sessions, delivery_settings, StoringAdapter()), [], channel, held)
+        on_messages(batch.deliverer(StoringAdapter()), [], batch.channel, held)
 
     # Nothing acknowledged: all three come again; the two written alone are then found
     # delivered already, and the lost one is delivered then.
-    assert waiting_after_close(channel, amqp_url, queue) == 3
-    assert [delivered(sessions, e["referral_id"]) for e in envelopes] == [
+    assert batch.waiting_after_close() == 3
+    assert [batch.delivered(e["referral_id"]) for e in envelopes] == [
         ("delivered", 1), ("delivered", 1), ("submitted", 0)]
