@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Integer, Table, bindparam, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.store.db import insert_now, take_write_turn, unit_of_work
+from gateway.store.db import insert_now, pipelined, take_write_turn, unit_of_work
 from gateway.store.group_commit import GROUPED
 from gateway.store.models import AuditEntry, AuditHead, utcnow
 
@@ -77,15 +77,18 @@ def _chain(session: Session, new: list[AuditEntry]) -> None:
     """Number `new` on from the head, chain, write them and the head: the head row is
     held from here to the end of the transaction."""
     take_write_turn(session)
+    session.flush()  # what the session holds unwritten goes first, not in the pipeline
     connection = session.connection()
     last, prev_hash = connection.execute(_ADVANCE, {"count": len(new)}).one()
     for seq, entry in enumerate(new, last - len(new) + 1):
         entry.seq, entry.prev_hash = seq, prev_hash
         entry.hash = prev_hash = entry_hash(entry)
     # written at once (the trail has no foreign keys to wait for), also in a group, whose
-    # waiting rows were written before this (see _chain_group_entries)
-    insert_now(session, *new, wait=False)
-    connection.execute(_SET_HEAD, {"hash": prev_hash})
+    # waiting rows were written before this (see _chain_group_entries); on PostgreSQL the
+    # entries and the head in one round trip
+    with pipelined(connection):
+        insert_now(session, *new, wait=False)
+        connection.execute(_SET_HEAD, {"hash": prev_hash})
 
 
 # Registered after gateway.store.db's writer of a group's waiting rows (this module

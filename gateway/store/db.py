@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, insert, text
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import (
     Mapper,
     Session,
@@ -183,8 +184,38 @@ def _write_waiting_rows(session: Session) -> None:
         return
     take_write_turn(session)
     connection = session.connection()
-    for (table, _), rows in sorted(waiting.items(), key=lambda item: _table_rank(item[0][0])):
-        connection.execute(insert(table), rows)
+    with pipelined(connection):
+        for (table, _), rows in sorted(waiting.items(),
+                                       key=lambda item: _table_rank(item[0][0])):
+            connection.execute(insert(table), rows)
+
+
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """The statements executed in the block go to PostgreSQL at once and are answered
+    together at its end: one round trip for all of them instead of one each (psycopg's
+    pipeline mode). For writes whose results are not read: a statement's rows and
+    row count are not there in the block. An error in any of them is raised at the end of
+    the block as SQLAlchemy raises it (IntegrityError, OperationalError with the connection
+    invalidated when it is gone …); the transaction is then failed, as after any error.
+    Elsewhere (SQLite: no round trips) the block simply runs.
+
+    Flush the session before the block: an ORM flush reads the row counts it wrote."""
+    if connection.dialect.driver != "psycopg":
+        yield
+        return
+    dialect = connection.dialect
+    driver_error = dialect.loaded_dbapi.Error
+    pooled = connection.connection
+    try:
+        with pooled.driver_connection.pipeline():  # type: ignore[union-attr]
+            yield
+    except driver_error as error:
+        gone = dialect.is_disconnect(error, pooled.dbapi_connection, None)
+        if gone:
+            connection.invalidate(error)
+        raise DBAPIError.instance(None, None, error, driver_error, hide_parameters=True,
+                                  connection_invalidated=gone, dialect=dialect) from error
 
 
 @event.listens_for(Session, "after_rollback")
