@@ -17,7 +17,10 @@ another request's work with it, and never leaves half of it stored. While a work
 inside a group, `session.info[GROUPED]` is true: a work that would roll back (to retry a
 race, say) must raise instead and let its own transaction do it. What every work of a
 group would read alike (the calling partner, the directory's files) is read once per
-group through `once_per_group`.
+group through `once_per_group`. A work that came alone is a group of one: its rows and
+audit entries are still written together at the commit (each audit entry chained on its
+own would cost a turn on the head row, three statements, per entry), and should it fail
+it runs again as any split group's works do.
 
     writes = GroupCommit(sessions, turns=1)
     referral = await writes.run(lambda session: submit(session, ...))
@@ -122,12 +125,12 @@ def write_together(sessions: sessionmaker[Session],
                    works: list[tuple[contextvars.Context, Callable[[Session], Any]]], *,
                    problems: tuple[type[Exception], ...] = (CaseBridgeError,)
                    ) -> list[tuple[bool, Any]]:
-    """Run each `(context, work)` in its context, all in one transaction; should it fail,
-    each again in a transaction of its own. Gives, in order, (True, what the work
-    returned) or (False, the exception it raised). A work raising one of `problems` must
-    have written nothing: the others still commit with it. Any other exception rolls the
-    shared transaction back and splits the group."""
-    if len(works) > 1:
+    """Run each `(context, work)` in its context, all in one transaction (also a lone
+    work: a group of one); should it fail, each again in a transaction of its own. Gives,
+    in order, (True, what the work returned) or (False, the exception it raised). A work
+    raising one of `problems` must have written nothing: the others still commit with it.
+    Any other exception rolls the shared transaction back and splits the group."""
+    if works:
         with sessions() as session:
             session.info[GROUPED] = True
             try:

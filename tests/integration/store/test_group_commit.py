@@ -23,7 +23,7 @@ from gateway.protection import audit
 from gateway.protection.agreements import AgreementRegistry
 from gateway.settings import Settings
 from gateway.store.db import after_commit, insert_now
-from gateway.store.group_commit import GROUPED, GroupCommit, once_per_group
+from gateway.store.group_commit import GROUPED, GroupCommit, once_per_group, write_together
 from gateway.store.models import (
     AuditEntry,
     AuditHead,
@@ -84,7 +84,7 @@ def test_works_waiting_together_share_one_transaction_and_keep_their_callers(
     before = commits[0]
     writes = GroupCommit(factory, turns=1)
     first, rest = asyncio.run(held_then(writes, [register(f"gc-{n}") for n in range(3)], "gc-"))
-    assert first == "gc-first by caller-0 grouped=False"  # alone: a transaction of its own
+    assert first == "gc-first by caller-0 grouped=True"  # alone: a group of one
     assert rest == [f"gc-{n} by caller-{n + 1} grouped=True" for n in range(3)]
     assert commits[0] - before == 2
     assert stored(factory, "gc-") == {"gc-first", "gc-0", "gc-1", "gc-2"}
@@ -106,6 +106,27 @@ def test_a_failing_work_takes_nothing_of_the_others_with_it(
     assert isinstance(rest[2], NotFound)
     assert rest[3] == "gf-1 by caller-4 grouped=False"
     assert stored(factory, "gf-") == {"gf-first", "gf-0", "gf-1"}
+
+
+def test_a_lone_work_is_a_group_of_one_and_failing_runs_again_on_its_own(
+        counted_sessions: tuple[sessionmaker[Session], list[int]]) -> None:
+    factory, commits = counted_sessions
+    runs: list[bool] = []
+
+    def fails_grouped(session: Session) -> str:
+        runs.append(bool(session.info.get(GROUPED)))
+        if session.info.get(GROUPED):
+            register("gl-rolled-back")(session)
+            raise RuntimeError("a duplicate key, say")
+        return register("gl-alone")(session)
+
+    before = commits[0]
+    assert write_together(factory, [(contextvars.copy_context(), register("gl-0"))]) == [
+        (True, "gl-0 by nobody grouped=True")]
+    assert write_together(factory, [(contextvars.copy_context(), fails_grouped)]) == [
+        (True, "gl-alone by nobody grouped=False")]
+    assert runs == [True, False] and commits[0] - before == 2
+    assert stored(factory, "gl-") == {"gl-0", "gl-alone"}
 
 
 def test_a_problem_goes_to_its_caller_alone_and_the_group_commits(
