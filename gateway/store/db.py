@@ -8,7 +8,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, insert, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    insert,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import (
@@ -142,11 +152,19 @@ def insert_now(session: Session, *objects: object, wait: bool = True) -> None:
         session.flush()
         connection = session.connection()
         for (table, _), rows in batches.items():
-            connection.execute(insert(table), rows)
+            connection.execute(_insert_into(table), rows)
     # All made persistent before any joins: adding one cascades to those it refers to.
     for instance in stored:
         make_transient_to_detached(instance)
     session.add_all(stored)
+
+
+@functools.cache
+def _insert_into(table: Table) -> Insert:
+    """An INSERT into `table` that reads nothing back: not even the key the database
+    numbers, which a one-row INSERT would otherwise fetch with RETURNING (no row of it can
+    be read in a `pipelined` block, and nothing here needs it)."""
+    return insert(table).inline()
 
 
 @functools.cache
@@ -187,7 +205,7 @@ def _write_waiting_rows(session: Session) -> None:
     with pipelined(connection):
         for (table, _), rows in sorted(waiting.items(),
                                        key=lambda item: _table_rank(item[0][0])):
-            connection.execute(insert(table), rows)
+            connection.execute(_insert_into(table), rows)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """`pipelined`: writes sent to PostgreSQL together, in one round trip, with their errors
 raised as SQLAlchemy raises them; on SQLite the block simply runs. On both databases."""
 
+import contextvars
 import os
 import tempfile
 from collections.abc import Iterator
@@ -13,8 +14,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.partners import register_partner
-from gateway.store.db import make_engine, make_sessionmaker, pipelined, unit_of_work
-from gateway.store.models import Partner, Referral, StatusEvent, new_id
+from gateway.store.db import (
+    insert_now,
+    make_engine,
+    make_sessionmaker,
+    pipelined,
+    unit_of_work,
+)
+from gateway.store.group_commit import GROUPED, write_together
+from gateway.store.models import IdentifierDigest, Partner, Referral, StatusEvent, new_id
 
 NOW = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 REFERRALS: Table = Referral.__table__  # type: ignore[assignment]
@@ -97,6 +105,27 @@ def test_the_block_is_written_and_on_postgresql_answered_once(
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(EVENTS)
                               .where(EVENTS.c.referral_id == first)) == 2
+
+
+def test_a_lone_row_numbered_by_the_database_is_written_with_its_group_not_alone(
+        sessions: sessionmaker[Session]) -> None:
+    # One row of a table whose key the database numbers: a one-row INSERT would fetch
+    # that key back, which nothing in a pipelined block can read (the group would fail,
+    # and its work be written again alone).
+    referral = new_id()
+    with unit_of_work(sessions) as session:
+        session.connection().execute(insert(REFERRALS), [referral_row(referral)])
+    runs: list[bool] = []
+
+    def work(session: Session) -> None:
+        runs.append(bool(session.info.get(GROUPED)))
+        insert_now(session, IdentifierDigest(referral_id=referral, digest="d" * 64))
+
+    assert write_together(sessions, [(contextvars.copy_context(), work)]) == [(True, None)]
+    assert runs == [True]  # written in its group: not split, not run again
+    with sessions() as session:
+        assert session.scalars(select(IdentifierDigest.digest).where(
+            IdentifierDigest.referral_id == referral)).all() == ["d" * 64]
 
 
 def test_a_duplicate_in_the_block_is_an_integrity_error_and_nothing_of_it_stays(
