@@ -4,6 +4,7 @@ raised as SQLAlchemy raises them; on SQLite the block simply runs. On both datab
 import contextvars
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,6 +142,20 @@ def test_a_duplicate_in_the_block_is_an_integrity_error_and_nothing_of_it_stays(
     assert count(sessions, fresh) == 0 and count(sessions, taken) == 1
 
 
+def gone_by(connection: Connection, backend: int, seconds: float = 10.0) -> None:
+    """Wait until the PostgreSQL backend `backend` has exited (a terminated backend exits
+    a moment after `pg_terminate_backend` returns)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        there = connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = "
+                                        ":pid"), {"pid": backend}).scalar_one()
+        connection.rollback()  # the next look sees the activity anew, not this snapshot
+        if not there:
+            return
+        assert time.monotonic() < deadline, f"backend {backend} still there"
+        time.sleep(0.01)
+
+
 def test_a_lost_connection_is_an_operational_error_and_the_next_session_reconnects(
         pg_url: str) -> None:
     # PostgreSQL alone: SQLite has no connection to lose (the block runs as it is, above)
@@ -156,6 +171,7 @@ def test_a_lost_connection_is_an_operational_error_and_the_next_session_reconnec
                 # gone while the block waits for its answer (the database restarted, say)
                 with engine.connect() as other:
                     other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+                    gone_by(other, backend)
         # as SQLAlchemy says of a connection it found gone: the pool will not give it again
         assert raised.value.connection_invalidated
         with engine.connect() as connection:
