@@ -378,9 +378,15 @@ def _append_event(session: Session, referral: Referral, *, to_state: State, acto
     )
     target = referral.receiver_id if actor is Actor.SENDER else referral.sender_id
     # Core INSERTs (the unit of work cost several times as much); the referral's events,
-    # read again when next asked for, hold this very event (it joined the session).
-    insert_now(session, event, outbox_message(referral, event, message_type="status",
-                                              target=target))
+    # read again when next asked for, hold this very event (it joined the session). The
+    # other side is told through the broker only when the gateway writes to its system: a
+    # partner on the API reads its status there (or hears of it through its FHIR
+    # subscription), and a message to it would travel to a worker with nothing to do.
+    insert_now(session, event, *(
+        [outbox_message(referral, event, message_type="status", target=target)]
+        if once_per_group(session, ("connected", target),
+                          lambda: session.scalar(_CONNECTED, {"partner": target}))
+        else []))
     session.expire(referral, ["events"])
     # A Core UPDATE of the two columns (the unit of work's flush cost several times it);
     # the object is then given the new values as stored.
@@ -526,6 +532,10 @@ def _visible_to(partner: Partner) -> ColumnElement[bool]:
 _EVENT_COUNT = select(func.count(StatusEvent.id)).where(
     StatusEvent.referral_id == bindparam("referral"))
 _REFERRALS: Table = Referral.__table__  # type: ignore[assignment]
+_PARTNERS: Table = Partner.__table__  # type: ignore[assignment]
+# Whether the gateway reaches the partner's own system (else the partner uses the API).
+_CONNECTED = select(_PARTNERS.c.connection.is_not(None)).where(
+    _PARTNERS.c.id == bindparam("partner"))
 _SET_STATUS = update(_REFERRALS).where(_REFERRALS.c.id == bindparam("referral")).values(
     status=bindparam("to_state"), updated_at=bindparam("now"))
 

@@ -31,22 +31,47 @@ def sessions(isolated_database_url: str) -> sessionmaker[Session]:
     return make_sessionmaker(make_engine(isolated_database_url))
 
 
-def status_envelope(sessions: sessionmaker[Session], referral_id: str) -> dict[str, Any]:
+def status_envelopes(sessions: sessionmaker[Session], referral_id: str) -> list[dict[str, Any]]:
     with sessions() as session:
-        envelope: dict[str, Any] = session.scalars(select(OutboxMessage.envelope).where(
-            OutboxMessage.referral_id == referral_id,
-            OutboxMessage.message_type == "status")).one()
-    return envelope
+        return list(session.scalars(select(OutboxMessage.envelope).where(
+            OutboxMessage.referral_id == referral_id, OutboxMessage.message_type == "status")
+            .order_by(OutboxMessage.id)))
 
 
-def test_a_status_for_an_api_partner_is_done_and_one_for_an_unknown_event_is_dead(
+def test_a_status_change_is_queued_only_for_a_partner_whose_system_the_gateway_writes_to(
         sessions: sessionmaker[Session], settings: Settings, make_referral: Any) -> None:
     adapter = StoringAdapter()
     worker = deliverer(sessions, settings, adapter)
-    _, _, envelope = referral_between(sessions, settings, make_referral,
-                                      receiver_connected=False)
+    sender, receiver, envelope = referral_between(sessions, settings, make_referral,
+                                                  receiver_connected=True)
     assert worker.handle(envelope, 1) == Done("delivered")
-    status = status_envelope(sessions, envelope["referral_id"])
+    # The sender is on the API: it reads the new status there, and nothing is queued.
+    assert status_envelopes(sessions, envelope["referral_id"]) == []
+    # Once the gateway writes to the sender's system too, its status changes are queued.
+    with unit_of_work(sessions) as session:
+        session.get_one(Partner, sender).connection = {"base_url": "http://127.0.0.1:9"}
+    with unit_of_work(sessions) as session:
+        referral = session.get_one(Referral, envelope["referral_id"])
+        record_status_event(session=session, contracts=Contracts(settings.contracts_dir),
+                            referral=referral, actor=Actor.RECEIVER,
+                            actor_partner=session.get_one(Partner, receiver),
+                            document={"status": "acknowledged"})
+    [queued] = status_envelopes(sessions, envelope["referral_id"])
+    assert (queued["target"], queued["state"]) == (sender, "acknowledged")
+
+
+def test_a_status_message_for_an_api_partner_is_done_and_one_for_an_unknown_event_is_dead(
+        sessions: sessionmaker[Session], settings: Settings, make_referral: Any) -> None:
+    # None is queued any more, but one queued before (or re-driven) is settled.
+    adapter = StoringAdapter()
+    worker = deliverer(sessions, settings, adapter)
+    sender, _, envelope = referral_between(sessions, settings, make_referral,
+                                           receiver_connected=False)
+    assert worker.handle(envelope, 1) == Done("delivered")
+    with sessions() as session:
+        event = session.get_one(Referral, envelope["referral_id"]).events[-1]
+        status = {**envelope, "type": "status", "target": sender, "status_event_id": event.id,
+                  "state": event.to_state}
     assert worker.handle(status, 1) == Done("the partner reads status through the API")
     unknown = worker.handle({**status, "status_event_id": "no-such-event"}, 1)
     assert isinstance(unknown, Dead) and unknown.reason == "unknown_referral"
@@ -91,10 +116,12 @@ def test_a_suspended_target_waits_and_nothing_is_read_or_called(
 
 def test_status_events_of_one_transaction_are_numbered_in_turn_and_read_back_in_order(
         sessions: sessionmaker[Session], settings: Settings, make_referral: Any) -> None:
-    _, receiver, envelope = referral_between(sessions, settings, make_referral,
-                                             receiver_connected=False)
+    sender, receiver, envelope = referral_between(sessions, settings, make_referral,
+                                                  receiver_connected=False)
     contracts = Contracts(settings.contracts_dir)
     with unit_of_work(sessions) as session:
+        # The gateway writes to the sender's system: each change is queued for it.
+        session.get_one(Partner, sender).connection = {"base_url": "http://127.0.0.1:9"}
         referral = session.get_one(Referral, envelope["referral_id"])
         assert [e.to_state for e in referral.events] == ["submitted"]  # loaded before
         record_status_event(session=session, contracts=contracts, referral=referral,

@@ -115,8 +115,10 @@ def test_the_register_counts_a_seeded_history_exactly(
     worker = Worker(partner, sessions=sessions, contracts=contracts)
     with unit_of_work(sessions) as session:
         for partner_id in (S, R1, R2, R3):
-            register_partner(session=session, partner_id=partner_id, name=partner_id,
-                             system="other")
+            registered, _ = register_partner(session=session, partner_id=partner_id,
+                                             name=partner_id, system="other")
+            # The gateway writes to each one's system (here the MemoryPartner).
+            registered.connection = {"base_url": "http://127.0.0.1:9"}
 
     def submit(document: dict[str, Any]) -> str:
         with unit_of_work(sessions) as session:
