@@ -58,6 +58,7 @@ from gateway.store.models import (
     Referral,
     StatusEvent,
     utcnow,
+    why_stopped,
 )
 
 log = structlog.get_logger()
@@ -74,6 +75,12 @@ _TARGET = select(_PARTNERS.c.id, _PARTNERS.c.system, _PARTNERS.c.connection,
 _RECORD_OF = select(_RECORDS.c.native_id).where(_RECORDS.c.referral_id == bindparam("referral"),
                                                 _RECORDS.c.partner_id == bindparam("partner"))
 _EVENT_EXISTS = select(_EVENTS.c.id).where(_EVENTS.c.id == bindparam("id"))
+_REFERRALS: Table = Referral.__table__  # type: ignore[assignment]
+# What a delivery reads of its referral: whether it may leave, and what leaves.
+_TO_DELIVER = select(_REFERRALS.c.kind, _REFERRALS.c.status, _REFERRALS.c.receiver_id,
+                     _REFERRALS.c.content, _REFERRALS.c.consent_withdrawn_at,
+                     _REFERRALS.c.restricted_at, _REFERRALS.c.erased_at
+                     ).where(_REFERRALS.c.id == bindparam("id"))
 _NO_CONTENT = [defer(Referral.content)]
 
 
@@ -206,11 +213,12 @@ class Deliverer:
     def _read_delivery(self, session: Session, envelope: dict[str, Any], attempt: int,
                        to: Target | None) -> ToDeliver | Outcome:
         """The referral to deliver and its receiver's adapter, or why nothing is delivered."""
-        referral = session.get(Referral, envelope["referral_id"])
+        referral = session.execute(_TO_DELIVER, {"id": envelope["referral_id"]}).one_or_none()
         if referral is None:
             return Dead("unknown_referral", "no referral with the envelope's id")
-        if referral.stopped is not None:
-            return self._withhold(envelope, attempt, referral.stopped)
+        stopped = why_stopped(referral)
+        if stopped is not None:
+            return self._withhold(envelope, attempt, stopped)
         if referral.status != State.SUBMITTED:
             return Done(f"already {referral.status}: nothing to deliver")
         # The receiver is the envelope's target, read already (else read it now).

@@ -218,15 +218,21 @@ class Referral(Base):
 
     @property
     def stopped(self) -> str | None:
-        """Why nothing more may leave for the receiver, or None: consent withdrawn, or a
-        data-subject request that restricted or erased it."""
-        if self.erased_at is not None:
-            return "erased"
-        if self.restricted_at is not None:
-            return "restricted"
-        if self.consent_withdrawn_at is not None:
-            return "consent withdrawn"
-        return None
+        """Why nothing more may leave for the receiver, or None (`why_stopped`)."""
+        return why_stopped(self)
+
+
+def why_stopped(referral: Any) -> str | None:
+    """Why nothing more may leave for the receiver of `referral` (a `Referral`, or a row of
+    its columns), or None: consent withdrawn, or a data-subject request that restricted or
+    erased it."""
+    if referral.erased_at is not None:
+        return "erased"
+    if referral.restricted_at is not None:
+        return "restricted"
+    if referral.consent_withdrawn_at is not None:
+        return "consent withdrawn"
+    return None
 
 
 class ReferralService(Base):
