@@ -138,3 +138,26 @@ def test_status_events_of_one_transaction_are_numbered_in_turn_and_read_back_in_
             OutboxMessage.referral_id == envelope["referral_id"],
             OutboxMessage.message_type == "status").order_by(OutboxMessage.id)).all()
     assert [m["state"] for m in told] == ["delivered", "acknowledged"]
+
+
+@pytest.mark.parametrize(("stops", "why"), [
+    (("consent_withdrawn_at",), "consent withdrawn"),
+    (("consent_withdrawn_at", "restricted_at"), "restricted"),
+    (("consent_withdrawn_at", "restricted_at", "erased_at"), "erased"),
+])
+def test_a_referral_stopped_before_delivery_is_withheld_and_says_why(
+        sessions: sessionmaker[Session], settings: Settings, make_referral: Any,
+        stops: tuple[str, ...], why: str) -> None:
+    adapter = StoringAdapter()
+    worker = deliverer(sessions, settings, adapter)
+    _, _, envelope = referral_between(sessions, settings, make_referral,
+                                      receiver_connected=True)
+    with unit_of_work(sessions) as session:
+        referral = session.get_one(Referral, envelope["referral_id"])
+        for column in stops:
+            setattr(referral, column, utcnow())
+    assert worker.handle(envelope, 1) == Done(f"{why}: nothing delivered")
+    assert adapter.created == []  # nothing left for the receiver
+    with sessions() as session:
+        assert session.scalars(select(Delivery.outcome).where(
+            Delivery.referral_id == envelope["referral_id"])).all() == ["withheld"]
