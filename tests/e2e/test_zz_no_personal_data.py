@@ -36,7 +36,10 @@ def test_no_fictional_person_in_any_log_line_or_broker_message(
         pytest.skip("run with other end-to-end tests: it scans what they produced")
     # `make test` runs the end-to-end tests in several pytest processes, each with this scan
     # of its own run: thousands of lines and messages where the 1,000-referral test ran.
-    least = 1000 if any(item.name.startswith("test_a_thousand") for item in ran) else 100
+    # Where the broker restart ran alone: its 60 referrals sent before the broker stops, one
+    # message each (their sender is on the API: no status message goes back to it), are
+    # copied; the 40 sent after may be published before the copying is on again.
+    least = 1000 if any(item.name.startswith("test_a_thousand") for item in ran) else 50
     lines = personal_data_watch.read_text().splitlines()
     for path in LOG_FILES:
         lines += path.read_text(errors="replace").splitlines() if path.exists() else []
